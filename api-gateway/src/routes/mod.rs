@@ -1,0 +1,9 @@
+//! The public surface; the proxied routes of API.md slot in here.
+
+use axum::Router;
+
+use crate::AppState;
+
+pub fn routes(state: AppState) -> Router {
+    Router::new().with_state(state)
+}

@@ -1,0 +1,52 @@
+//! auth-service: users, argon2id passwords, access and refresh tokens, JWKS.
+
+pub mod admin;
+pub mod password;
+pub mod routes;
+pub mod settings;
+pub mod state;
+pub mod store;
+
+use axum::Router;
+use common::health::Health;
+use common::server::{self, StackConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+pub const SERVICE: &str = "auth-service";
+pub const DEFAULT_PORT: u16 = 8081;
+
+/// The service's routes inside the standard stack, with its readiness checks.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let store = state.store.clone();
+    let health = Health::new().check("database", move || {
+        let store = store.clone();
+        async move { store.pool().ping().await }
+    });
+    server::stack(
+        routes::routes(state),
+        health,
+        StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout },
+    )
+}
+
+/// Background work of this service (none yet).
+pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
+    JoinSet::new()
+}
+
+/// Connects, serves on `listener` until `shutdown`, then drains and closes.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state = AppState::connect(&settings).await?;
+    let mut workers = workers(state.clone(), shutdown.clone());
+    let app = router(state.clone(), &settings);
+    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    shutdown.cancel();
+    while workers.join_next().await.is_some() {}
+    state.store.pool().close().await;
+    Ok(())
+}

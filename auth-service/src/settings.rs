@@ -1,0 +1,52 @@
+use common::db::PoolSettings;
+use common::runtime::ServiceSettings;
+use common::settings::{Env, ServerSettings, SettingsError};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::DEFAULT_PORT;
+
+/// auth-service configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
+    pub database_url: Url,
+    /// `ECOM_DB_MAX_CONNECTIONS`.
+    pub pool: PoolSettings,
+    /// `ECOM_ADMIN_EMAIL` / `ECOM_ADMIN_PASSWORD`: the admin created (or updated) at start.
+    pub admin: Option<AdminSettings>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    pub email: String,
+    pub password: SecretString,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")) {
+            (Some(email), Some(password)) => Some(AdminSettings { email: email.to_owned(), password }),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(SettingsError::new("ECOM_ADMIN_PASSWORD", "is required with ECOM_ADMIN_EMAIL"));
+            }
+            (None, Some(_)) => {
+                return Err(SettingsError::new("ECOM_ADMIN_EMAIL", "is required with ECOM_ADMIN_PASSWORD"));
+            }
+        };
+        Ok(Self {
+            server: ServerSettings::from_env(env, DEFAULT_PORT)?,
+            database_url: env.url("DATABASE_URL", "sqlite://data/auth.db", common::db::SCHEMES)?,
+            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            admin,
+        })
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+}

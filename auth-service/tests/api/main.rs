@@ -1,0 +1,6 @@
+//! auth-service over real sockets, on SQLite and on MariaDB.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod startup;

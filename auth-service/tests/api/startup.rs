@@ -1,0 +1,103 @@
+use std::time::Duration;
+
+use auth_service::settings::AdminSettings;
+use auth_service::{AppState, Settings};
+use common::db::PoolSettings;
+use common::settings::ServerSettings;
+use common::test_util::{Running, TcpProxy, fresh_mysql_database, real_dependency};
+use secrecy::SecretString;
+use url::Url;
+
+fn settings(database_url: Url, admin_password: &str) -> Settings {
+    Settings {
+        server: ServerSettings::for_tests(),
+        database_url,
+        pool: PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2) },
+        admin: Some(AdminSettings {
+            email: "Admin@Example.com".into(),
+            password: SecretString::from(admin_password.to_owned()),
+        }),
+    }
+}
+
+async fn start(settings: Settings) -> Running {
+    let running = Running::spawn(move |listener, shutdown| auth_service::run(settings, listener, shutdown)).await;
+    running.ready().await;
+    running
+}
+
+/// Reads the admin back without seeding anything.
+async fn admin_password_matches(database_url: &Url, password: &str) -> bool {
+    let settings = Settings { admin: None, ..settings(database_url.clone(), "unused-password") };
+    let state = AppState::connect(&settings).await.unwrap();
+    let admin = state.store.fetch_user_by_email("admin@example.com").await.unwrap().expect("the admin exists");
+    assert_eq!(admin.roles(), ["customer", "admin"]);
+    auth_service::password::verify(SecretString::from(password.to_owned()), admin.password_hash).await.unwrap()
+}
+
+#[tokio::test]
+async fn on_sqlite_the_service_becomes_ready_seeds_the_admin_and_keeps_it_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let url: Url = format!("sqlite://{}/auth.db", dir.path().display()).parse().unwrap();
+
+    let first = start(settings(url.clone(), "first-password-1")).await;
+    first.stop().await.unwrap();
+    assert!(admin_password_matches(&url, "first-password-1").await);
+
+    let second = start(settings(url.clone(), "second-password-2")).await;
+    second.stop().await.unwrap();
+    assert!(admin_password_matches(&url, "second-password-2").await);
+}
+
+#[tokio::test]
+async fn on_mariadb_migrations_run_and_the_admin_round_trips() {
+    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
+    let url = fresh_mysql_database(&base).await;
+    let service = start(settings(url.clone(), "mariadb-password-1")).await;
+    service.stop().await.unwrap();
+    assert!(admin_password_matches(&url, "mariadb-password-1").await);
+}
+
+#[tokio::test]
+async fn readiness_turns_503_when_mariadb_is_lost_and_200_when_it_returns() {
+    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
+    let mut url = fresh_mysql_database(&base).await;
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(3306)).parse().unwrap();
+    let proxy = TcpProxy::start(target).await;
+    url.set_port(Some(proxy.addr.port())).unwrap();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    let service = start(settings(url, "proxy-password-1")).await;
+    let client = reqwest::Client::new();
+
+    proxy.cut();
+    let response = client.get(service.url("/health/ready")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().starts_with("not ready: database:"), "{body}");
+
+    proxy.restore();
+    service.ready().await;
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_database_at_start_fails_naming_the_variable() {
+    let url: Url = "mysql://ecom:secret-pw@127.0.0.1:1/nothing".parse().unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = auth_service::run(settings(url, "x-password-1"), listener, Default::default()).await.unwrap_err();
+    let message = format!("{err:#}");
+    assert!(message.contains("DATABASE_URL"), "{message}");
+    assert!(!message.contains("secret-pw"), "the password leaked: {message}");
+}
+
+#[test]
+fn the_binary_refuses_a_malformed_database_url_naming_the_variable() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_auth-service"))
+        .env("DATABASE_URL", "::not a url::")
+        .env("ECOM_BIND_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}

@@ -1,0 +1,88 @@
+//! The Prometheus recorder and the HTTP RED middleware.
+//!
+//! One recorder per process: in `ecom dev` the six services share it and their
+//! series are told apart by the `service` label.
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, header};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Buckets for request and call durations, in seconds.
+const LATENCY_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// The process's Prometheus handle, installing the recorder on first use.
+pub fn handle() -> PrometheusHandle {
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_duration_seconds".into()), LATENCY_BUCKETS)
+                .expect("latency buckets are not empty")
+                .build_recorder();
+            let handle = recorder.handle();
+            if metrics::set_global_recorder(recorder).is_err() {
+                tracing::warn!("a metrics recorder was already installed; /metrics will be empty");
+            }
+            spawn_upkeep(handle.clone());
+            handle
+        })
+        .clone()
+}
+
+fn spawn_upkeep(handle: PrometheusHandle) {
+    // Histograms are drained into summaries by upkeep; without it memory grows.
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tick.tick().await;
+                handle.run_upkeep();
+            }
+        });
+    }
+}
+
+/// `GET /metrics`.
+pub async fn render() -> Response {
+    let body = handle().render();
+    let mut response = body.into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response
+}
+
+/// Where the inner [`record_route`] layer leaves the matched route for the
+/// outer observing middleware (which runs before routing and cannot see it).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RouteSlot(pub(crate) std::sync::Arc<OnceLock<String>>);
+
+impl RouteSlot {
+    pub(crate) fn route(&self) -> Option<String> {
+        self.0.get().cloned()
+    }
+}
+
+/// Records one served request in the RED series.
+pub(crate) fn record_request(service: &str, method: &str, route: &str, status: u16, seconds: f64) {
+    let labels = [
+        ("service", service.to_owned()),
+        ("method", method.to_owned()),
+        ("route", route.to_owned()),
+        ("status", status.to_string()),
+    ];
+    metrics::counter!("http_server_requests_total", &labels).increment(1);
+    metrics::histogram!("http_server_request_duration_seconds", &labels).record(seconds);
+}
+
+/// Route layer: tells the observing middleware which route matched.
+pub async fn record_route(req: Request, next: Next) -> Response {
+    if let (Some(slot), Some(path)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<MatchedPath>()) {
+        let _ = slot.0.set(path.as_str().to_owned());
+    }
+    next.run(req).await
+}

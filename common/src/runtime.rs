@@ -1,0 +1,47 @@
+//! The body of every service's `main`: settings, telemetry, bind, run until a stop
+//! signal, flush telemetry.
+
+use anyhow::Context as _;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::settings::{Env, ServerSettings, SettingsError};
+use crate::telemetry::{self, TelemetrySettings};
+
+/// Settings that say where the service listens.
+pub trait ServiceSettings {
+    fn server(&self) -> &ServerSettings;
+}
+
+/// Runs one service binary. Configuration errors end the process before anything
+/// starts, naming the variable at fault.
+pub async fn run_main<S, F, Fut>(
+    service: &'static str,
+    load: impl FnOnce(&Env) -> Result<S, SettingsError>,
+    run: F,
+) -> anyhow::Result<()>
+where
+    S: ServiceSettings,
+    F: FnOnce(S, TcpListener, CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
+    crate::install_crypto_provider();
+    let env = Env::from_process();
+    let telemetry_settings = TelemetrySettings::from_env(&env, service)?;
+    let settings = load(&env)?;
+    let guard = telemetry::init(&telemetry_settings)?;
+    let addr = settings.server().bind_addr;
+    let result = async {
+        let listener =
+            TcpListener::bind(addr).await.with_context(|| format!("ECOM_BIND_ADDR: cannot listen on {addr}"))?;
+        tracing::info!(service, %addr, "starting");
+        run(settings, listener, crate::shutdown::on_signal()).await
+    }
+    .await;
+    match &result {
+        Ok(()) => tracing::info!(service, "stopped"),
+        Err(err) => tracing::error!(service, error = format!("{err:#}"), "stopped with an error"),
+    }
+    guard.shutdown();
+    result
+}

@@ -1,0 +1,211 @@
+//! Environment variables into typed settings, failing fast with the variable's name.
+//!
+//! Library code never reads the process environment: `main` takes a snapshot with
+//! [`Env::from_process`] and each service parses its `Settings` from it. Tests and the
+//! `ecom` binary build settings directly or from an [`Env`] made of pairs.
+
+use std::collections::HashMap;
+use std::fmt::Display;
+use std::str::FromStr;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use url::Url;
+
+/// A configuration error that names the variable at fault.
+#[derive(Debug, thiserror::Error)]
+#[error("configuration variable {var}: {reason}")]
+pub struct SettingsError {
+    pub var: String,
+    pub reason: String,
+}
+
+impl SettingsError {
+    pub fn new(var: &str, reason: impl Into<String>) -> Self {
+        Self { var: var.to_owned(), reason: reason.into() }
+    }
+}
+
+/// A snapshot of configuration variables.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// Snapshot of the process environment (only for `main`).
+    pub fn from_process() -> Self {
+        Self { vars: std::env::vars().collect() }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.vars.insert(key.into(), value.into());
+    }
+
+    /// The raw value; empty strings count as unset.
+    pub fn raw(&self, var: &str) -> Option<&str> {
+        self.vars.get(var).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// A required variable.
+    pub fn require<T>(&self, var: &str) -> Result<T, SettingsError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        let raw = self.raw(var).ok_or_else(|| SettingsError::new(var, "is required but not set"))?;
+        parse(var, raw)
+    }
+
+    /// An optional variable.
+    pub fn optional<T>(&self, var: &str) -> Result<Option<T>, SettingsError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        self.raw(var).map(|raw| parse(var, raw)).transpose()
+    }
+
+    /// A variable with a default.
+    pub fn or<T>(&self, var: &str, default: T) -> Result<T, SettingsError>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        Ok(self.optional(var)?.unwrap_or(default))
+    }
+
+    /// A URL whose scheme must be one of `schemes`.
+    pub fn url(&self, var: &str, default: &str, schemes: &[&str]) -> Result<Url, SettingsError> {
+        let raw = self.raw(var).unwrap_or(default);
+        parse_url(var, raw, schemes)
+    }
+
+    /// An optional URL whose scheme must be one of `schemes`.
+    pub fn optional_url(&self, var: &str, schemes: &[&str]) -> Result<Option<Url>, SettingsError> {
+        self.raw(var).map(|raw| parse_url(var, raw, schemes)).transpose()
+    }
+
+    /// A duration in milliseconds.
+    pub fn millis(&self, var: &str, default: Duration) -> Result<Duration, SettingsError> {
+        Ok(self.optional::<u64>(var)?.map(Duration::from_millis).unwrap_or(default))
+    }
+
+    /// A secret: never printed by `Debug`.
+    pub fn secret(&self, var: &str) -> Option<SecretString> {
+        self.raw(var).map(|v| SecretString::from(v.to_owned()))
+    }
+
+    /// A boolean (`true/false/1/0/yes/no`).
+    pub fn flag(&self, var: &str, default: bool) -> Result<bool, SettingsError> {
+        match self.raw(var).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("1" | "true" | "yes" | "on") => Ok(true),
+            Some("0" | "false" | "no" | "off") => Ok(false),
+            Some(other) => Err(SettingsError::new(var, format!("expected true or false, got {other:?}"))),
+        }
+    }
+}
+
+fn parse<T>(var: &str, raw: &str) -> Result<T, SettingsError>
+where
+    T: FromStr,
+    T::Err: Display,
+{
+    raw.trim().parse().map_err(|e| SettingsError::new(var, format!("invalid value: {e}")))
+}
+
+fn parse_url(var: &str, raw: &str, schemes: &[&str]) -> Result<Url, SettingsError> {
+    let url = Url::parse(raw.trim()).map_err(|e| SettingsError::new(var, format!("not a valid URL: {e}")))?;
+    if !schemes.is_empty() && !schemes.contains(&url.scheme()) {
+        return Err(SettingsError::new(
+            var,
+            format!("unsupported scheme {:?}, expected one of {}", url.scheme(), schemes.join(", ")),
+        ));
+    }
+    Ok(url)
+}
+
+/// The URL without its password, for messages and logs.
+pub fn redact_url(url: &Url) -> String {
+    let mut url = url.clone();
+    if url.password().is_some() {
+        let _ = url.set_password(Some("***"));
+    }
+    url.to_string()
+}
+
+/// Settings every service shares: where to listen and how to emit telemetry.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// `ECOM_BIND_ADDR` (default `0.0.0.0:<service port>`).
+    pub bind_addr: std::net::SocketAddr,
+    /// `ECOM_SHUTDOWN_GRACE_MS`: how long in-flight requests get after a stop signal.
+    pub shutdown_grace: Duration,
+    /// `ECOM_REQUEST_TIMEOUT_MS`: the server-side bound on one request.
+    pub request_timeout: Duration,
+}
+
+impl ServerSettings {
+    pub fn from_env(env: &Env, default_port: u16) -> Result<Self, SettingsError> {
+        Ok(Self {
+            bind_addr: env.or("ECOM_BIND_ADDR", std::net::SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            shutdown_grace: env.millis("ECOM_SHUTDOWN_GRACE_MS", Duration::from_secs(20))?,
+            request_timeout: env.millis("ECOM_REQUEST_TIMEOUT_MS", Duration::from_secs(30))?,
+        })
+    }
+
+    pub fn for_tests() -> Self {
+        Self {
+            bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            shutdown_grace: Duration::from_secs(5),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_malformed_url_names_the_variable() {
+        let env = Env::from_pairs([("DATABASE_URL", "not a url")]);
+        let err = env.url("DATABASE_URL", "sqlite://x.db", &["mysql", "sqlite"]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(err.to_string().contains("DATABASE_URL"));
+    }
+
+    #[test]
+    fn an_unsupported_scheme_is_rejected() {
+        let env = Env::from_pairs([("DATABASE_URL", "postgres://localhost/x")]);
+        let err = env.url("DATABASE_URL", "sqlite://x.db", &["mysql", "sqlite"]).unwrap_err();
+        assert!(err.reason.contains("postgres"));
+    }
+
+    #[test]
+    fn a_number_that_does_not_parse_names_the_variable() {
+        let env = Env::from_pairs([("ECOM_DB_MAX_CONNECTIONS", "many")]);
+        let err = env.or::<u32>("ECOM_DB_MAX_CONNECTIONS", 10).unwrap_err();
+        assert_eq!(err.var, "ECOM_DB_MAX_CONNECTIONS");
+    }
+
+    #[test]
+    fn an_empty_variable_counts_as_unset() {
+        let env = Env::from_pairs([("ECOM_X", "  ")]);
+        assert_eq!(env.or::<u32>("ECOM_X", 7).unwrap(), 7);
+        assert!(env.require::<u32>("ECOM_X").is_err());
+    }
+
+    #[test]
+    fn flags_accept_the_usual_spellings_and_reject_others() {
+        let env = Env::from_pairs([("A", "yes"), ("B", "0"), ("C", "maybe")]);
+        assert!(env.flag("A", false).unwrap());
+        assert!(!env.flag("B", true).unwrap());
+        assert!(env.flag("C", true).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! Telemetry set up once per process: tracing to stdout (JSON or pretty) and, when
+//! an OTLP endpoint is configured, spans exported over OTLP/HTTP.
+//!
+//! A tracer provider is installed even without an exporter so that trace ids exist
+//! for propagation (`traceparent` in, through and out) and log correlation.
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::Layer as _;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use url::Url;
+
+use crate::settings::{Env, SettingsError};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// One JSON object per line (production).
+    Json,
+    /// Human-readable, coloured (development).
+    Pretty,
+}
+
+impl std::str::FromStr for LogFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "json" => Ok(Self::Json),
+            "pretty" | "text" => Ok(Self::Pretty),
+            other => Err(format!("expected json or pretty, got {other:?}")),
+        }
+    }
+}
+
+/// `OTEL_SERVICE_NAME`, `RUST_LOG`, `ECOM_LOG_FORMAT`, `OTEL_EXPORTER_OTLP_ENDPOINT`.
+#[derive(Debug, Clone)]
+pub struct TelemetrySettings {
+    pub service_name: String,
+    pub filter: String,
+    pub log_format: LogFormat,
+    /// Base URL of an OTLP/HTTP receiver (`/v1/traces` is appended).
+    pub otlp_endpoint: Option<Url>,
+}
+
+impl TelemetrySettings {
+    pub fn from_env(env: &Env, default_service_name: &str) -> Result<Self, SettingsError> {
+        Ok(Self {
+            service_name: env.or("OTEL_SERVICE_NAME", default_service_name.to_owned())?,
+            filter: env.or("RUST_LOG", "info".to_owned())?,
+            log_format: env.or("ECOM_LOG_FORMAT", LogFormat::Json)?,
+            otlp_endpoint: env.optional_url("OTEL_EXPORTER_OTLP_ENDPOINT", &["http", "https"])?,
+        })
+    }
+}
+
+/// Flushes and stops telemetry when the process ends.
+#[must_use = "dropping the guard immediately stops span export"]
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl TelemetryGuard {
+    /// Exports what is buffered and stops the exporter.
+    pub fn shutdown(self) {
+        // The batch processor joins its own thread here; keep it off async workers.
+        let provider = self.provider;
+        let _ = std::thread::spawn(move || {
+            if let Err(err) = provider.shutdown() {
+                eprintln!("telemetry shutdown: {err}");
+            }
+        })
+        .join();
+    }
+}
+
+/// The tracer provider: spans always get ids; they are exported over OTLP/HTTP
+/// only when an endpoint is configured.
+pub fn tracer_provider(settings: &TelemetrySettings) -> anyhow::Result<SdkTracerProvider> {
+    let resource = Resource::builder()
+        .with_service_name(settings.service_name.clone())
+        .with_attribute(KeyValue::new("service.version", env!("CARGO_PKG_VERSION")))
+        .build();
+    let mut builder = SdkTracerProvider::builder().with_resource(resource);
+    if let Some(endpoint) = &settings.otlp_endpoint {
+        let traces = endpoint.join("v1/traces").map_err(|e| anyhow::anyhow!("OTEL_EXPORTER_OTLP_ENDPOINT: {e}"))?;
+        // The blocking client: the batch processor exports from its own OS thread.
+        let exporter =
+            opentelemetry_otlp::SpanExporter::builder().with_http().with_endpoint(traces.as_str()).build()?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// Installs the global subscriber, tracer provider and propagator.
+pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
+    let provider = tracer_provider(settings)?;
+    let tracer = provider.tracer(settings.service_name.clone());
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    opentelemetry::global::set_tracer_provider(provider.clone());
+
+    // RUST_LOG filters log lines only; spans are recorded at info and above whatever
+    // the log level, so quieter logs never break propagation or traces.
+    let log_filter = EnvFilter::try_new(&settings.filter).map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?;
+    let span_filter = EnvFilter::new(SPAN_FILTER);
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(span_filter);
+    let registry = tracing_subscriber::registry().with(otel);
+    match settings.log_format {
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true)
+                    .with_span_list(false)
+                    .with_filter(log_filter),
+            )
+            .try_init()?,
+        LogFormat::Pretty => {
+            registry.with(tracing_subscriber::fmt::layer().compact().with_filter(log_filter)).try_init()?
+        }
+    }
+    Ok(TelemetryGuard { provider })
+}
+
+/// Which spans become trace spans: ours and the drivers' at info, not the HTTP plumbing's.
+const SPAN_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,tower=off,reqwest=off,rustls=off";

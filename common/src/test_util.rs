@@ -1,0 +1,182 @@
+//! Helpers for integration tests against the real dependency stack
+//! (`scripts/stack.sh up`; `scripts/stack.sh env` prints the variables).
+
+/// The value of `var` if the real stack is configured.
+///
+/// Without it the test is skipped with a message, except when `CI` is set: CI must
+/// never pass by skipping the real dependencies, so there it panics.
+pub fn real_dependency(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(value) if !value.trim().is_empty() => Some(value),
+        _ if std::env::var_os("CI").is_some() => {
+            panic!("{var} is not set: CI runs against the real stack (eval \"$(scripts/stack.sh env)\")")
+        }
+        _ => {
+            eprintln!("skipped: {var} is not set (start the real stack with scripts/stack.sh up)");
+            None
+        }
+    }
+}
+
+/// Installs quiet telemetry once per test binary, as `main` would (spans get
+/// trace ids, so `traceparent` is continued and returned).
+pub fn init_telemetry() {
+    static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    ONCE.get_or_init(|| {
+        let settings = crate::telemetry::TelemetrySettings {
+            service_name: "test".into(),
+            filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            log_format: crate::telemetry::LogFormat::Pretty,
+            otlp_endpoint: None,
+        };
+        // The guard is leaked on purpose: there is nothing to flush without an exporter.
+        if let Ok(guard) = crate::telemetry::init(&settings) {
+            std::mem::forget(guard);
+        }
+    });
+}
+
+/// A unique name for a per-test database, topic or collection prefix.
+pub fn unique_name(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::now_v7().simple())
+}
+
+/// Polls `check` until it returns `Some` or `deadline` passes.
+pub async fn eventually<T, F, Fut>(deadline: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if tokio::time::Instant::now() >= until {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A service started in-process on a loopback port for a test.
+#[derive(Debug)]
+pub struct Running {
+    pub addr: std::net::SocketAddr,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub handle: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// Binds `127.0.0.1:0` and runs the service there.
+    pub async fn spawn<F, Fut>(run: F) -> Self
+    where
+        F: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let handle = tokio::spawn(run(listener, shutdown.clone()));
+        Self { addr, shutdown, handle }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Polls `/health/ready` until it answers 200; panics with the last answer after 20 s.
+    pub async fn ready(&self) -> &Self {
+        let client = reqwest::Client::new();
+        let url = self.url("/health/ready");
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let last = match client.get(&url).send().await {
+                Ok(response) if response.status().is_success() => break,
+                Ok(response) => format!("{}: {}", response.status(), response.text().await.unwrap_or_default()),
+                Err(err) => err.to_string(),
+            };
+            assert!(tokio::time::Instant::now() < until, "service at {} never became ready: {last}", self.addr);
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        self
+    }
+
+    /// Stops the service gracefully and returns what `run` returned.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?
+    }
+}
+
+/// A TCP forwarder in front of a real dependency that a test can cut and restore,
+/// to lose a dependency at run time without stopping the shared server.
+#[derive(Debug)]
+pub struct TcpProxy {
+    pub addr: std::net::SocketAddr,
+    open: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: tokio::sync::watch::Sender<u64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpProxy {
+    pub async fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let open = std::sync::Arc::new(AtomicBool::new(true));
+        let (cut, _) = tokio::sync::watch::channel(0u64);
+        let (accept_open, accept_cut) = (open.clone(), cut.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !accept_open.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let mut cut = accept_cut.subscribe();
+                tokio::spawn(async move {
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = cut.changed() => {}
+                    }
+                });
+            }
+        });
+        Self { addr, open, cut, task }
+    }
+
+    /// Drops every open connection and refuses new ones.
+    pub fn cut(&self) {
+        self.open.store(false, std::sync::atomic::Ordering::SeqCst);
+        self.cut.send_modify(|n| *n += 1);
+    }
+
+    /// Lets connections through again.
+    pub fn restore(&self) {
+        self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A new, empty MySQL database on the server `base` points at; its URL.
+#[cfg(feature = "sql")]
+pub async fn fresh_mysql_database(base: &str) -> url::Url {
+    use sqlx::Connection as _;
+    let mut url = url::Url::parse(base).expect("ECOM_TEST_MYSQL_URL is a URL");
+    let name = unique_name("test");
+    let mut conn = sqlx::MySqlConnection::connect(url.as_str()).await.expect("connect to the test MySQL server");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+    )))
+    .execute(&mut conn)
+    .await
+    .expect("create a test database");
+    url.set_path(&name);
+    url
+}

@@ -1,0 +1,227 @@
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{get, post};
+use common::health::Health;
+use common::http::Json;
+use common::server::{self, StackConfig};
+use common::test_util::Running;
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct EchoRequest {
+    name: String,
+    quantity: u32,
+}
+
+async fn echo(Json(body): Json<EchoRequest>) -> String {
+    body.name
+}
+
+async fn boom() -> &'static str {
+    panic!("handler bug")
+}
+
+async fn start(healthy: Arc<AtomicBool>) -> Running {
+    common::test_util::init_telemetry();
+    let health = Health::new().check("widget-store", move || {
+        let healthy = healthy.clone();
+        async move { if healthy.load(Ordering::SeqCst) { Ok(()) } else { Err("connection refused".to_owned()) } }
+    });
+    let routes = Router::new()
+        .route("/echo", post(echo))
+        .route("/boom", get(boom))
+        .route("/items/{id}", get(|| async { "item" }));
+    let app =
+        server::stack(routes, health, StackConfig { service: "test-service", request_timeout: Duration::from_secs(5) });
+    Running::spawn(move |listener, shutdown| async move {
+        server::serve(listener, app, shutdown, Duration::from_secs(5)).await?;
+        Ok(())
+    })
+    .await
+}
+
+fn client() -> reqwest::Client {
+    reqwest::Client::new()
+}
+
+async fn problem(response: reqwest::Response) -> serde_json::Value {
+    assert_eq!(response.headers()["content-type"], "application/problem+json");
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_sane_request_id_is_echoed_and_a_missing_one_is_generated() {
+    let service = start(Arc::new(AtomicBool::new(true))).await;
+    let response =
+        client().get(service.url("/health/live")).header("x-request-id", "client-id-1").send().await.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "client-id-1");
+
+    let response =
+        client().get(service.url("/health/live")).header("x-request-id", "bad id with spaces").send().await.unwrap();
+    let generated = response.headers()["x-request-id"].to_str().unwrap().to_owned();
+    assert_ne!(generated, "bad id with spaces");
+    assert!(uuid::Uuid::parse_str(&generated).is_ok());
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unknown_path_is_a_404_problem_carrying_the_request_id() {
+    let service = start(Arc::new(AtomicBool::new(true))).await;
+    let response = client().get(service.url("/nope")).header("x-request-id", "rid-404").send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let body = problem(response).await;
+    assert_eq!(body["status"], 404);
+    assert_eq!(body["request_id"], "rid-404");
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bodies_are_checked_for_type_syntax_fields_and_size() {
+    let service = start(Arc::new(AtomicBool::new(true))).await;
+    let url = service.url("/echo");
+
+    let ok = client().post(&url).json(&serde_json::json!({"name": "a", "quantity": 1})).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+
+    let wrong_type = client().post(&url).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    assert_eq!(wrong_type.status(), 415);
+    problem(wrong_type).await;
+
+    let malformed =
+        client().post(&url).header("content-type", "application/json").body("{\"name\":").send().await.unwrap();
+    assert_eq!(malformed.status(), 400);
+    problem(malformed).await;
+
+    let unknown =
+        client().post(&url).json(&serde_json::json!({"name": "a", "quantity": 1, "extra": true})).send().await.unwrap();
+    assert_eq!(unknown.status(), 422);
+    let body = problem(unknown).await;
+    assert!(body["errors"][0]["message"].as_str().unwrap().contains("extra"), "{body}");
+
+    let mistyped = client().post(&url).json(&serde_json::json!({"name": "a", "quantity": -1})).send().await.unwrap();
+    assert_eq!(mistyped.status(), 422);
+    let body = problem(mistyped).await;
+    assert_eq!(body["errors"][0]["field"], "quantity", "{body}");
+
+    let huge = format!("{{\"name\": \"{}\", \"quantity\": 1}}", "x".repeat(1024 * 1024 + 1));
+    let too_large = client().post(&url).header("content-type", "application/json").body(huge).send().await.unwrap();
+    assert_eq!(too_large.status(), 413);
+    problem(too_large).await;
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_an_opaque_500_problem() {
+    let service = start(Arc::new(AtomicBool::new(true))).await;
+    let response = client().get(service.url("/boom")).send().await.unwrap();
+    assert_eq!(response.status(), 500);
+    let body = problem(response).await;
+    assert!(!body.to_string().contains("handler bug"));
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn readiness_names_the_failing_dependency_and_recovers_without_a_restart() {
+    let healthy = Arc::new(AtomicBool::new(true));
+    let service = start(healthy.clone()).await;
+    service.ready().await;
+
+    healthy.store(false, Ordering::SeqCst);
+    let response = client().get(service.url("/health/ready")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    let body = problem(response).await;
+    assert!(body["detail"].as_str().unwrap().contains("widget-store: connection refused"), "{body}");
+    assert_eq!(body["checks"]["widget-store"], "connection refused");
+
+    // Liveness does not depend on the dependency.
+    assert_eq!(client().get(service.url("/health/live")).send().await.unwrap().status(), 200);
+
+    healthy.store(true, Ordering::SeqCst);
+    assert_eq!(client().get(service.url("/health/ready")).send().await.unwrap().status(), 200);
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_requests_by_matched_route_and_status() {
+    let service = start(Arc::new(AtomicBool::new(true))).await;
+    for id in ["1", "2", "3"] {
+        client().get(service.url(&format!("/items/{id}"))).send().await.unwrap();
+    }
+    client().get(service.url("/unknown/path")).send().await.unwrap();
+    let text = client().get(service.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_server_requests_total")
+                && l.contains("route=\"/items/{id}\"")
+                && l.contains("service=\"test-service\"")
+        })
+        .unwrap_or_else(|| panic!("no series for /items/{{id}} in:\n{text}"));
+    assert!(line.contains("status=\"200\"") && line.contains("method=\"GET\""), "{line}");
+    assert!(
+        line.trim_end().ends_with(" 3") || line.split_whitespace().last().unwrap().parse::<f64>().unwrap() >= 3.0,
+        "{line}"
+    );
+    assert!(text.contains("route=\"unmatched\""));
+    assert!(text.contains("http_server_request_duration_seconds_bucket"));
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_traceparent_is_continued_and_returned() {
+    let service = start(Arc::new(AtomicBool::new(true))).await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = client()
+        .get(service.url("/health/live"))
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .send()
+        .await
+        .unwrap();
+    let returned = response.headers()["traceparent"].to_str().unwrap();
+    assert!(returned.starts_with(&format!("00-{trace_id}-")), "{returned}");
+    assert!(!returned.contains("00f067aa0ba902b7"), "the server's own span id is returned: {returned}");
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_lets_an_in_flight_request_finish_and_then_refuses_connections() {
+    let entered = Arc::new(tokio::sync::Notify::new());
+    let release = Arc::new(tokio::sync::Notify::new());
+    let (e, r) = (entered.clone(), release.clone());
+    let routes = Router::new().route(
+        "/held",
+        get(move || async move {
+            e.notify_one();
+            r.notified().await;
+            "done"
+        }),
+    );
+    let app = server::stack(
+        routes,
+        Health::new(),
+        StackConfig { service: "test-service", request_timeout: Duration::from_secs(5) },
+    );
+    let service = Running::spawn(move |listener, shutdown| async move {
+        server::serve(listener, app, shutdown, Duration::from_secs(5)).await?;
+        Ok(())
+    })
+    .await;
+    let url = service.url("/held");
+    let in_flight = tokio::spawn(async move { client().get(url).send().await });
+    entered.notified().await;
+
+    service.shutdown.cancel();
+    release.notify_one();
+    let addr = service.addr;
+    service.stop().await.unwrap();
+    let response = in_flight.await.unwrap().unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "done");
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}

@@ -1,0 +1,3 @@
+//! The `ecom` binary's library: the dev platform, reusable by tests.
+
+pub mod dev;

@@ -1,0 +1,111 @@
+//! `ecom dev`: the whole platform in one process.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::settings::Env;
+use ecom::dev::{self, Ports};
+use tokio_util::sync::CancellationToken;
+
+const ANY_PORT: Ports = Ports { gateway: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
+
+async fn start(data_dir: &std::path::Path, env: &Env) -> (dev::Platform, CancellationToken) {
+    let shutdown = CancellationToken::new();
+    let platform = dev::start(env, data_dir, [127, 0, 0, 1], ANY_PORT, shutdown.clone()).await.unwrap();
+    dev::wait_ready(&platform.listeners, Duration::from_secs(20)).await.unwrap();
+    (platform, shutdown)
+}
+
+async fn admin_exists(data_dir: &std::path::Path, email: &str, password: &str) -> bool {
+    let settings = auth_service::Settings::from_env(&Env::from_pairs([(
+        "DATABASE_URL",
+        format!("sqlite://{}", data_dir.canonicalize().unwrap().join("auth.db").display()),
+    )]))
+    .unwrap();
+    let state = auth_service::AppState::connect(&settings).await.unwrap();
+    let Some(user) = state.store.fetch_user_by_email(email).await.unwrap() else { return false };
+    auth_service::password::verify(password.to_owned().into(), user.password_hash).await.unwrap()
+}
+
+#[tokio::test]
+async fn all_six_services_become_ready_and_a_restart_on_the_same_dir_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::from_pairs([("ECOM_ADMIN_EMAIL", "boss@example.com"), ("ECOM_ADMIN_PASSWORD", "dev-password-123")]);
+
+    let (platform, shutdown) = start(dir.path(), &env).await;
+    assert_eq!(platform.listeners.len(), 6);
+    assert!(!platform.admin.generated);
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+    for file in ["auth.db", "products.db", "inventory.db", "orders.db", "notifications.db"] {
+        assert!(dir.path().join(file).exists(), "{file} missing");
+    }
+    assert!(dir.path().join("mail").is_dir());
+
+    let (platform, shutdown) = start(dir.path(), &Env::default()).await;
+    assert!(platform.admin.generated, "without ECOM_ADMIN_PASSWORD a password is generated");
+    assert_eq!(platform.admin.password.len(), 20);
+    let generated = platform.admin.password.clone();
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+    // The first run's admin is still there, next to the second run's.
+    assert!(admin_exists(dir.path(), "boss@example.com", "dev-password-123").await);
+    assert!(admin_exists(dir.path(), "admin@ecom.local", &generated).await);
+}
+
+#[test]
+fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ecom"))
+        .args(["dev", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("ECOM_ADMIN_PASSWORD")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("Ctrl-C stops it");
+        banner.push(line);
+        if done {
+            break;
+        }
+    }
+    // Keep reading so the platform never writes into a closed pipe.
+    let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
+    let banner = banner.join("\n");
+    assert!(banner.contains("ecom is ready in"), "{banner}");
+    assert!(banner.contains("http://127.0.0.1:8080"), "{banner}");
+    assert!(banner.contains("admin password"), "{banner}");
+
+    for port in 8080..=8085 {
+        let status = reqwest::blocking_get(port);
+        assert_eq!(status, 200, "port {port} not ready");
+    }
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "ecom exited with {status}");
+    drain.join().unwrap();
+}
+
+mod reqwest {
+    /// `GET /health/ready` on a loopback port, from a plain thread.
+    pub fn blocking_get(port: u16) -> u16 {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let response = ::reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await.unwrap();
+            response.status().as_u16()
+        })
+    }
+}

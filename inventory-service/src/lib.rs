@@ -1,0 +1,49 @@
+//! inventory-service: stock and atomic all-or-nothing reservations.
+
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+use axum::Router;
+use common::health::Health;
+use common::server::{self, StackConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+pub const SERVICE: &str = "inventory-service";
+pub const DEFAULT_PORT: u16 = 8084;
+
+/// The service's routes inside the standard stack, with its readiness checks.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let db = state.db.clone();
+    let health = Health::new().check("database", move || {
+        let db = db.clone();
+        async move { db.ping().await }
+    });
+    server::stack(
+        routes::routes(state),
+        health,
+        StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout },
+    )
+}
+
+/// Background work of this service (none yet).
+pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
+    JoinSet::new()
+}
+
+/// Connects, serves on `listener` until `shutdown`, then drains and closes.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state = AppState::connect(&settings).await?;
+    let mut workers = workers(state.clone(), shutdown.clone());
+    let app = router(state.clone(), &settings);
+    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    shutdown.cancel();
+    while workers.join_next().await.is_some() {}
+    state.db.close().await;
+    Ok(())
+}

@@ -1,0 +1,32 @@
+use common::db::PoolSettings;
+use common::runtime::ServiceSettings;
+use common::settings::{Env, ServerSettings, SettingsError};
+use url::Url;
+
+use crate::DEFAULT_PORT;
+
+/// inventory-service configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
+    pub database_url: Url,
+    /// `ECOM_DB_MAX_CONNECTIONS`.
+    pub pool: PoolSettings,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        Ok(Self {
+            server: ServerSettings::from_env(env, DEFAULT_PORT)?,
+            database_url: env.url("DATABASE_URL", "sqlite://data/inventory.db", common::db::SCHEMES)?,
+            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+        })
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+}

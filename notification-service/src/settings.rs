@@ -1,0 +1,69 @@
+use std::path::PathBuf;
+
+use common::bus::BusConfig;
+use common::db::PoolSettings;
+use common::runtime::ServiceSettings;
+use common::settings::{Env, ServerSettings, SettingsError};
+use secrecy::SecretString;
+use url::Url;
+
+use crate::DEFAULT_PORT;
+
+/// notification-service configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
+    pub database_url: Url,
+    /// `ECOM_DB_MAX_CONNECTIONS`.
+    pub pool: PoolSettings,
+    /// `ECOM_KAFKA_BROKERS`: where order events are consumed from.
+    pub bus: BusConfig,
+    pub mail: MailSettings,
+}
+
+/// Where email goes.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `ECOM_MAIL_FROM`.
+    pub from: String,
+    pub transport: MailTransport,
+}
+
+#[derive(Debug, Clone)]
+pub enum MailTransport {
+    /// `ECOM_SMTP_URL` (`smtp://host:port`, `smtp://host:port?tls=required`, `smtps://host`),
+    /// with `ECOM_SMTP_USERNAME` / `ECOM_SMTP_PASSWORD` when the server wants them.
+    Smtp { url: Url, username: Option<String>, password: Option<SecretString> },
+    /// `ECOM_MAIL_DIR`: one `.eml` file per message (dev mode).
+    Files { dir: PathBuf },
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        let transport = match env.optional::<PathBuf>("ECOM_MAIL_DIR")? {
+            Some(dir) => MailTransport::Files { dir },
+            None => MailTransport::Smtp {
+                url: env.url("ECOM_SMTP_URL", "smtp://127.0.0.1:1025", &["smtp", "smtps"])?,
+                username: env.optional("ECOM_SMTP_USERNAME")?,
+                password: env.secret("ECOM_SMTP_PASSWORD"),
+            },
+        };
+        let from: String = env.or("ECOM_MAIL_FROM", "ecom <no-reply@ecom.local>".to_owned())?;
+        from.parse::<lettre::message::Mailbox>()
+            .map_err(|e| SettingsError::new("ECOM_MAIL_FROM", format!("not a mailbox: {e}")))?;
+        Ok(Self {
+            server: ServerSettings::from_env(env, DEFAULT_PORT)?,
+            database_url: env.url("DATABASE_URL", "sqlite://data/notifications.db", common::db::SCHEMES)?,
+            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+            mail: MailSettings { from, transport },
+        })
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+}

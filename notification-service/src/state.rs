@@ -1,0 +1,24 @@
+use common::db::SqlPool;
+use sqlx::migrate::Migrator;
+
+use crate::Settings;
+use crate::mailer::Mailer;
+
+static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
+static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// Everything a handler or worker needs; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub db: SqlPool,
+    pub mailer: Mailer,
+}
+
+impl AppState {
+    /// Connects to the database (running migrations) and sets up the mail transport.
+    pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let mailer = Mailer::new(&settings.mail)?;
+        let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
+        Ok(Self { db, mailer })
+    }
+}

@@ -1,0 +1,55 @@
+//! order-service: the placement saga, the transactional outbox and its relay.
+
+pub mod routes;
+pub mod settings;
+pub mod state;
+
+use axum::Router;
+use common::bus::BusConfig;
+use common::health::Health;
+use common::server::{self, StackConfig};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+pub use settings::Settings;
+pub use state::AppState;
+
+pub const SERVICE: &str = "order-service";
+pub const DEFAULT_PORT: u16 = 8083;
+
+/// The service's routes inside the standard stack, with its readiness checks:
+/// the database and, in production, the Kafka cluster the relay publishes to.
+pub fn router(state: AppState, settings: &Settings) -> Router {
+    let db = state.db.clone();
+    let mut health = Health::new().check("database", move || {
+        let db = db.clone();
+        async move { db.ping().await }
+    });
+    if let BusConfig::Kafka { brokers } = &settings.bus {
+        let brokers = brokers.clone();
+        health = health.check("kafka", move || common::kafka::check_brokers(brokers.clone()));
+    }
+    server::stack(
+        routes::routes(state),
+        health,
+        StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout },
+    )
+}
+
+/// Background work of this service (the outbox relay and the sweeper come here).
+pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
+    JoinSet::new()
+}
+
+/// Connects, serves on `listener` until `shutdown`, then drains and closes.
+pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let state = AppState::connect(&settings).await?;
+    let mut workers = workers(state.clone(), shutdown.clone());
+    let app = router(state.clone(), &settings);
+    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    shutdown.cancel();
+    while workers.join_next().await.is_some() {}
+    state.db.close().await;
+    Ok(())
+}

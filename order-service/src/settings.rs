@@ -1,0 +1,42 @@
+use common::bus::BusConfig;
+use common::db::PoolSettings;
+use common::runtime::ServiceSettings;
+use common::settings::{Env, ServerSettings, SettingsError};
+use url::Url;
+
+use crate::DEFAULT_PORT;
+
+/// order-service configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: ServerSettings,
+    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
+    pub database_url: Url,
+    /// `ECOM_DB_MAX_CONNECTIONS`.
+    pub pool: PoolSettings,
+    /// `ECOM_PRODUCT_URL`: product-service's base URL.
+    pub product_url: Url,
+    /// `ECOM_INVENTORY_URL`: inventory-service's base URL.
+    pub inventory_url: Url,
+    /// `ECOM_KAFKA_BROKERS`: where the outbox relay publishes.
+    pub bus: BusConfig,
+}
+
+impl Settings {
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        Ok(Self {
+            server: ServerSettings::from_env(env, DEFAULT_PORT)?,
+            database_url: env.url("DATABASE_URL", "sqlite://data/orders.db", common::db::SCHEMES)?,
+            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            product_url: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
+            inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
+            bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+        })
+    }
+}
+
+impl ServiceSettings for Settings {
+    fn server(&self) -> &ServerSettings {
+        &self.server
+    }
+}

@@ -1,0 +1,6 @@
+//! order-service over real sockets, on SQLite and on MariaDB with Kafka.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod startup;

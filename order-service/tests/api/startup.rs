@@ -1,0 +1,51 @@
+use common::bus::{BusConfig, InProcessBus};
+use common::db::PoolSettings;
+use common::settings::ServerSettings;
+use common::test_util::{Running, fresh_mysql_database, real_dependency};
+use order_service::Settings;
+use url::Url;
+
+fn settings(database_url: Url, bus: BusConfig) -> Settings {
+    Settings {
+        server: ServerSettings::for_tests(),
+        database_url,
+        pool: PoolSettings::default(),
+        product_url: "http://127.0.0.1:9".parse().unwrap(),
+        inventory_url: "http://127.0.0.1:9".parse().unwrap(),
+        bus,
+    }
+}
+
+#[tokio::test]
+async fn on_sqlite_with_the_in_process_bus_the_service_becomes_ready() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/orders.db", dir.path().display()).parse().unwrap();
+    let settings = settings(url, BusConfig::InProcess(InProcessBus::new()));
+    let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
+    service.ready().await;
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn on_mariadb_and_kafka_the_service_becomes_ready() {
+    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
+    let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
+    let settings = settings(fresh_mysql_database(&base).await, BusConfig::Kafka { brokers });
+    let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
+    service.ready().await;
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn readiness_names_kafka_when_the_brokers_cannot_be_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/orders.db", dir.path().display()).parse().unwrap();
+    let settings = settings(url, BusConfig::Kafka { brokers: "127.0.0.1:1".into() });
+    let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
+    let response = reqwest::get(service.url("/health/ready")).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert!(body["detail"].as_str().unwrap().contains("kafka"), "{body}");
+    assert_eq!(body["checks"]["database"], "up");
+    service.stop().await.unwrap();
+}

@@ -1,0 +1,6 @@
+//! product-service over real sockets, on SQLite and on a MongoDB-wire server.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+mod startup;
