@@ -1,26 +1,100 @@
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use axum::body::Body;
+use axum::extract::FromRef;
+use common::auth::Verifier;
+use common::breaker::CircuitBreaker;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use url::Url;
 
 use crate::Settings;
-use crate::settings::Upstreams;
+
+/// The pooled keep-alive client used for proxying.
+pub type HttpClient = Client<HttpConnector, Body>;
+
+/// One service behind the gateway.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: &'static str,
+    pub base: Url,
+    pub breaker: CircuitBreaker,
+}
 
 /// Everything a handler needs; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AppState {
-    pub upstreams: Upstreams,
-    /// Pooled keep-alive connections to the services.
-    pub client: reqwest::Client,
+    pub auth: Upstream,
+    pub product: Upstream,
+    pub order: Upstream,
+    pub inventory: Upstream,
+    pub client: HttpClient,
+    /// For the gateway's own calls (OpenAPI documents).
+    pub api_client: reqwest::Client,
+    pub verifier: Verifier,
+    pub general_limit: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub auth_limit: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub upstream_timeout: Duration,
+    pub trust_forwarded_for: bool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").field("auth", &self.auth.base.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 impl AppState {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(settings.connect_timeout));
+        connector.set_nodelay(true);
+        connector.set_keepalive(Some(Duration::from_secs(60)));
+        let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(60))
-            .redirect(reqwest::redirect::Policy::none())
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        let api_client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(3))
             .build()
-            .context("cannot build the upstream HTTP client")?;
-        Ok(Self { upstreams: settings.upstreams.clone(), client })
+            .context("cannot build the HTTP client")?;
+        let upstream = |name: &'static str, base: &Url| Upstream {
+            name,
+            base: base.clone(),
+            breaker: CircuitBreaker::new(name, settings.breaker.clone()),
+        };
+        let per_second = NonZeroU32::new(settings.limits.per_second).context("ECOM_RATE_LIMIT_PER_SECOND")?;
+        let burst = per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1));
+        let auth_per_minute =
+            NonZeroU32::new(settings.limits.auth_per_minute).context("ECOM_RATE_LIMIT_AUTH_PER_MINUTE")?;
+        Ok(Self {
+            auth: upstream("auth-service", &settings.upstreams.auth),
+            product: upstream("product-service", &settings.upstreams.product),
+            order: upstream("order-service", &settings.upstreams.order),
+            inventory: upstream("inventory-service", &settings.upstreams.inventory),
+            client,
+            api_client,
+            verifier: settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?,
+            general_limit: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
+            auth_limit: Arc::new(RateLimiter::keyed(Quota::per_minute(auth_per_minute))),
+            upstream_timeout: settings.upstream_timeout,
+            trust_forwarded_for: settings.trust_forwarded_for,
+        })
+    }
+
+    pub fn upstreams(&self) -> [&Upstream; 4] {
+        [&self.auth, &self.product, &self.order, &self.inventory]
     }
 }

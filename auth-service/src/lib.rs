@@ -1,11 +1,15 @@
 //! auth-service: users, argon2id passwords, access and refresh tokens, JWKS.
 
 pub mod admin;
+pub mod domain;
+pub mod error;
+pub mod keys;
 pub mod password;
 pub mod routes;
 pub mod settings;
 pub mod state;
 pub mod store;
+pub mod tokens;
 
 use axum::Router;
 use common::health::Health;

@@ -1,3 +1,6 @@
+use std::time::Duration;
+
+use common::auth::Expectations;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
 use common::settings::{Env, ServerSettings, SettingsError};
@@ -5,6 +8,7 @@ use secrecy::SecretString;
 use url::Url;
 
 use crate::DEFAULT_PORT;
+use crate::keys::KeySettings;
 
 /// auth-service configuration.
 #[derive(Debug, Clone)]
@@ -16,6 +20,13 @@ pub struct Settings {
     pub pool: PoolSettings,
     /// `ECOM_ADMIN_EMAIL` / `ECOM_ADMIN_PASSWORD`: the admin created (or updated) at start.
     pub admin: Option<AdminSettings>,
+    pub keys: KeySettings,
+    /// `ECOM_JWT_ISSUER` / `ECOM_JWT_AUDIENCE`: the `iss` and `aud` of issued tokens.
+    pub expectations: Expectations,
+    /// `ECOM_ACCESS_TOKEN_TTL_SECS` (900).
+    pub access_ttl: Duration,
+    /// `ECOM_REFRESH_TOKEN_TTL_SECS` (30 days).
+    pub refresh_ttl: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -41,6 +52,17 @@ impl Settings {
             database_url: env.url("DATABASE_URL", "sqlite://data/auth.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
             admin,
+            keys: KeySettings {
+                signing_key_file: env.or("ECOM_JWT_SIGNING_KEY_FILE", "data/jwt-signing-key.pem".into())?,
+                previous_key_files: env
+                    .raw("ECOM_JWT_PREVIOUS_KEY_FILES")
+                    .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect())
+                    .unwrap_or_default(),
+                generate_missing: env.flag("ECOM_JWT_GENERATE_KEY", false)?,
+            },
+            expectations: Expectations::from_env(env)?,
+            access_ttl: Duration::from_secs(env.or("ECOM_ACCESS_TOKEN_TTL_SECS", 900)?),
+            refresh_ttl: Duration::from_secs(env.or("ECOM_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
         })
     }
 }

@@ -1,7 +1,14 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use common::auth::{Expectations, Verifier};
 use common::db::SqlPool;
+use secrecy::SecretString;
 use sqlx::migrate::Migrator;
 
 use crate::Settings;
+use crate::keys::KeyRing;
 use crate::store::Store;
 
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -11,13 +18,46 @@ static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    pub keys: Arc<KeyRing>,
+    /// Verifies this service's own tokens (`/me`) with the published keys.
+    pub verifier: Verifier,
+    pub tokens: TokenSettings,
+    /// A hash checked when the email is unknown, so both failures take as long.
+    pub dummy_hash: Arc<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    pub expectations: Expectations,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 impl AppState {
-    /// Connects to the database (running migrations) and seeds the admin.
+    /// Loads the keys, connects to the database (running migrations) and seeds the admin.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
+        let keys = Arc::new(KeyRing::load(&settings.keys)?);
+        let jwks = serde_json::from_value(keys.jwks())?;
+        let verifier = Verifier::fixed(&jwks, settings.expectations.clone());
         let pool = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
-        let state = Self { store: Store::new(pool) };
+        let dummy_hash = crate::password::hash(SecretString::from(uuid::Uuid::new_v4().to_string())).await?;
+        let state = Self {
+            store: Store::new(pool),
+            keys,
+            verifier,
+            tokens: TokenSettings {
+                expectations: settings.expectations.clone(),
+                access_ttl: settings.access_ttl,
+                refresh_ttl: settings.refresh_ttl,
+            },
+            dummy_hash: Arc::new(dummy_hash),
+        };
         if let Some(admin) = &settings.admin {
             crate::admin::ensure_admin(&state.store, admin).await?;
         }

@@ -5,6 +5,7 @@
 //! health endpoints, graceful shutdown and database/broker connection helpers.
 //! No business rules live here.
 
+pub mod breaker;
 pub mod bus;
 pub mod health;
 pub mod http;
@@ -18,6 +19,8 @@ pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
 
+#[cfg(feature = "jwt")]
+pub mod auth;
 #[cfg(feature = "sql")]
 pub mod db;
 #[cfg(feature = "kafka")]

@@ -96,6 +96,7 @@ impl Running {
                 Ok(response) => format!("{}: {}", response.status(), response.text().await.unwrap_or_default()),
                 Err(err) => err.to_string(),
             };
+            assert!(!self.handle.is_finished(), "the service at {} stopped before it was ready: {last}", self.addr);
             assert!(tokio::time::Instant::now() < until, "service at {} never became ready: {last}", self.addr);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }

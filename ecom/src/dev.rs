@@ -137,6 +137,8 @@ pub async fn start(
         ("DATABASE_URL", sqlite("auth.db")),
         ("ECOM_ADMIN_EMAIL", admin.email.clone()),
         ("ECOM_ADMIN_PASSWORD", admin.password.clone()),
+        ("ECOM_JWT_SIGNING_KEY_FILE", data_dir.join("keys").join("jwt-signing-key.pem").display().to_string()),
+        ("ECOM_JWT_GENERATE_KEY", "true".to_owned()),
     ]))?;
     let product = product_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("products.db"))]))?;
     let inventory = inventory_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("inventory.db"))]))?;

@@ -3,4 +3,8 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod accounts;
+mod keys;
+mod sessions;
 mod startup;
+mod support;

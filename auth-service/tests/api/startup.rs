@@ -1,29 +1,24 @@
-use std::time::Duration;
-
 use auth_service::settings::AdminSettings;
 use auth_service::{AppState, Settings};
-use common::db::PoolSettings;
-use common::settings::ServerSettings;
 use common::test_util::{Running, TcpProxy, fresh_mysql_database, real_dependency};
 use secrecy::SecretString;
 use url::Url;
 
+use crate::support;
+
+/// Settings whose admin has `admin_password`.
 fn settings(database_url: Url, admin_password: &str) -> Settings {
     Settings {
-        server: ServerSettings::for_tests(),
-        database_url,
-        pool: PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2) },
         admin: Some(AdminSettings {
-            email: "Admin@Example.com".into(),
+            email: support::ADMIN_EMAIL.into(),
             password: SecretString::from(admin_password.to_owned()),
         }),
+        ..support::settings(database_url, support::shared_key_dir())
     }
 }
 
 async fn start(settings: Settings) -> Running {
-    let running = Running::spawn(move |listener, shutdown| auth_service::run(settings, listener, shutdown)).await;
-    running.ready().await;
-    running
+    support::start(settings).await
 }
 
 /// Reads the admin back without seeding anything.

@@ -21,10 +21,11 @@ async fn start(data_dir: &std::path::Path, env: &Env) -> (dev::Platform, Cancell
 }
 
 async fn admin_exists(data_dir: &std::path::Path, email: &str, password: &str) -> bool {
-    let settings = auth_service::Settings::from_env(&Env::from_pairs([(
-        "DATABASE_URL",
-        format!("sqlite://{}", data_dir.canonicalize().unwrap().join("auth.db").display()),
-    )]))
+    let dir = data_dir.canonicalize().unwrap();
+    let settings = auth_service::Settings::from_env(&Env::from_pairs([
+        ("DATABASE_URL", format!("sqlite://{}", dir.join("auth.db").display())),
+        ("ECOM_JWT_SIGNING_KEY_FILE", dir.join("keys/jwt-signing-key.pem").display().to_string()),
+    ]))
     .unwrap();
     let state = auth_service::AppState::connect(&settings).await.unwrap();
     let Some(user) = state.store.fetch_user_by_email(email).await.unwrap() else { return false };
@@ -41,7 +42,7 @@ async fn all_six_services_become_ready_and_a_restart_on_the_same_dir_keeps_the_d
     assert!(!platform.admin.generated);
     shutdown.cancel();
     platform.wait().await.unwrap();
-    for file in ["auth.db", "products.db", "inventory.db", "orders.db", "notifications.db"] {
+    for file in ["auth.db", "products.db", "inventory.db", "orders.db", "notifications.db", "keys/jwt-signing-key.pem"] {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }
     assert!(dir.path().join("mail").is_dir());

@@ -1,0 +1,60 @@
+//! The merged OpenAPI document of every service, and an interactive page whose
+//! assets are served from this binary (no CDN).
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use common::problem::Problem;
+use serde_json::{Map, Value, json};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+
+use crate::AppState;
+
+pub fn routes() -> Router<AppState> {
+    let ui: Router<AppState> = SwaggerUi::new("/api/docs").config(Config::from("/api/openapi.json")).into();
+    Router::new().route("/api/openapi.json", get(openapi)).merge(ui)
+}
+
+/// Fetches each service's `/openapi.json` and merges paths and schemas. A service
+/// that cannot be reached is left out and named in `x-unavailable`.
+async fn openapi(State(state): State<AppState>) -> Response {
+    let mut paths = Map::new();
+    let mut schemas = Map::new();
+    let mut missing = Vec::new();
+    for upstream in state.upstreams() {
+        let Ok(url) = upstream.base.join("openapi.json") else { continue };
+        let document: Option<Value> = match state.api_client.get(url).send().await {
+            Ok(response) if response.status().is_success() => response.json().await.ok(),
+            _ => None,
+        };
+        let Some(document) = document else {
+            missing.push(upstream.name);
+            continue;
+        };
+        if let Some(p) = document.get("paths").and_then(Value::as_object) {
+            paths.extend(p.clone());
+        }
+        if let Some(s) = document.pointer("/components/schemas").and_then(Value::as_object) {
+            schemas.extend(s.clone());
+        }
+    }
+    if paths.is_empty() {
+        return Problem::unavailable("no service description could be fetched", 5).into_response();
+    }
+    axum::Json(json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ecom API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "The public API of the ecom platform, through the gateway. Errors are RFC 9457 problem documents."
+        },
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
+        },
+        "x-unavailable": missing,
+    }))
+    .into_response()
+}

@@ -1,0 +1,94 @@
+//! Starting a real auth-service for a test.
+
+use std::path::Path;
+use std::time::Duration;
+
+use auth_service::Settings;
+use auth_service::keys::KeySettings;
+use auth_service::settings::AdminSettings;
+use common::auth::Expectations;
+use common::db::PoolSettings;
+use common::settings::ServerSettings;
+use common::test_util::{Running, fresh_mysql_database, real_dependency};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use url::Url;
+
+pub const ADMIN_EMAIL: &str = "Admin@Example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+
+pub fn settings(database_url: Url, key_dir: &Path) -> Settings {
+    Settings {
+        server: ServerSettings::for_tests(),
+        database_url,
+        pool: PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2) },
+        admin: Some(AdminSettings { email: ADMIN_EMAIL.into(), password: SecretString::from(ADMIN_PASSWORD) }),
+        keys: KeySettings {
+            signing_key_file: key_dir.join("signing.pem"),
+            previous_key_files: Vec::new(),
+            generate_missing: true,
+        },
+        expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(3600),
+    }
+}
+
+pub fn sqlite_url(dir: &Path) -> Url {
+    format!("sqlite://{}/auth.db", dir.display()).parse().unwrap()
+}
+
+/// Which database backends this run exercises: SQLite always, MariaDB when the stack is up.
+pub async fn backends(dir: &Path) -> Vec<Url> {
+    let mut urls = vec![sqlite_url(dir)];
+    if let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") {
+        urls.push(fresh_mysql_database(&base).await);
+    }
+    urls
+}
+
+pub async fn start(settings: Settings) -> Running {
+    let running = Running::spawn(move |listener, shutdown| auth_service::run(settings, listener, shutdown)).await;
+    running.ready().await;
+    running
+}
+
+pub struct Client {
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+impl Client {
+    pub fn new(running: &Running) -> Self {
+        Self { base: running.url(""), http: reqwest::Client::new() }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self.http.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
+    }
+
+    pub async fn register(&self, email: &str, password: &str, name: &str) -> (u16, Value) {
+        self.post("/api/auth/register", json!({"email": email, "password": password, "name": name})).await
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> (u16, Value) {
+        self.post("/api/auth/login", json!({"email": email, "password": password})).await
+    }
+}
+
+/// One signing key for every test of this binary that does not care which.
+pub fn shared_key_dir() -> &'static Path {
+    static DIR: std::sync::LazyLock<tempfile::TempDir> = std::sync::LazyLock::new(|| tempfile::tempdir().unwrap());
+    DIR.path()
+}
