@@ -123,8 +123,10 @@ pub async fn start(
         },
     };
 
+    let jwks_url = format!("{}/.well-known/jwks.json", url_of("auth-service"));
     let service_env = |pairs: &[(&str, String)]| {
         let mut env = env.clone();
+        env.set("ECOM_JWKS_URL", jwks_url.clone());
         for (key, value) in pairs {
             env.set(*key, value.clone());
         }

@@ -3,6 +3,7 @@
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod store;
 
 use axum::Router;
 use common::health::Health;
@@ -19,7 +20,7 @@ pub const DEFAULT_PORT: u16 = 8084;
 
 /// The service's routes inside the standard stack, with its readiness checks.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let db = state.db.clone();
+    let db = state.store.pool().clone();
     let health = Health::new().check("database", move || {
         let db = db.clone();
         async move { db.ping().await }
@@ -44,6 +45,6 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
-    state.db.close().await;
+    state.store.pool().close().await;
     Ok(())
 }

@@ -1,7 +1,10 @@
+use axum::extract::FromRef;
+use common::auth::Verifier;
 use common::db::SqlPool;
 use sqlx::migrate::Migrator;
 
 use crate::Settings;
+use crate::store::Store;
 
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -9,13 +12,21 @@ static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Everything a handler needs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub db: SqlPool,
+    pub store: Store,
+    pub verifier: Verifier,
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 impl AppState {
     /// Connects to the database and runs the migrations.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
-        Ok(Self { db })
+        let verifier = settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?;
+        Ok(Self { store: Store::new(db), verifier })
     }
 }

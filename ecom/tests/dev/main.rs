@@ -42,7 +42,8 @@ async fn all_six_services_become_ready_and_a_restart_on_the_same_dir_keeps_the_d
     assert!(!platform.admin.generated);
     shutdown.cancel();
     platform.wait().await.unwrap();
-    for file in ["auth.db", "products.db", "inventory.db", "orders.db", "notifications.db", "keys/jwt-signing-key.pem"] {
+    for file in ["auth.db", "products.db", "inventory.db", "orders.db", "notifications.db", "keys/jwt-signing-key.pem"]
+    {
         assert!(dir.path().join(file).exists(), "{file} missing");
     }
     assert!(dir.path().join("mail").is_dir());

@@ -1,9 +1,175 @@
-//! The HTTP surface; the endpoints of API.md slot in here.
+//! The HTTP surface of inventory-service (API.md, Inventory).
+
+use std::collections::BTreeMap;
 
 use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use common::auth::Admin;
+use common::http::Json;
+use common::problem::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa::{OpenApi, ToSchema};
+use uuid::Uuid;
 
 use crate::AppState;
+use crate::store::{Insufficient, Reservation, StockLevel, StoreError};
+
+/// Most lines one reservation may hold.
+pub const MAX_LINES: usize = 100;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "inventory-service", description = "Stock levels and reservations."),
+    paths(get_stock, put_stock),
+    components(schemas(StockLevel, SetStockRequest)),
+    tags((name = "inventory", description = "Stock"))
+)]
+pub struct ApiDoc;
 
 pub fn routes(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/api/inventory/{sku}", get(get_stock).put(put_stock))
+        .route("/internal/reservations", post(reserve))
+        .route("/internal/reservations/{order_id}", delete(release))
+        .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .with_state(state)
+}
+
+/// `A-Z a-z 0-9 - _`, 1 to 64 characters.
+pub fn valid_sku(sku: &str) -> bool {
+    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn internal(err: StoreError) -> Problem {
+    tracing::error!(error = %err, "inventory store failed");
+    Problem::internal()
+}
+
+/// Stock of one sku.
+#[utoipa::path(get, path = "/api/inventory/{sku}", tag = "inventory",
+    params(("sku" = String, Path, description = "Stock keeping unit")),
+    responses((status = 200, body = StockLevel), (status = 404, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all, fields(sku = %sku))]
+async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<StockLevel>, Problem> {
+    if !valid_sku(&sku) {
+        return Err(Problem::not_found(format!("no stock for sku {sku}")));
+    }
+    state
+        .store
+        .fetch_stock(&sku)
+        .await
+        .map_err(internal)?
+        .map(Json)
+        .ok_or_else(|| Problem::not_found(format!("no stock for sku {sku}")))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetStockRequest {
+    /// The sellable count; reserved units are not included.
+    #[schema(minimum = 0, example = 25)]
+    pub available: i64,
+}
+
+/// Sets the sellable count of a sku (admin).
+#[utoipa::path(put, path = "/api/inventory/{sku}", tag = "inventory", security(("bearer" = [])),
+    params(("sku" = String, Path, description = "Stock keeping unit")),
+    request_body = SetStockRequest,
+    responses((status = 200, body = StockLevel), (status = 401), (status = 403), (status = 422, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all, fields(sku = %sku, user_id))]
+async fn put_stock(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(sku): Path<String>,
+    Json(body): Json<SetStockRequest>,
+) -> Result<Json<StockLevel>, Problem> {
+    let mut errors = Vec::new();
+    if !valid_sku(&sku) {
+        errors.push(FieldError::new("sku", "must be 1-64 characters of A-Z a-z 0-9 - _"));
+    }
+    if body.available < 0 {
+        errors.push(FieldError::new("available", "must not be negative"));
+    }
+    if body.available > i64::from(i32::MAX) {
+        errors.push(FieldError::new("available", "is too large"));
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    Ok(Json(state.store.set_available(&sku, body.available).await.map_err(internal)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveRequest {
+    pub order_id: Uuid,
+    pub lines: Vec<ReserveLine>,
+}
+
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReserveLine {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+/// Reserves every line or none (order-service only).
+#[tracing::instrument(skip_all, fields(order_id = %body.order_id))]
+async fn reserve(State(state): State<AppState>, Json(body): Json<ReserveRequest>) -> Result<Response, Problem> {
+    let mut errors = Vec::new();
+    if body.lines.is_empty() || body.lines.len() > MAX_LINES {
+        errors.push(FieldError::new("lines", format!("must hold 1 to {MAX_LINES} lines")));
+    }
+    let mut lines: BTreeMap<String, i64> = BTreeMap::new();
+    for (i, line) in body.lines.iter().enumerate() {
+        if !valid_sku(&line.sku) {
+            errors.push(FieldError::new(format!("lines[{i}].sku"), "must be 1-64 characters of A-Z a-z 0-9 - _"));
+        }
+        if !(1..=1_000_000).contains(&line.quantity) {
+            errors.push(FieldError::new(format!("lines[{i}].quantity"), "must be at least 1"));
+        }
+        *lines.entry(line.sku.clone()).or_default() += line.quantity;
+    }
+    if !errors.is_empty() {
+        return Err(Problem::validation(errors));
+    }
+    let order_id = body.order_id.hyphenated().to_string();
+    let outcome = state.store.reserve(&order_id, &lines).await.map_err(internal)?;
+    Ok(reservation_response(&order_id, outcome))
+}
+
+fn reservation_response(order_id: &str, outcome: Reservation) -> Response {
+    match outcome {
+        Reservation::Reserved { lines } => {
+            metrics::counter!("inventory_reservations_total", "outcome" => "reserved").increment(1);
+            let lines: Vec<_> =
+                lines.into_iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
+            (StatusCode::CREATED, axum::Json(json!({"order_id": order_id, "lines": lines}))).into_response()
+        }
+        Reservation::Rejected { insufficient } => {
+            metrics::counter!("inventory_reservations_total", "outcome" => "insufficient").increment(1);
+            out_of_stock(insufficient)
+        }
+        Reservation::Released => Problem::conflict("this order's reservation was already released").into_response(),
+    }
+}
+
+fn out_of_stock(insufficient: Vec<Insufficient>) -> Response {
+    let skus: Vec<&str> = insufficient.iter().map(|i| i.sku.as_str()).collect();
+    Problem::new(StatusCode::CONFLICT, "insufficient-stock", "Insufficient stock")
+        .detail(format!("not enough stock for {}", skus.join(", ")))
+        .extension("insufficient", json!(insufficient))
+        .into_response()
+}
+
+/// Releases an order's reservation; 204 also when already released or unknown.
+#[tracing::instrument(skip_all, fields(order_id = %order_id))]
+async fn release(State(state): State<AppState>, Path(order_id): Path<Uuid>) -> Result<StatusCode, Problem> {
+    state.store.release(&order_id.hyphenated().to_string()).await.map_err(internal)?;
+    metrics::counter!("inventory_releases_total").increment(1);
+    Ok(StatusCode::NO_CONTENT)
 }

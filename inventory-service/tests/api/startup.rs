@@ -1,11 +1,9 @@
-use common::db::PoolSettings;
-use common::settings::ServerSettings;
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use inventory_service::Settings;
 use url::Url;
 
 fn settings(database_url: Url) -> Settings {
-    Settings { server: ServerSettings::for_tests(), database_url, pool: PoolSettings::default() }
+    crate::support::settings(database_url, "http://127.0.0.1:9/.well-known/jwks.json".parse().unwrap())
 }
 
 async fn start_and_stop(settings: Settings) {

@@ -1,0 +1,269 @@
+//! The only code that talks to the stock database.
+//!
+//! Reservations never read-then-write: each line is one conditional update
+//! (`available >= ?`) whose affected-row count decides, all lines in one
+//! transaction, so concurrent buyers cannot oversell and a failed line undoes the rest.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use common::db::SqlPool;
+use common::on_pool;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("stored reservation record is corrupt: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct StockLevel {
+    pub sku: String,
+    pub available: i64,
+    pub reserved: i64,
+}
+
+/// A line that could not be reserved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Insufficient {
+    pub sku: String,
+    pub requested: i64,
+    pub available: i64,
+}
+
+/// The answer to a reservation request, replayed for repeats of the same order id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reservation {
+    Reserved {
+        lines: Vec<(String, i64)>,
+    },
+    Rejected {
+        insufficient: Vec<Insufficient>,
+    },
+    /// The order was released before (or instead of) this reservation.
+    Released,
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlPool,
+}
+
+impl Store {
+    pub fn new(pool: SqlPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &SqlPool {
+        &self.pool
+    }
+
+    #[tracing::instrument(skip_all, fields(sku = %sku))]
+    pub async fn fetch_stock(&self, sku: &str) -> Result<Option<StockLevel>, StoreError> {
+        Ok(on_pool!(&self.pool, pool => {
+            sqlx::query_as::<_, StockLevel>("SELECT sku, available, reserved FROM stock WHERE sku = ?")
+                .bind(sku)
+                .fetch_optional(pool)
+                .await?
+        }))
+    }
+
+    /// Sets the sellable count of `sku`, creating it if needed; reserved units stay reserved.
+    #[tracing::instrument(skip_all, fields(sku = %sku))]
+    pub async fn set_available(&self, sku: &str, available: i64) -> Result<StockLevel, StoreError> {
+        let now = Utc::now();
+        match &self.pool {
+            SqlPool::MySql(pool) => {
+                sqlx::query(
+                    "INSERT INTO stock (sku, available, reserved, updated_at) VALUES (?, ?, 0, ?) \
+                     ON DUPLICATE KEY UPDATE available = VALUES(available), updated_at = VALUES(updated_at)",
+                )
+                .bind(sku)
+                .bind(available)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+            SqlPool::Sqlite(pool) => {
+                sqlx::query(
+                    "INSERT INTO stock (sku, available, reserved, updated_at) VALUES (?, ?, 0, ?) \
+                     ON CONFLICT (sku) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
+                )
+                .bind(sku)
+                .bind(available)
+                .bind(now)
+                .execute(pool)
+                .await?;
+            }
+        }
+        self.fetch_stock(sku).await?.ok_or_else(|| StoreError::Corrupt(format!("{sku} vanished after upsert")))
+    }
+
+    /// Reserves every line or none. A repeat of `order_id` answers as the first
+    /// request did and reserves nothing more. `lines` must have distinct skus.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn reserve(&self, order_id: &str, lines: &BTreeMap<String, i64>) -> Result<Reservation, StoreError> {
+        let now = Utc::now();
+        let attempt: Result<Option<Vec<Insufficient>>, sqlx::Error> = on_pool!(&self.pool, pool => async {
+            let mut tx = pool.begin().await?;
+            // Claims the order id first: a concurrent repeat waits here, then sees the key.
+            let claimed = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at) VALUES (?, 'RESERVED', ?)")
+                .bind(order_id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match claimed {
+                Err(err) if common::db::is_unique_violation(&err) => return Ok(None),
+                other => other?,
+            };
+            let mut insufficient = Vec::new();
+            // BTreeMap order: every transaction locks rows in the same (sku) order.
+            for (sku, quantity) in lines {
+                let taken = sqlx::query(
+                    "UPDATE stock SET available = available - ?, reserved = reserved + ?, updated_at = ? \
+                     WHERE sku = ? AND available >= ?",
+                )
+                .bind(quantity)
+                .bind(quantity)
+                .bind(now)
+                .bind(sku)
+                .bind(quantity)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if taken == 0 {
+                    let available: Option<(i64,)> = sqlx::query_as("SELECT available FROM stock WHERE sku = ?")
+                        .bind(sku)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    insufficient.push(Insufficient {
+                        sku: sku.clone(),
+                        requested: *quantity,
+                        available: available.map_or(0, |(a,)| a),
+                    });
+                    continue;
+                }
+                sqlx::query("INSERT INTO reservation_lines (order_id, sku, quantity) VALUES (?, ?, ?)")
+                    .bind(order_id)
+                    .bind(sku)
+                    .bind(quantity)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if insufficient.is_empty() {
+                tx.commit().await?;
+            } else {
+                tx.rollback().await?;
+            }
+            Ok(Some(insufficient))
+        }.await);
+        match attempt? {
+            Some(insufficient) if insufficient.is_empty() => {
+                Ok(Reservation::Reserved { lines: lines.iter().map(|(s, q)| (s.clone(), *q)).collect() })
+            }
+            Some(insufficient) => {
+                // Remembered so a repeat answers the same; if a repeat got there first, its record wins.
+                let response = serde_json::to_string(&insufficient).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                let recorded = on_pool!(&self.pool, pool => {
+                    sqlx::query("INSERT INTO reservation_orders (order_id, status, response, created_at) VALUES (?, 'REJECTED', ?, ?)")
+                        .bind(order_id)
+                        .bind(&response)
+                        .bind(now)
+                        .execute(pool)
+                        .await
+                        .map(drop)
+                });
+                match recorded {
+                    Ok(()) => Ok(Reservation::Rejected { insufficient }),
+                    Err(err) if common::db::is_unique_violation(&err) => self.recorded(order_id).await,
+                    Err(err) => Err(err.into()),
+                }
+            }
+            None => self.recorded(order_id).await,
+        }
+    }
+
+    /// The stored outcome of an earlier request for `order_id`.
+    async fn recorded(&self, order_id: &str) -> Result<Reservation, StoreError> {
+        let row: Option<(String, Option<String>)> = on_pool!(&self.pool, pool => {
+            sqlx::query_as("SELECT status, response FROM reservation_orders WHERE order_id = ?")
+                .bind(order_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        let Some((status, response)) = row else {
+            return Err(StoreError::Corrupt(format!("{order_id} has no record")));
+        };
+        match status.as_str() {
+            "RESERVED" => {
+                let lines: Vec<(String, i64)> = on_pool!(&self.pool, pool => {
+                    sqlx::query_as("SELECT sku, CAST(quantity AS SIGNED) FROM reservation_lines WHERE order_id = ? ORDER BY sku")
+                        .bind(order_id)
+                        .fetch_all(pool)
+                        .await?
+                });
+                Ok(Reservation::Reserved { lines })
+            }
+            "REJECTED" => {
+                let insufficient = serde_json::from_str(response.as_deref().unwrap_or("[]"))
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                Ok(Reservation::Rejected { insufficient })
+            }
+            "RELEASED" => Ok(Reservation::Released),
+            other => Err(StoreError::Corrupt(format!("unknown status {other}"))),
+        }
+    }
+
+    /// Returns the order's units to `available`. Idempotent; an unknown order is
+    /// recorded as released so a reservation arriving late cannot take stock.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn release(&self, order_id: &str) -> Result<(), StoreError> {
+        let now = Utc::now();
+        on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin().await?;
+            let tombstone = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at, released_at) VALUES (?, 'RELEASED', ?, ?)")
+                .bind(order_id)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await;
+            match tombstone {
+                Ok(_) => {}
+                Err(err) if common::db::is_unique_violation(&err) => {
+                    let released = sqlx::query(
+                        "UPDATE reservation_orders SET status = 'RELEASED', released_at = ? WHERE order_id = ? AND status = 'RESERVED'",
+                    )
+                    .bind(now)
+                    .bind(order_id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if released == 1 {
+                        let lines: Vec<(String, i64)> =
+                            sqlx::query_as("SELECT sku, CAST(quantity AS SIGNED) FROM reservation_lines WHERE order_id = ? ORDER BY sku")
+                                .bind(order_id)
+                                .fetch_all(&mut *tx)
+                                .await?;
+                        for (sku, quantity) in lines {
+                            sqlx::query(
+                                "UPDATE stock SET available = available + ?, reserved = reserved - ?, updated_at = ? WHERE sku = ?",
+                            )
+                            .bind(quantity)
+                            .bind(quantity)
+                            .bind(now)
+                            .bind(&sku)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+}
