@@ -1,5 +1,6 @@
 //! product-service: the catalog.
 
+pub mod domain;
 pub mod routes;
 pub mod settings;
 pub mod state;
@@ -8,6 +9,7 @@ pub mod store;
 use axum::Router;
 use common::health::Health;
 use common::server::{self, StackConfig};
+use store::Catalog as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;

@@ -1,3 +1,4 @@
+use common::auth::VerifierSettings;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
 use common::settings::{Env, ServerSettings, SettingsError};
@@ -13,6 +14,8 @@ pub struct Settings {
     pub database_url: Url,
     /// `ECOM_DB_MAX_CONNECTIONS` (SQLite pool).
     pub pool: PoolSettings,
+    /// `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`, `ECOM_JWT_AUDIENCE`: checking admin tokens.
+    pub verifier: VerifierSettings,
 }
 
 impl Settings {
@@ -25,6 +28,7 @@ impl Settings {
                 &["mongodb", "mongodb+srv", "sqlite"],
             )?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            verifier: VerifierSettings::from_env(env)?,
         })
     }
 }

@@ -1,3 +1,6 @@
+use axum::extract::FromRef;
+use common::auth::Verifier;
+
 use crate::Settings;
 use crate::store::Store;
 
@@ -5,10 +8,18 @@ use crate::store::Store;
 #[derive(Debug, Clone)]
 pub struct AppState {
     pub store: Store,
+    pub verifier: Verifier,
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 impl AppState {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
-        Ok(Self { store: Store::connect(settings).await? })
+        let verifier = settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?;
+        Ok(Self { store: Store::connect(settings).await?, verifier })
     }
 }

@@ -216,7 +216,6 @@ wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1
 wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1 -H "Authorization: Bearer ${TOKEN}x"
 
 # ---------------------------------------------------------------- measuring
-TCK="$(getconf CLK_TCK)"
 # CPU ticks (user+system) of the given pids.
 proc_ticks() {
     local total=0 pid line rest
@@ -229,7 +228,12 @@ proc_ticks() {
     done
     echo "$total"
 }
-nginx_pids() { echo "$NGINX_PID" $(pgrep -P "$NGINX_PID" || true); }
+# nginx master and workers
+nginx_ticks() {
+    local pids
+    mapfile -t pids < <(pgrep -P "$NGINX_PID" || true)
+    proc_ticks "$NGINX_PID" "${pids[@]}"
+}
 # busy and total ticks of the whole machine
 machine_ticks() {
     local _cpu user nice system idle iowait irq softirq steal _rest
@@ -260,9 +264,9 @@ measure() {
     log "$key: warm-up $WARMUP"
     oha_run "$key-warmup" "$url" -z "$WARMUP" -c "$CONNECTIONS" "$@"
     log "$key: saturation $SATURATION x $CONNECTIONS connections"
-    before_m="$(machine_ticks)" before_gw="$(proc_ticks "$GATEWAY_PID")" before_ng="$(proc_ticks $(nginx_pids))"
+    before_m="$(machine_ticks)" before_gw="$(proc_ticks "$GATEWAY_PID")" before_ng="$(nginx_ticks)"
     oha_run "$key-sat" "$url" -z "$SATURATION" -c "$CONNECTIONS" "$@"
-    after_m="$(machine_ticks)" after_gw="$(proc_ticks "$GATEWAY_PID")" after_ng="$(proc_ticks $(nginx_pids))"
+    after_m="$(machine_ticks)" after_gw="$(proc_ticks "$GATEWAY_PID")" after_ng="$(nginx_ticks)"
     RPS[$key]="$(jq -r '.summary.requestsPerSec | floor' "$WORK/$key-sat.json")"
     P50[$key]="$(ms "$key-sat" '.latencyPercentiles.p50')"
     P99[$key]="$(ms "$key-sat" '.latencyPercentiles.p99')"

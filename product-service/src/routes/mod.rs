@@ -1,9 +1,247 @@
-//! The HTTP surface; the catalog endpoints of API.md slot in here.
+//! The HTTP surface of product-service (API.md, Products).
 
 use axum::Router;
+use axum::extract::{Path, Query as QueryParams, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use common::auth::Admin;
+use common::http::Json;
+use common::problem::{FieldError, Problem};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+use uuid::Uuid;
 
 use crate::AppState;
+use crate::domain::{Money, Product, ProductInput, Query, Sort};
+use crate::store::{Catalog, StoreError, now};
+
+pub const MAX_PER_PAGE: u32 = 100;
+/// Most skus one internal lookup may ask for (an order has at most 100 lines).
+pub const MAX_SKUS: usize = 100;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "product-service", description = "The catalog."),
+    paths(list_products, get_product, create_product, replace_product, delete_product),
+    components(schemas(Product, ProductInput, Money, ProductPage)),
+    tags((name = "products", description = "Catalog"))
+)]
+pub struct ApiDoc;
 
 pub fn routes(state: AppState) -> Router {
-    Router::new().with_state(state)
+    Router::new()
+        .route("/api/products", get(list_products).post(create_product))
+        .route("/api/products/{id}", get(get_product).put(replace_product).delete(delete_product))
+        .route("/internal/products", get(lookup_products))
+        .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .with_state(state)
+}
+
+fn store_problem(err: StoreError) -> Problem {
+    match err {
+        StoreError::DuplicateSku => Problem::conflict("a product with this sku already exists"),
+        StoreError::Backend(reason) => {
+            tracing::error!(error = %reason, "catalog store failed");
+            Problem::internal()
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProductPage {
+    pub items: Vec<Product>,
+    pub page: u32,
+    pub per_page: u32,
+    pub total: u64,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ListParams {
+    /// Text in the name or description (case-insensitive).
+    q: Option<String>,
+    category: Option<String>,
+    /// Minimum price in minor units.
+    min_price: Option<i64>,
+    /// Maximum price in minor units.
+    max_price: Option<i64>,
+    /// `name`, `price`, `-price`, `created_at`, `-created_at` (default).
+    sort: Option<String>,
+    #[param(minimum = 1, default = 1)]
+    page: Option<u32>,
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    per_page: Option<u32>,
+}
+
+impl ListParams {
+    fn parse(self) -> Result<Query, Vec<FieldError>> {
+        let mut errors = Vec::new();
+        let sort = match self.sort.as_deref() {
+            None => Sort::default(),
+            Some(s) => s.parse().unwrap_or_else(|()| {
+                errors.push(FieldError::new("sort", "must be name, price, -price, created_at or -created_at"));
+                Sort::default()
+            }),
+        };
+        let page = self.page.unwrap_or(1);
+        if page == 0 {
+            errors.push(FieldError::new("page", "must be at least 1"));
+        }
+        let per_page = self.per_page.unwrap_or(20);
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            errors.push(FieldError::new("per_page", format!("must be 1 to {MAX_PER_PAGE}")));
+        }
+        for (field, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
+            if value.is_some_and(|v| v < 0) {
+                errors.push(FieldError::new(field, "must not be negative"));
+            }
+        }
+        let text = |v: Option<String>| v.map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+        let query = Query {
+            q: text(self.q).map(|q| q.chars().take(200).collect()),
+            category: text(self.category),
+            min_price: self.min_price,
+            max_price: self.max_price,
+            sort,
+            page,
+            per_page,
+        };
+        if errors.is_empty() { Ok(query) } else { Err(errors) }
+    }
+}
+
+/// A page of products matching the filters.
+#[utoipa::path(get, path = "/api/products", tag = "products", params(ListParams),
+    responses((status = 200, body = ProductPage), (status = 422, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all)]
+async fn list_products(
+    State(state): State<AppState>,
+    params: Result<QueryParams<ListParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<ProductPage>, Problem> {
+    let QueryParams(params) = params.map_err(|e| Problem::validation(vec![FieldError::new("query", e.body_text())]))?;
+    let query = params.parse().map_err(Problem::validation)?;
+    let (items, total) = state.store.list(&query).await.map_err(store_problem)?;
+    Ok(Json(ProductPage { items, page: query.page, per_page: query.per_page, total }))
+}
+
+/// One product.
+#[utoipa::path(get, path = "/api/products/{id}", tag = "products",
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Product), (status = 404, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all, fields(product_id = %id))]
+async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Product>, Problem> {
+    let not_found = || Problem::not_found("no such product");
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    state.store.fetch(id).await.map_err(store_problem)?.map(Json).ok_or_else(not_found)
+}
+
+/// Adds a product (admin).
+#[utoipa::path(post, path = "/api/products", tag = "products", security(("bearer" = [])), request_body = ProductInput,
+    responses(
+        (status = 201, body = Product, headers(("Location" = String))),
+        (status = 401), (status = 403),
+        (status = 409, description = "Duplicate sku", content_type = "application/problem+json"),
+        (status = 422, content_type = "application/problem+json")))]
+#[tracing::instrument(skip_all, fields(user_id))]
+async fn create_product(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Json(input): Json<ProductInput>,
+) -> Result<Response, Problem> {
+    let input = input.validate().map_err(Problem::validation)?;
+    let at = now();
+    let product = Product {
+        id: Uuid::now_v7(),
+        sku: input.sku,
+        name: input.name,
+        description: input.description,
+        category: input.category,
+        price: input.price,
+        created_at: at,
+        updated_at: at,
+    };
+    state.store.insert(&product).await.map_err(store_problem)?;
+    metrics::counter!("products_created_total").increment(1);
+    let location = format!("/api/products/{}", product.id);
+    let mut response = (StatusCode::CREATED, axum::Json(product)).into_response();
+    if let Ok(value) = HeaderValue::from_str(&location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    Ok(response)
+}
+
+/// Replaces a product (admin).
+#[utoipa::path(put, path = "/api/products/{id}", tag = "products", security(("bearer" = [])), request_body = ProductInput,
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Product), (status = 401), (status = 403), (status = 404), (status = 409), (status = 422)))]
+#[tracing::instrument(skip_all, fields(product_id = %id, user_id))]
+async fn replace_product(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+    Json(input): Json<ProductInput>,
+) -> Result<Json<Product>, Problem> {
+    let not_found = || Problem::not_found("no such product");
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let input = input.validate().map_err(Problem::validation)?;
+    let existing = state.store.fetch(id).await.map_err(store_problem)?.ok_or_else(not_found)?;
+    let product = Product {
+        id,
+        sku: input.sku,
+        name: input.name,
+        description: input.description,
+        category: input.category,
+        price: input.price,
+        created_at: existing.created_at,
+        updated_at: now(),
+    };
+    if !state.store.replace(&product).await.map_err(store_problem)? {
+        return Err(not_found());
+    }
+    Ok(Json(product))
+}
+
+/// Removes a product (admin).
+#[utoipa::path(delete, path = "/api/products/{id}", tag = "products", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+#[tracing::instrument(skip_all, fields(product_id = %id, user_id))]
+async fn delete_product(
+    State(state): State<AppState>,
+    _admin: Admin,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let not_found = || Problem::not_found("no such product");
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    if state.store.delete(id).await.map_err(store_problem)? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found()) }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LookupParams {
+    /// Comma-separated skus.
+    skus: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LookupResponse {
+    pub items: Vec<Product>,
+}
+
+/// Authoritative names and prices of several skus in one call (order-service only).
+#[tracing::instrument(skip_all)]
+async fn lookup_products(
+    State(state): State<AppState>,
+    params: Result<QueryParams<LookupParams>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<LookupResponse>, Problem> {
+    let QueryParams(params) = params.map_err(|e| Problem::validation(vec![FieldError::new("skus", e.body_text())]))?;
+    let mut skus: Vec<String> =
+        params.skus.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
+    skus.sort();
+    skus.dedup();
+    if skus.is_empty() || skus.len() > MAX_SKUS || !skus.iter().all(|s| crate::domain::valid_sku(s)) {
+        return Err(Problem::validation(vec![FieldError::new("skus", format!("1 to {MAX_SKUS} valid skus"))]));
+    }
+    Ok(Json(LookupResponse { items: state.store.fetch_by_skus(&skus).await.map_err(store_problem)? }))
 }

@@ -1,18 +1,84 @@
 //! The MongoDB backend of the catalog.
 
 use anyhow::Context as _;
-use mongodb::bson::doc;
-use mongodb::options::IndexOptions;
-use mongodb::{Database, IndexModel};
+use futures::TryStreamExt as _;
+use mongodb::bson::{self, Document, doc};
+use mongodb::options::{FindOptions, IndexOptions};
+use mongodb::{Collection, Database, IndexModel};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::{Catalog, StoreError};
+use crate::domain::{Money, Product, Query, Sort};
 
 pub const PRODUCTS: &str = "products";
 
 /// MongoDB's duplicate-key error code.
 const DUPLICATE_KEY: i32 = 11000;
 
+#[derive(Debug, Clone)]
+pub struct MongoCatalog {
+    db: Database,
+    products: Collection<ProductDoc>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct MoneyDoc {
+    amount: i64,
+    currency: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ProductDoc {
+    #[serde(rename = "_id")]
+    id: String,
+    sku: String,
+    name: String,
+    /// For case-insensitive sorting by name.
+    name_lower: String,
+    description: String,
+    category: String,
+    price: MoneyDoc,
+    created_at: bson::DateTime,
+    updated_at: bson::DateTime,
+}
+
+impl ProductDoc {
+    fn from_product(p: &Product) -> Self {
+        Self {
+            id: p.id.to_string(),
+            sku: p.sku.clone(),
+            name: p.name.clone(),
+            name_lower: p.name.to_lowercase(),
+            description: p.description.clone(),
+            category: p.category.clone(),
+            price: MoneyDoc { amount: p.price.amount, currency: p.price.currency.clone() },
+            created_at: bson::DateTime::from_millis(p.created_at.timestamp_millis()),
+            updated_at: bson::DateTime::from_millis(p.updated_at.timestamp_millis()),
+        }
+    }
+
+    fn into_product(self) -> Result<Product, StoreError> {
+        let time = |t: bson::DateTime| {
+            chrono::DateTime::from_timestamp_millis(t.timestamp_millis())
+                .ok_or_else(|| StoreError::Backend("timestamp out of range".into()))
+        };
+        Ok(Product {
+            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
+            sku: self.sku,
+            name: self.name,
+            description: self.description,
+            category: self.category,
+            price: Money { amount: self.price.amount, currency: self.price.currency },
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
+        })
+    }
+}
+
 /// The unique index on `sku` and the indexes behind the filters and sorts.
 pub async fn ensure_indexes(db: &Database) -> anyhow::Result<()> {
-    let products = db.collection::<mongodb::bson::Document>(PRODUCTS);
+    let products = db.collection::<Document>(PRODUCTS);
     let indexes = vec![
         IndexModel::builder()
             .keys(doc! {"sku": 1})
@@ -35,5 +101,127 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
         ErrorKind::InsertMany(e) => e.write_errors.iter().flatten().any(|e| e.code == DUPLICATE_KEY),
         ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
         _ => false,
+    }
+}
+
+fn backend(err: mongodb::error::Error) -> StoreError {
+    if is_duplicate_key(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.to_string()) }
+}
+
+/// A regular expression matching `text` literally.
+fn literal_regex(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if "\\^$.|?*+()[]{}".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl MongoCatalog {
+    pub fn new(db: Database) -> Self {
+        Self { products: db.collection(PRODUCTS), db }
+    }
+}
+
+impl Catalog for MongoCatalog {
+    async fn insert(&self, product: &Product) -> Result<(), StoreError> {
+        self.products.insert_one(ProductDoc::from_product(product)).await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
+        let found = self.products.find_one(doc! {"_id": id.to_string()}).await.map_err(backend)?;
+        found.map(ProductDoc::into_product).transpose()
+    }
+
+    async fn replace(&self, product: &Product) -> Result<bool, StoreError> {
+        let replaced =
+            self.products.replace_one(doc! {"_id": product.id.to_string()}, ProductDoc::from_product(product)).await;
+        match replaced {
+            Ok(result) => Ok(result.matched_count == 1),
+            Err(err) if is_duplicate_key(&err) => Err(StoreError::DuplicateSku),
+            Err(err) => {
+                // The unique index rejected the write either way; FerretDB 1.x reports a
+                // violation on update as InternalError (code 1) instead of 11000, so an
+                // unclassified failure is classified by whether the sku is taken.
+                let taken = self
+                    .products
+                    .find_one(doc! {"sku": &product.sku, "_id": {"$ne": product.id.to_string()}})
+                    .await
+                    .map_err(backend)?;
+                if taken.is_some() { Err(StoreError::DuplicateSku) } else { Err(backend(err)) }
+            }
+        }
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        let result = self.products.delete_one(doc! {"_id": id.to_string()}).await.map_err(backend)?;
+        Ok(result.deleted_count == 1)
+    }
+
+    async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
+        let mut filter = Document::new();
+        if let Some(q) = &query.q {
+            let pattern = literal_regex(q);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! {"name": {"$regex": &pattern, "$options": "i"}},
+                    doc! {"description": {"$regex": &pattern, "$options": "i"}},
+                ],
+            );
+        }
+        if let Some(category) = &query.category {
+            filter.insert("category", category);
+        }
+        let mut price = Document::new();
+        if let Some(min) = query.min_price {
+            price.insert("$gte", min);
+        }
+        if let Some(max) = query.max_price {
+            price.insert("$lte", max);
+        }
+        if !price.is_empty() {
+            filter.insert("price.amount", price);
+        }
+        let sort = match query.sort {
+            Sort::Name => doc! {"name_lower": 1, "_id": 1},
+            Sort::Price => doc! {"price.amount": 1, "_id": 1},
+            Sort::PriceDesc => doc! {"price.amount": -1, "_id": 1},
+            Sort::CreatedAt => doc! {"created_at": 1, "_id": 1},
+            Sort::CreatedAtDesc => doc! {"created_at": -1, "_id": -1},
+        };
+        let total = self.products.count_documents(filter.clone()).await.map_err(backend)?;
+        let options = FindOptions::builder().sort(sort).skip(query.offset()).limit(i64::from(query.per_page)).build();
+        let docs: Vec<ProductDoc> = self
+            .products
+            .find(filter)
+            .with_options(options)
+            .await
+            .map_err(backend)?
+            .try_collect()
+            .await
+            .map_err(backend)?;
+        let products = docs.into_iter().map(ProductDoc::into_product).collect::<Result<_, _>>()?;
+        Ok((products, total))
+    }
+
+    async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
+        let docs: Vec<ProductDoc> = self
+            .products
+            .find(doc! {"sku": {"$in": skus}})
+            .await
+            .map_err(backend)?
+            .try_collect()
+            .await
+            .map_err(backend)?;
+        docs.into_iter().map(ProductDoc::into_product).collect()
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        common::mongo::ping(&self.db).await
     }
 }

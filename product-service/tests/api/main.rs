@@ -3,4 +3,7 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod catalog;
+mod contract;
 mod startup;
+mod support;

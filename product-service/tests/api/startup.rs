@@ -1,19 +1,13 @@
-use common::db::PoolSettings;
-use common::settings::ServerSettings;
-use common::test_util::{Running, real_dependency, unique_name};
+use common::test_util::{Running, real_dependency};
 use mongodb::bson::{Document, doc};
 use product_service::Settings;
 use product_service::store::{Store, mongo};
 use url::Url;
 
-fn settings(database_url: Url) -> Settings {
-    Settings { server: ServerSettings::for_tests(), database_url, pool: PoolSettings::default() }
-}
+use crate::support::mongo_url;
 
-fn mongo_url(base: &str) -> Url {
-    let mut url: Url = base.parse().unwrap();
-    url.set_path(&unique_name("products"));
-    url
+fn settings(database_url: Url) -> Settings {
+    crate::support::settings(database_url, "http://127.0.0.1:9/".parse().unwrap())
 }
 
 #[tokio::test]
@@ -38,9 +32,9 @@ async fn on_mongodb_the_service_becomes_ready() {
 #[tokio::test]
 async fn the_mongodb_driver_inserts_finds_by_filter_and_reports_a_duplicate_sku_by_its_code() {
     let Some(base) = real_dependency("ECOM_TEST_MONGODB_URL") else { return };
-    let Store::Mongo(db) = Store::connect(&settings(mongo_url(&base))).await.unwrap() else {
-        panic!("a mongodb:// URL must give the MongoDB store")
-    };
+    assert!(matches!(Store::connect(&settings(mongo_url(&base))).await.unwrap(), Store::Mongo(_)));
+    let db = common::mongo::connect("DATABASE_URL", &mongo_url(&base), "test", "test").await.unwrap();
+    mongo::ensure_indexes(&db).await.unwrap();
     let products = db.collection::<Document>(mongo::PRODUCTS);
     products
         .insert_one(doc! {"sku": "MUG-1", "category": "kitchen", "price": {"amount": 1299, "currency": "EUR"}})

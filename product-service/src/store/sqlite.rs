@@ -1,0 +1,193 @@
+//! The SQLite backend of the catalog (dev mode).
+
+use chrono::{DateTime, Utc};
+use common::db::PoolSettings;
+use sqlx::{AssertSqlSafe, SqlitePool};
+use uuid::Uuid;
+
+use super::{Catalog, StoreError};
+use crate::domain::{Money, Product, Query, Sort};
+
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    sku: String,
+    name: String,
+    description: String,
+    category: String,
+    price_amount: i64,
+    price_currency: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl Row {
+    fn into_product(self) -> Result<Product, StoreError> {
+        Ok(Product {
+            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
+            sku: self.sku,
+            name: self.name,
+            description: self.description,
+            category: self.category,
+            price: Money { amount: self.price_amount, currency: self.price_currency },
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "id, sku, name, description, category, price_amount, price_currency, created_at, updated_at";
+
+fn backend(err: sqlx::Error) -> StoreError {
+    if common::db::is_unique_violation(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.to_string()) }
+}
+
+enum Bind {
+    Text(String),
+    Int(i64),
+}
+
+impl SqliteCatalog {
+    pub async fn connect(url: &url::Url, pool: &PoolSettings) -> anyhow::Result<Self> {
+        Ok(Self { pool: super::sqlite_pool(url, pool).await? })
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl Catalog for SqliteCatalog {
+    async fn insert(&self, p: &Product) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO products (id, sku, name, description, category, price_amount, price_currency, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(p.id.to_string())
+        .bind(&p.sku)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.category)
+        .bind(p.price.amount)
+        .bind(&p.price.currency)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM products WHERE id = ?");
+        let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)?;
+        row.map(Row::into_product).transpose()
+    }
+
+    async fn replace(&self, p: &Product) -> Result<bool, StoreError> {
+        let updated = sqlx::query(
+            "UPDATE products SET sku = ?, name = ?, description = ?, category = ?, price_amount = ?, price_currency = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&p.sku)
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.category)
+        .bind(p.price.amount)
+        .bind(&p.price.currency)
+        .bind(p.updated_at)
+        .bind(p.id.to_string())
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        let deleted = sqlx::query("DELETE FROM products WHERE id = ?")
+            .bind(id.to_string())
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(deleted.rows_affected() == 1)
+    }
+
+    async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
+        let mut clauses = Vec::new();
+        let mut binds = Vec::new();
+        if let Some(q) = &query.q {
+            let escaped = q.to_lowercase().replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            clauses.push("(lower(name) LIKE ? ESCAPE '\\' OR lower(description) LIKE ? ESCAPE '\\')");
+            binds.push(Bind::Text(format!("%{escaped}%")));
+            binds.push(Bind::Text(format!("%{escaped}%")));
+        }
+        if let Some(category) = &query.category {
+            clauses.push("category = ?");
+            binds.push(Bind::Text(category.clone()));
+        }
+        if let Some(min) = query.min_price {
+            clauses.push("price_amount >= ?");
+            binds.push(Bind::Int(min));
+        }
+        if let Some(max) = query.max_price {
+            clauses.push("price_amount <= ?");
+            binds.push(Bind::Int(max));
+        }
+        let filter = if clauses.is_empty() { String::new() } else { format!("WHERE {}", clauses.join(" AND ")) };
+        let order = match query.sort {
+            Sort::Name => "lower(name) ASC, id ASC",
+            Sort::Price => "price_amount ASC, id ASC",
+            Sort::PriceDesc => "price_amount DESC, id ASC",
+            Sort::CreatedAt => "created_at ASC, id ASC",
+            Sort::CreatedAtDesc => "created_at DESC, id DESC",
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM products {filter}");
+        let mut count = sqlx::query_as::<_, (i64,)>(AssertSqlSafe(count_sql));
+        for bind in &binds {
+            count = match bind {
+                Bind::Text(t) => count.bind(t.clone()),
+                Bind::Int(i) => count.bind(*i),
+            };
+        }
+        let (total,) = count.fetch_one(&self.pool).await.map_err(backend)?;
+        let page_sql = format!("SELECT {COLUMNS} FROM products {filter} ORDER BY {order} LIMIT ? OFFSET ?");
+        let mut page = sqlx::query_as::<_, Row>(AssertSqlSafe(page_sql));
+        for bind in &binds {
+            page = match bind {
+                Bind::Text(t) => page.bind(t.clone()),
+                Bind::Int(i) => page.bind(*i),
+            };
+        }
+        let offset = i64::try_from(query.offset()).unwrap_or(i64::MAX);
+        let rows = page.bind(i64::from(query.per_page)).bind(offset).fetch_all(&self.pool).await.map_err(backend)?;
+        let products = rows.into_iter().map(Row::into_product).collect::<Result<_, _>>()?;
+        Ok((products, total.max(0).unsigned_abs()))
+    }
+
+    async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
+        if skus.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; skus.len()].join(", ");
+        let sql = format!("SELECT {COLUMNS} FROM products WHERE sku IN ({marks})");
+        let mut query = sqlx::query_as::<_, Row>(AssertSqlSafe(sql));
+        for sku in skus {
+            query = query.bind(sku.clone());
+        }
+        let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
+        rows.into_iter().map(Row::into_product).collect()
+    }
+
+    async fn ping(&self) -> Result<(), String> {
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(|_| "database unreachable".to_owned())
+    }
+}

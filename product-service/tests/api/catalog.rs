@@ -1,0 +1,140 @@
+use serde_json::{Value, json};
+
+use crate::support::{self, Catalog, product};
+
+#[tokio::test]
+async fn admins_create_replace_and_delete_products_with_api_md_status_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in support::backends(dir.path()) {
+        let catalog = Catalog::start(url).await;
+
+        let created = catalog.create(product("MUG-1", "Mug", "kitchen", 1299)).await;
+        assert_eq!(created.status(), 201);
+        let location = created.headers()["location"].to_str().unwrap().to_owned();
+        let body: Value = created.json().await.unwrap();
+        assert_eq!(location, format!("/api/products/{}", body["id"].as_str().unwrap()));
+        assert_eq!(body["price"], json!({"amount": 1299, "currency": "USD"}));
+
+        let fetched: Value =
+            catalog.http.get(catalog.service.url(&location)).send().await.unwrap().json().await.unwrap();
+        assert_eq!(fetched, body);
+
+        let duplicate = catalog.create(product("MUG-1", "Other mug", "kitchen", 1)).await;
+        assert_eq!(duplicate.status(), 409);
+
+        let invalid =
+            catalog.create(json!({"sku": "bad sku", "name": "", "price": {"amount": -1, "currency": "usd"}})).await;
+        assert_eq!(invalid.status(), 422);
+        let problem: Value = invalid.json().await.unwrap();
+        assert_eq!(problem["errors"].as_array().unwrap().len(), 4, "{problem}");
+        let unknown_field = catalog
+            .create(json!({"sku": "X-1", "name": "x", "price": {"amount": 1, "currency": "USD"}, "id": "x"}))
+            .await;
+        assert_eq!(unknown_field.status(), 422);
+        let float_price =
+            catalog.create(json!({"sku": "X-1", "name": "x", "price": {"amount": 9.99, "currency": "USD"}})).await;
+        assert_eq!(float_price.status(), 422, "money is never a float");
+
+        let url = catalog.service.url(&location);
+        let replaced = catalog
+            .http
+            .put(&url)
+            .bearer_auth(&catalog.admin)
+            .json(&product("MUG-2", "Big mug", "kitchen", 1599))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(replaced.status(), 200);
+        let replaced: Value = replaced.json().await.unwrap();
+        assert_eq!(
+            (replaced["sku"].as_str(), replaced["created_at"].clone()),
+            (Some("MUG-2"), body["created_at"].clone())
+        );
+
+        let missing = catalog.service.url(&format!("/api/products/{}", uuid::Uuid::now_v7()));
+        let put_missing = catalog
+            .http
+            .put(&missing)
+            .bearer_auth(&catalog.admin)
+            .json(&product("Z-1", "z", "", 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put_missing.status(), 404);
+        catalog.create(product("TAKEN-1", "Taken", "", 1)).await;
+        let clash = catalog
+            .http
+            .put(&url)
+            .bearer_auth(&catalog.admin)
+            .json(&product("TAKEN-1", "Mug", "", 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(clash.status(), 409);
+        let bad =
+            catalog.http.put(&url).bearer_auth(&catalog.admin).json(&json!({"sku": "MUG-2"})).send().await.unwrap();
+        assert_eq!(bad.status(), 422);
+
+        let customer_delete = catalog.http.delete(&url).bearer_auth(&catalog.customer).send().await.unwrap();
+        assert_eq!(customer_delete.status(), 403);
+        let anonymous_create = catalog
+            .http
+            .post(catalog.service.url("/api/products"))
+            .json(&product("A-9", "a", "", 1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(anonymous_create.status(), 401);
+        assert_eq!(catalog.http.delete(&url).bearer_auth(&catalog.admin).send().await.unwrap().status(), 204);
+        assert_eq!(catalog.http.delete(&url).bearer_auth(&catalog.admin).send().await.unwrap().status(), 404);
+        assert_eq!(catalog.http.get(&url).send().await.unwrap().status(), 404);
+        assert_eq!(
+            catalog.http.get(catalog.service.url("/api/products/not-a-uuid")).send().await.unwrap().status(),
+            404
+        );
+        catalog.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn listing_filters_sorts_and_pages_and_rejects_bad_parameters() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in support::backends(dir.path()) {
+        let catalog = Catalog::start(url).await;
+        for (sku, name, category, amount) in [
+            ("A-1", "Alpha lamp", "home", 500),
+            ("B-1", "Beta mug", "kitchen", 1500),
+            ("C-1", "Gamma pan", "kitchen", 2500),
+        ] {
+            assert_eq!(catalog.create(product(sku, name, category, amount)).await.status(), 201);
+        }
+        let page = catalog.list("?category=kitchen&sort=-price").await;
+        assert_eq!(page["total"], 2);
+        assert_eq!(page["items"][0]["sku"], "C-1");
+        assert_eq!((page["page"].clone(), page["per_page"].clone()), (json!(1), json!(20)));
+
+        let page = catalog.list("?q=MUG").await;
+        assert_eq!(page["items"].as_array().unwrap().len(), 1);
+        let page = catalog.list("?min_price=1000&max_price=2000").await;
+        assert_eq!(page["items"][0]["sku"], "B-1");
+        let page = catalog.list("?sort=name&per_page=2&page=2").await;
+        assert_eq!((page["total"].clone(), page["items"][0]["sku"].clone()), (json!(3), json!("C-1")));
+
+        for bad in ["?per_page=101", "?page=0", "?sort=price_desc", "?min_price=-1", "?min_price=abc", "?colour=red"] {
+            let response = catalog.http.get(catalog.service.url(&format!("/api/products{bad}"))).send().await.unwrap();
+            assert_eq!(response.status(), 422, "{bad}");
+        }
+
+        let lookup: Value = catalog
+            .http
+            .get(catalog.service.url("/internal/products?skus=A-1,C-1,NOPE"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(lookup["items"].as_array().unwrap().len(), 2);
+        catalog.stop().await;
+    }
+}

@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Footprint: start-up time, idle memory and clean stop of the release binaries.
+#
+#  (a) `ecom dev --data-dir <fresh tmp>` (cold: migrations, signing key, admin
+#      password hash) and again on the same data dir (warm): time from exec to the
+#      "ecom is ready in N ms" line on stdout and to all six /health/ready answering
+#      200, idle RSS after ~3 s, then SIGTERM: time to exit and exit code.
+#      It binds 127.0.0.1:8080-8085, which must be free.
+#  (b) each service binary alone on SQLite (127.0.0.1:18080-18085): time from exec
+#      to /health/live answering 200, idle RSS after ~3 s, SIGTERM, exit code.
+#      order-service and notification-service get ECOM_KAFKA_BROKERS pointing at a
+#      closed port (their readiness is 503 then; liveness and RSS are what count
+#      here, and a real Kafka of the test stack must not be touched);
+#      notification-service writes mail to files (ECOM_MAIL_DIR).
+#  and the size of each release binary.
+#
+# Usage: scripts/bench/footprint.sh      (prints a Markdown report on stdout)
+# Knobs (env): BENCH_IDLE_SECS=3 BENCH_BUILD=1 (rebuild even if the binaries exist)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BIN="$ROOT/target/release"
+IDLE_SECS="${BENCH_IDLE_SECS:-3}"
+SERVICES=(api-gateway auth-service product-service order-service inventory-service notification-service)
+CLOSED_PORT=18099 # nothing listens here: upstreams, JWKS and Kafka of the lone services
+
+log() { echo "[footprint] $*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+command -v curl >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq curl >&2; }
+
+all_built() { local s; for s in ecom "${SERVICES[@]}"; do [[ -x "$BIN/$s" ]] || return 1; done; }
+if [[ "${BENCH_BUILD:-0}" == 1 ]] || ! all_built; then
+    log "building release binaries"
+    packages=(-p ecom)
+    for s in "${SERVICES[@]}"; do packages+=(-p "$s"); done
+    (cd "$ROOT" && cargo build --release --locked "${packages[@]}" >&2)
+fi
+
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+for port in 8080 8081 8082 8083 8084 8085 18080 18081 18082 18083 18084 18085 "$CLOSED_PORT"; do
+    port_in_use "$port" && die "127.0.0.1:$port is in use (another ecom dev?); stop it first"
+done
+
+WORK="$(mktemp -d /tmp/ecom-bench-footprint.XXXXXX)"
+CURRENT_PID=""
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [[ -n "$CURRENT_PID" ]] && kill -0 "$CURRENT_PID" 2>/dev/null; then
+        kill -TERM "$CURRENT_PID" 2>/dev/null || true
+        for _ in $(seq 100); do kill -0 "$CURRENT_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$CURRENT_PID" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+now_us() { echo "${EPOCHREALTIME/./}"; }
+ms_since() { awk -v a="$1" -v b="$(now_us)" 'BEGIN{printf "%.0f", (b-a)/1000}'; }
+status_kib() { awk -v k="$2:" '$1==k{print $2}' "/proc/$1/status"; }
+mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+
+# stop PID: SIGTERM, wait; sets STOP_RC (exit code) and STOP_MS (time to exit).
+# Not in a subshell: only this shell can wait for its children.
+stop() {
+    local pid=$1 t0
+    t0="$(now_us)"
+    kill -TERM "$pid"
+    STOP_RC=0
+    wait "$pid" || STOP_RC=$?
+    STOP_MS="$(ms_since "$t0")"
+}
+
+# ---------------------------------------------------------------- (a) ecom dev
+READY_URLS=()
+for port in 8080 8081 8082 8083 8084 8085; do READY_URLS+=(-o /dev/null "http://127.0.0.1:$port/health/ready"); done
+
+declare -A DEV_BANNER DEV_SELF DEV_READY DEV_RSS DEV_HWM DEV_THREADS DEV_RC DEV_STOP
+dev_run() {
+    local kind=$1 data=$2 t0 codes ready="" banner_at self
+    log "ecom dev ($kind)"
+    : >"$WORK/dev-$kind.out"
+    t0="$(now_us)"
+    env -i PATH="$PATH" HOME="$WORK" "$BIN/ecom" dev --data-dir "$data" \
+        > >(while IFS= read -r line; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$line"; done >"$WORK/dev-$kind.out") \
+        2>"$WORK/dev-$kind.err" &
+    CURRENT_PID=$!
+    for _ in $(seq 6000); do
+        kill -0 "$CURRENT_PID" 2>/dev/null || die "ecom dev exited: $(tail -5 "$WORK/dev-$kind.err")"
+        codes="$(curl -s --max-time 2 -w '%{http_code} ' "${READY_URLS[@]}" || true)"
+        if [[ "$codes" == "200 200 200 200 200 200 " ]]; then ready="$(ms_since "$t0")"; break; fi
+        sleep 0.01
+    done
+    [[ -n "$ready" ]] || die "ecom dev not ready after 60 s: $codes"
+    for _ in $(seq 500); do grep -q 'ecom is ready in' "$WORK/dev-$kind.out" && break; sleep 0.01; done
+    banner_at="$(awk '/ecom is ready in/{print $1; exit}' "$WORK/dev-$kind.out")"
+    [[ -n "$banner_at" ]] || die "no banner on stdout"
+    self="$(sed -n 's/.*ecom is ready in \([0-9]*\) ms.*/\1/p' "$WORK/dev-$kind.out" | head -1)"
+    sleep "$IDLE_SECS"
+    DEV_BANNER[$kind]="$(awk -v a="$t0" -v b="$banner_at" 'BEGIN{printf "%.0f", (b-a)/1000}')"
+    DEV_SELF[$kind]="$self"
+    DEV_READY[$kind]="$ready"
+    DEV_RSS[$kind]="$(status_kib "$CURRENT_PID" VmRSS)"
+    DEV_HWM[$kind]="$(status_kib "$CURRENT_PID" VmHWM)"
+    DEV_THREADS[$kind]="$(status_kib "$CURRENT_PID" Threads)"
+    stop "$CURRENT_PID"
+    DEV_RC[$kind]=$STOP_RC DEV_STOP[$kind]=$STOP_MS
+    CURRENT_PID=""
+}
+dev_run cold "$WORK/dev-data"
+dev_run warm "$WORK/dev-data"
+
+# ---------------------------------------------------------------- (b) alone
+declare -A LIVE RSS HWM THREADS RC STOPMS READY LOGLINES
+i=0
+for s in "${SERVICES[@]}"; do
+    port=$((18080 + i))
+    i=$((i + 1))
+    dir="$WORK/$s"
+    mkdir -p "$dir/mail"
+    closed="http://127.0.0.1:$CLOSED_PORT"
+    vars=(ECOM_BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn ECOM_JWKS_URL="$closed/.well-known/jwks.json")
+    case $s in
+        api-gateway) vars+=(ECOM_AUTH_URL="$closed" ECOM_PRODUCT_URL="$closed" ECOM_ORDER_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
+        auth-service) vars+=(DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true) ;;
+        product-service) vars+=(DATABASE_URL="sqlite://$dir/products.db") ;;
+        order-service) vars+=(DATABASE_URL="sqlite://$dir/orders.db" ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT"
+            ECOM_PRODUCT_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
+        inventory-service) vars+=(DATABASE_URL="sqlite://$dir/inventory.db") ;;
+        notification-service) vars+=(DATABASE_URL="sqlite://$dir/notifications.db"
+            ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT" ECOM_MAIL_DIR="$dir/mail") ;;
+    esac
+    log "$s alone on 127.0.0.1:$port"
+    t0="$(now_us)"
+    env -i PATH="$PATH" HOME="$dir" "${vars[@]}" "$BIN/$s" >"$WORK/$s.log" 2>&1 &
+    CURRENT_PID=$!
+    live=""
+    for _ in $(seq 3000); do
+        kill -0 "$CURRENT_PID" 2>/dev/null || die "$s exited: $(tail -5 "$WORK/$s.log")"
+        if [[ "$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "http://127.0.0.1:$port/health/live" || true)" == 200 ]]; then
+            live="$(ms_since "$t0")"
+            break
+        fi
+        sleep 0.005
+    done
+    [[ -n "$live" ]] || die "$s not live after 30 s"
+    sleep "$IDLE_SECS"
+    LIVE[$s]="$live"
+    READY[$s]="$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$port/health/ready" || true)"
+    RSS[$s]="$(status_kib "$CURRENT_PID" VmRSS)"
+    HWM[$s]="$(status_kib "$CURRENT_PID" VmHWM)"
+    THREADS[$s]="$(status_kib "$CURRENT_PID" Threads)"
+    stop "$CURRENT_PID"
+    RC[$s]=$STOP_RC STOPMS[$s]=$STOP_MS
+    CURRENT_PID=""
+    LOGLINES[$s]="$(wc -l <"$WORK/$s.log")"
+done
+
+# ---------------------------------------------------------------- report
+echo "## Footprint — $(date -u '+%Y-%m-%d %H:%M UTC')"
+echo
+echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (work tree has changes)')"
+echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "- $(rustc -V 2>/dev/null | cut -d' ' -f1-2); release profile; idle = ${IDLE_SECS} s after ready/live, no traffic"
+echo
+echo "### ecom dev (six services, one process, SQLite + in-process bus + mail files)"
+echo
+echo "| start | exec → banner ms | banner says ms | exec → all six /health/ready 200 ms | idle RSS MiB | peak RSS MiB | threads | SIGTERM → exit ms | exit code |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for kind in cold warm; do
+    echo "| $kind | ${DEV_BANNER[$kind]} | ${DEV_SELF[$kind]} | ${DEV_READY[$kind]} | $(mib "${DEV_RSS[$kind]}") | $(mib "${DEV_HWM[$kind]}") | ${DEV_THREADS[$kind]} | ${DEV_STOP[$kind]} | ${DEV_RC[$kind]} |"
+done
+echo
+echo "### Each service alone (fresh SQLite, RUST_LOG=warn)"
+echo
+echo "| binary | size MiB | exec → /health/live 200 ms | /health/ready | idle RSS MiB | peak RSS MiB | threads | SIGTERM → exit ms | exit code | log lines |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for s in "${SERVICES[@]}"; do
+    size="$(stat -c %s "$BIN/$s")"
+    echo "| $s | $(awk -v b="$size" 'BEGIN{printf "%.1f", b/1048576}') | ${LIVE[$s]} | ${READY[$s]} | $(mib "${RSS[$s]}") | $(mib "${HWM[$s]}") | ${THREADS[$s]} | ${STOPMS[$s]} | ${RC[$s]} | ${LOGLINES[$s]} |"
+done
+size="$(stat -c %s "$BIN/ecom")"
+echo "| ecom | $(awk -v b="$size" 'BEGIN{printf "%.1f", b/1048576}') | — | — | — | — | — | — | — | — |"
+sum=0
+for s in "${SERVICES[@]}"; do sum=$((sum + RSS[$s])); done
+echo
+echo "Sum of the six idle RSS: $(mib "$sum") MiB (ecom dev cold: $(mib "${DEV_RSS[cold]}") MiB)."
+for s in "${SERVICES[@]}"; do
+    if [[ "${LOGLINES[$s]}" -gt 0 ]]; then
+        echo
+        echo "$s log (first lines):"
+        echo
+        echo '```'
+        head -c 1500 "$WORK/$s.log" | head -5
+        echo '```'
+    fi
+done
