@@ -39,6 +39,7 @@ pub fn access_token(state: &AppState, user: &UserRow) -> Result<String, ApiError
         jti: Uuid::now_v7().to_string(),
         roles: user.roles(),
         email: user.email.clone(),
+        name: Some(user.name.clone()),
     };
     state.keys.sign(&claims).map_err(|e| ApiError::Internal(e.into()))
 }

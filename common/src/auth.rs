@@ -39,6 +39,9 @@ pub struct Claims {
     pub jti: String,
     pub roles: Vec<String>,
     pub email: String,
+    /// The user's display name (an extension; absent in tokens from older issuers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 /// The authenticated caller of a request.
@@ -46,6 +49,7 @@ pub struct Claims {
 pub struct Identity {
     pub user_id: uuid::Uuid,
     pub email: String,
+    pub name: Option<String>,
     pub roles: Vec<String>,
 }
 
@@ -227,7 +231,7 @@ impl Verifier {
         let claims = data.claims;
         let user_id =
             uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
-        Ok(Identity { user_id, email: claims.email, roles: claims.roles })
+        Ok(Identity { user_id, email: claims.email, name: claims.name, roles: claims.roles })
     }
 
     async fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {

@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod bus;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod metrics;
@@ -21,6 +22,8 @@ pub mod telemetry;
 
 #[cfg(feature = "jwt")]
 pub mod auth;
+#[cfg(feature = "client")]
+pub mod client;
 #[cfg(feature = "sql")]
 pub mod db;
 #[cfg(feature = "kafka")]

@@ -1,8 +1,12 @@
 //! order-service: the placement saga, the transactional outbox and its relay.
 
+pub mod clients;
+pub mod domain;
 pub mod routes;
+pub mod saga;
 pub mod settings;
 pub mod state;
+pub mod store;
 
 use axum::Router;
 use common::bus::BusConfig;
@@ -21,7 +25,7 @@ pub const DEFAULT_PORT: u16 = 8083;
 /// The service's routes inside the standard stack, with its readiness checks:
 /// the database and, in production, the Kafka cluster the relay publishes to.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let db = state.db.clone();
+    let db = state.store.pool().clone();
     let mut health = Health::new().check("database", move || {
         let db = db.clone();
         async move { db.ping().await }
@@ -37,19 +41,36 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     )
 }
 
-/// Background work of this service (the outbox relay and the sweeper come here).
-pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
+/// Background work: the sweeper that settles orders a crash or outage left
+/// half-done (the outbox relay joins it).
+pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    let interval = settings.sweep_interval;
+    set.spawn(async move {
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(err) = saga::sweep_once(&state).await {
+                        tracing::warn!(error = %err, "sweep failed");
+                    }
+                }
+                () = shutdown.cancelled() => return,
+            }
+        }
+    });
+    set
 }
 
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let mut workers = workers(state.clone(), shutdown.clone());
+    let mut workers = workers(state.clone(), &settings, shutdown.clone());
     let app = router(state.clone(), &settings);
     server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
-    state.db.close().await;
+    state.store.pool().close().await;
     Ok(())
 }

@@ -1,4 +1,8 @@
+use std::time::Duration;
+
+use common::auth::VerifierSettings;
 use common::bus::BusConfig;
+use common::client::ClientConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
 use common::settings::{Env, ServerSettings, SettingsError};
@@ -20,6 +24,14 @@ pub struct Settings {
     pub inventory_url: Url,
     /// `ECOM_KAFKA_BROKERS`: where the outbox relay publishes.
     pub bus: BusConfig,
+    /// `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`, `ECOM_JWT_AUDIENCE`.
+    pub verifier: VerifierSettings,
+    /// `ECOM_CLIENT_*`, `ECOM_BREAKER_*`: calls to product- and inventory-service.
+    pub client: ClientConfig,
+    /// `ECOM_SWEEP_INTERVAL_MS`: how often unsettled orders are looked for.
+    pub sweep_interval: Duration,
+    /// `ECOM_SWEEP_PENDING_AFTER_MS`: a `PENDING` order older than this was abandoned by a crash.
+    pub sweep_pending_after: Duration,
 }
 
 impl Settings {
@@ -31,6 +43,10 @@ impl Settings {
             product_url: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
             inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
             bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+            verifier: VerifierSettings::from_env(env)?,
+            client: ClientConfig::from_env(env)?,
+            sweep_interval: env.millis("ECOM_SWEEP_INTERVAL_MS", Duration::from_secs(10))?,
+            sweep_pending_after: env.millis("ECOM_SWEEP_PENDING_AFTER_MS", Duration::from_secs(60))?,
         })
     }
 }

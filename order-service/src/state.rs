@@ -1,21 +1,51 @@
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use common::auth::Verifier;
+use common::client::ResilientClient;
 use common::db::SqlPool;
 use sqlx::migrate::Migrator;
 
 use crate::Settings;
+use crate::clients::{Inventory, Products};
+use crate::store::Store;
 
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler or worker needs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub db: SqlPool,
+    pub store: Store,
+    pub verifier: Verifier,
+    pub products: Products,
+    pub inventory: Inventory,
+    pub sweep_pending_after: Duration,
+}
+
+impl FromRef<AppState> for Verifier {
+    fn from_ref(state: &AppState) -> Self {
+        state.verifier.clone()
+    }
 }
 
 impl AppState {
-    /// Connects to the database and runs the migrations.
+    /// Connects to the database (running migrations) and builds the clients.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
-        Ok(Self { db })
+        let verifier = settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?;
+        Ok(Self {
+            store: Store::new(db),
+            verifier,
+            products: Products {
+                client: ResilientClient::new("product-service", &settings.client)?,
+                base: settings.product_url.clone(),
+            },
+            inventory: Inventory {
+                client: ResilientClient::new("inventory-service", &settings.client)?,
+                base: settings.inventory_url.clone(),
+            },
+            sweep_pending_after: settings.sweep_pending_after,
+        })
     }
 }

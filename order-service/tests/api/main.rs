@@ -1,6 +1,10 @@
-//! order-service over real sockets, on SQLite and on MariaDB with Kafka.
+//! order-service over real sockets with real auth-, product- and inventory-services,
+//! on SQLite and on MariaDB.
 
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod placement;
+mod resilience;
 mod startup;
+mod support;

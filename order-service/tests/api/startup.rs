@@ -6,13 +6,17 @@ use order_service::Settings;
 use url::Url;
 
 fn settings(database_url: Url, bus: BusConfig) -> Settings {
+    let env = common::settings::Env::from_pairs([
+        ("ECOM_PRODUCT_URL", "http://127.0.0.1:9"),
+        ("ECOM_INVENTORY_URL", "http://127.0.0.1:9"),
+        ("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json"),
+    ]);
     Settings {
         server: ServerSettings::for_tests(),
         database_url,
         pool: PoolSettings::default(),
-        product_url: "http://127.0.0.1:9".parse().unwrap(),
-        inventory_url: "http://127.0.0.1:9".parse().unwrap(),
         bus,
+        ..Settings::from_env(&env).unwrap()
     }
 }
 

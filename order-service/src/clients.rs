@@ -1,0 +1,137 @@
+//! Calls to product-service and inventory-service through the resilient client.
+
+use std::collections::HashMap;
+
+use common::client::{CallError, ResilientClient};
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use url::Url;
+use uuid::Uuid;
+
+/// A downstream service could not give an answer.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} unavailable: {reason}")]
+pub struct Unavailable {
+    pub service: &'static str,
+    pub reason: String,
+    pub retry_after_secs: u64,
+}
+
+fn unavailable(service: &'static str, err: &CallError) -> Unavailable {
+    Unavailable { service, reason: err.to_string(), retry_after_secs: err.retry_after_secs() }
+}
+
+fn bad_status(service: &'static str, status: reqwest::StatusCode) -> Unavailable {
+    Unavailable { service, reason: format!("answered {status}"), retry_after_secs: 1 }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct PriceMoney {
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// What order-service needs of a product.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CatalogEntry {
+    pub sku: String,
+    pub name: String,
+    pub price: PriceMoney,
+}
+
+#[derive(Debug, Deserialize)]
+struct Lookup {
+    items: Vec<CatalogEntry>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Products {
+    pub client: ResilientClient,
+    pub base: Url,
+}
+
+impl Products {
+    /// Authoritative names and prices of `skus`, by sku (missing skus are absent).
+    #[tracing::instrument(skip_all)]
+    pub async fn lookup(&self, skus: &[String]) -> Result<HashMap<String, CatalogEntry>, Unavailable> {
+        const NAME: &str = "product-service";
+        let mut url = self.base.join("internal/products").map_err(|e| bad_url(NAME, &e))?;
+        url.query_pairs_mut().append_pair("skus", &skus.join(","));
+        let response =
+            self.client.send(self.client.request(Method::GET, url)).await.map_err(|e| unavailable(NAME, &e))?;
+        if !response.status().is_success() {
+            return Err(bad_status(NAME, response.status()));
+        }
+        let lookup: Lookup = response.json().await.map_err(|e| Unavailable {
+            service: NAME,
+            reason: format!("unreadable answer: {e}"),
+            retry_after_secs: 1,
+        })?;
+        Ok(lookup.items.into_iter().map(|p| (p.sku.clone(), p)).collect())
+    }
+}
+
+fn bad_url(service: &'static str, err: &url::ParseError) -> Unavailable {
+    Unavailable { service, reason: format!("bad URL: {err}"), retry_after_secs: 1 }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Shortage {
+    pub sku: String,
+    pub requested: i64,
+    pub available: i64,
+}
+
+/// What inventory said to a reservation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reserve {
+    Reserved,
+    Insufficient(Vec<Shortage>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub client: ResilientClient,
+    pub base: Url,
+}
+
+impl Inventory {
+    /// Reserves all lines or none. Idempotent on `order_id`, so it is sent with an
+    /// idempotency key and retried like any idempotent call.
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn reserve(&self, order_id: Uuid, lines: &[(String, i64)]) -> Result<Reserve, Unavailable> {
+        const NAME: &str = "inventory-service";
+        let url = self.base.join("internal/reservations").map_err(|e| bad_url(NAME, &e))?;
+        let lines: Vec<_> = lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
+        let request = self
+            .client
+            .request(Method::POST, url)
+            .header("idempotency-key", order_id.to_string())
+            .json(&json!({"order_id": order_id, "lines": lines}));
+        let response = self.client.send(request).await.map_err(|e| unavailable(NAME, &e))?;
+        match response.status().as_u16() {
+            201 => Ok(Reserve::Reserved),
+            409 => {
+                #[derive(Deserialize)]
+                struct Rejection {
+                    #[serde(default)]
+                    insufficient: Vec<Shortage>,
+                }
+                let rejection: Rejection = response.json().await.unwrap_or(Rejection { insufficient: Vec::new() });
+                Ok(Reserve::Insufficient(rejection.insufficient))
+            }
+            _ => Err(bad_status(NAME, response.status())),
+        }
+    }
+
+    /// Releases the order's reservation (idempotent on inventory's side).
+    #[tracing::instrument(skip_all, fields(order_id = %order_id))]
+    pub async fn release(&self, order_id: Uuid) -> Result<(), Unavailable> {
+        const NAME: &str = "inventory-service";
+        let url = self.base.join(&format!("internal/reservations/{order_id}")).map_err(|e| bad_url(NAME, &e))?;
+        let response =
+            self.client.send(self.client.request(Method::DELETE, url)).await.map_err(|e| unavailable(NAME, &e))?;
+        if response.status().is_success() { Ok(()) } else { Err(bad_status(NAME, response.status())) }
+    }
+}

@@ -1,0 +1,274 @@
+//! Placing and cancelling orders: the small saga of DESIGN.md, and the sweeper
+//! that settles what a crash left half-done.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::Utc;
+
+use crate::domain::now;
+use common::auth::Identity;
+use common::events::{self, Envelope, MoneyData, OrderData, OrderEvent, OrderLineData};
+use common::problem::FieldError;
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::clients::{Reserve, Shortage, Unavailable};
+use crate::domain::{Event, MAX_LINES, MAX_QUANTITY, Money, Order, OrderLine, Status};
+use crate::store::{OutboxEvent, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error("invalid order")]
+    Validation(Vec<FieldError>),
+    #[error("out of stock")]
+    OutOfStock(Vec<Shortage>),
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+    #[error("not found")]
+    NotFound,
+    #[error("the order cannot be cancelled in its current state")]
+    NotCancellable,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A requested line: sku and quantity.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    pub sku: String,
+    pub quantity: i64,
+}
+
+fn valid_sku(sku: &str) -> bool {
+    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Checks shape before anything is looked up.
+pub fn validate(lines: &[Wanted]) -> Result<(), Vec<FieldError>> {
+    let mut errors = Vec::new();
+    if lines.is_empty() {
+        errors.push(FieldError::new("lines", "must hold at least one line"));
+    } else if lines.len() > MAX_LINES {
+        errors.push(FieldError::new("lines", format!("must hold at most {MAX_LINES} lines")));
+    }
+    for (i, line) in lines.iter().enumerate().take(MAX_LINES + 1) {
+        if !valid_sku(&line.sku) {
+            errors.push(FieldError::new(format!("lines[{i}].sku"), "must be 1-64 characters of A-Z a-z 0-9 - _"));
+        }
+        if !(1..=MAX_QUANTITY).contains(&line.quantity) {
+            errors.push(FieldError::new(format!("lines[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}")));
+        }
+    }
+    if errors.is_empty() { Ok(()) } else { Err(errors) }
+}
+
+/// validate → prices from product-service → `PENDING` → reserve → `CONFIRMED` + outbox.
+#[tracing::instrument(skip_all, fields(order_id, user_id = %who.user_id))]
+pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Result<Order, SagaError> {
+    validate(&wanted).map_err(SagaError::Validation)?;
+    let skus: Vec<String> = {
+        let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.clone()).collect();
+        skus.sort();
+        skus.dedup();
+        skus
+    };
+    let catalog = state.products.lookup(&skus).await?;
+    let order = price(who, &wanted, &catalog).map_err(SagaError::Validation)?;
+    tracing::Span::current().record("order_id", tracing::field::display(order.id));
+    state.store.insert_pending(&order).await?;
+
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for line in &order.lines {
+        *totals.entry(line.sku.clone()).or_default() += line.quantity;
+    }
+    let lines: Vec<(String, i64)> = totals.into_iter().collect();
+    match state.inventory.reserve(order.id, &lines).await {
+        Ok(Reserve::Reserved) => {
+            let to = Status::Pending.apply(Event::Reserved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            let mut confirmed = order.clone();
+            confirmed.status = to;
+            confirmed.version = order.version + 1;
+            confirmed.updated_at = now();
+            let event = outbox_event(&confirmed, events::ORDER_CONFIRMED)?;
+            let moved = state
+                .store
+                .transition(order.id, Status::Pending, order.version, to, false, Some(&event), confirmed.updated_at)
+                .await?;
+            if !moved {
+                // The sweeper rolled it back first (it only does after a long stall).
+                return Err(SagaError::Unavailable(Unavailable {
+                    service: "order-service",
+                    reason: "the placement stalled and was rolled back".into(),
+                    retry_after_secs: 1,
+                }));
+            }
+            metrics::counter!("orders_placed_total").increment(1);
+            Ok(confirmed)
+        }
+        Ok(Reserve::Insufficient(shortages)) => {
+            state
+                .store
+                .transition(order.id, Status::Pending, order.version, Status::Failed, false, None, now())
+                .await?;
+            metrics::counter!("orders_rejected_total", "reason" => "out_of_stock").increment(1);
+            Err(SagaError::OutOfStock(shortages))
+        }
+        Err(unavailable) => {
+            // The reservation may or may not have happened: release it (idempotent).
+            state.store.transition(order.id, Status::Pending, order.version, Status::Failed, true, None, now()).await?;
+            if state.inventory.release(order.id).await.is_ok() {
+                state.store.clear_release_pending(order.id).await?;
+            }
+            metrics::counter!("orders_rejected_total", "reason" => "unavailable").increment(1);
+            Err(SagaError::Unavailable(unavailable))
+        }
+    }
+}
+
+/// The order with authoritative names and prices, or what is wrong with the request.
+fn price(
+    who: &Identity,
+    wanted: &[Wanted],
+    catalog: &HashMap<String, crate::clients::CatalogEntry>,
+) -> Result<Order, Vec<FieldError>> {
+    let mut errors = Vec::new();
+    let mut lines = Vec::with_capacity(wanted.len());
+    let mut currency: Option<String> = None;
+    let mut total: i64 = 0;
+    for (i, line) in wanted.iter().enumerate() {
+        let Some(entry) = catalog.get(&line.sku) else {
+            errors.push(FieldError::new(format!("lines[{i}].sku"), "unknown sku"));
+            continue;
+        };
+        match &currency {
+            None => currency = Some(entry.price.currency.clone()),
+            Some(c) if *c != entry.price.currency => {
+                errors.push(FieldError::new(
+                    format!("lines[{i}].sku"),
+                    format!("is priced in {}, the order in {c}", entry.price.currency),
+                ));
+            }
+            Some(_) => {}
+        }
+        match entry.price.amount.checked_mul(line.quantity).and_then(|l| total.checked_add(l)) {
+            Some(t) => total = t,
+            None => errors.push(FieldError::new(format!("lines[{i}].quantity"), "the total is too large")),
+        }
+        lines.push(OrderLine {
+            sku: line.sku.clone(),
+            name: entry.name.clone(),
+            quantity: line.quantity,
+            unit_price: Money { amount: entry.price.amount, currency: entry.price.currency.clone() },
+        });
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let now = now();
+    Ok(Order {
+        id: Uuid::now_v7(),
+        user_id: who.user_id,
+        status: Status::Pending,
+        lines,
+        total: Money { amount: total, currency: currency.unwrap_or_default() },
+        created_at: now,
+        updated_at: now,
+        customer_email: who.email.clone(),
+        customer_name: who.name.clone().unwrap_or_else(|| who.email.clone()),
+        version: 1,
+    })
+}
+
+/// The outbox row for `order` in its new state, carrying the current trace context.
+pub fn outbox_event(order: &Order, kind: &'static str) -> Result<OutboxEvent, StoreError> {
+    let event: OrderEvent = Envelope {
+        id: Uuid::now_v7(),
+        kind: kind.to_owned(),
+        source: crate::SERVICE.to_owned(),
+        time: Utc::now(),
+        data: OrderData {
+            id: order.id,
+            user_id: order.user_id,
+            status: order.status.as_str().to_owned(),
+            lines: order
+                .lines
+                .iter()
+                .map(|l| OrderLineData {
+                    sku: l.sku.clone(),
+                    name: l.name.clone(),
+                    quantity: l.quantity,
+                    unit_price: MoneyData { amount: l.unit_price.amount, currency: l.unit_price.currency.clone() },
+                })
+                .collect(),
+            total: MoneyData { amount: order.total.amount, currency: order.total.currency.clone() },
+            created_at: order.created_at,
+            updated_at: order.updated_at,
+            customer_email: order.customer_email.clone(),
+            customer_name: order.customer_name.clone(),
+        },
+    };
+    let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let trace = serde_json::to_string(&common::propagation::current_as_map())
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    Ok(OutboxEvent {
+        event_id: event.id,
+        event_type: kind,
+        topic: events::ORDERS_TOPIC,
+        key: order.id.to_string(),
+        payload,
+        trace_context: trace,
+    })
+}
+
+/// Cancels a `CONFIRMED` order of `who` (or any order for an admin) and releases its stock.
+#[tracing::instrument(skip_all, fields(order_id = %id, user_id = %who.user_id))]
+pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order, SagaError> {
+    let order = state.store.fetch(id).await?.ok_or(SagaError::NotFound)?;
+    if order.user_id != who.user_id && !who.is_admin() {
+        return Err(SagaError::NotFound);
+    }
+    if matches!(order.status, Status::Pending | Status::Failed) {
+        return Err(SagaError::NotFound);
+    }
+    let to = order.status.apply(Event::Cancel).map_err(|_| SagaError::NotCancellable)?;
+    let mut cancelled = order.clone();
+    cancelled.status = to;
+    cancelled.version = order.version + 1;
+    cancelled.updated_at = now();
+    let event = outbox_event(&cancelled, events::ORDER_CANCELLED)?;
+    if !state.store.transition(id, order.status, order.version, to, true, Some(&event), cancelled.updated_at).await? {
+        return Err(SagaError::NotCancellable);
+    }
+    metrics::counter!("orders_cancelled_total").increment(1);
+    // The order is cancelled; if inventory cannot be reached now, the sweeper releases later.
+    match state.inventory.release(id).await {
+        Ok(()) => state.store.clear_release_pending(id).await?,
+        Err(err) => tracing::warn!(error = %err, "stock release deferred to the sweeper"),
+    }
+    Ok(cancelled)
+}
+
+/// Settles orders a crash or an outage left half-done: a stale `PENDING` order is
+/// rolled back (its reservation released, then `FAILED`), and every release that
+/// inventory has not confirmed is retried. Returns how many orders it settled.
+#[tracing::instrument(skip_all)]
+pub async fn sweep_once(state: &AppState) -> Result<usize, StoreError> {
+    let cutoff = Utc::now() - state.sweep_pending_after;
+    let mut settled = 0;
+    for id in state.store.unsettled(cutoff, 100).await? {
+        let Some(order) = state.store.fetch(id).await? else { continue };
+        if state.inventory.release(id).await.is_err() {
+            continue;
+        }
+        if order.status == Status::Pending {
+            if state.store.transition(id, Status::Pending, order.version, Status::Failed, false, None, now()).await? {
+                tracing::warn!(order_id = %id, "rolled back an order abandoned in PENDING");
+                settled += 1;
+            }
+        } else {
+            state.store.clear_release_pending(id).await?;
+            settled += 1;
+        }
+    }
+    Ok(settled)
+}
