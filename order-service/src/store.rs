@@ -271,6 +271,17 @@ impl Store {
 
     /// Claims `key` for this request, or says what happened to it before.
     pub async fn claim_key(&self, user: Uuid, key: &str, request_hash: &str) -> Result<KeyState, StoreError> {
+        // A key is remembered for 24 hours; after that it may be used afresh.
+        let expired = Utc::now() - chrono::Duration::hours(24);
+        on_pool!(&self.pool, pool => {
+            sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND created_at < ?")
+                .bind(user.to_string())
+                .bind(key)
+                .bind(expired)
+                .execute(pool)
+                .await
+                .map(drop)?
+        });
         let inserted = on_pool!(&self.pool, pool => {
             sqlx::query("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, created_at) VALUES (?, ?, ?, ?)")
                 .bind(user.to_string())

@@ -111,3 +111,70 @@ mod reqwest {
         })
     }
 }
+
+#[tokio::test]
+async fn a_customer_orders_through_the_gateway_of_the_dev_platform() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let env = Env::from_pairs([("ECOM_ADMIN_EMAIL", "boss@example.com"), ("ECOM_ADMIN_PASSWORD", "dev-password-123")]);
+    let (platform, shutdown) = start(dir.path(), &env).await;
+    let api = |path: &str| format!("http://{}{path}", platform.gateway);
+    let http = ::reqwest::Client::new();
+    let post = |path: &str, token: Option<&str>, body: Value| {
+        let mut request = http.post(api(path)).json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+
+    let (_, tokens) =
+        post("/api/auth/login", None, json!({"email": "boss@example.com", "password": "dev-password-123"})).await;
+    let admin = tokens["access_token"].as_str().unwrap().to_owned();
+    let (status, product) = post(
+        "/api/products",
+        Some(&admin),
+        json!({"sku": "MUG-1", "name": "Mug", "category": "kitchen", "price": {"amount": 1299, "currency": "EUR"}}),
+    )
+    .await;
+    assert_eq!(status, 201, "{product}");
+    let stock =
+        http.put(api("/api/inventory/MUG-1")).bearer_auth(&admin).json(&json!({"available": 3})).send().await.unwrap();
+    assert_eq!(stock.status(), 200);
+
+    let (status, _) = post(
+        "/api/auth/register",
+        None,
+        json!({"email": "ada@example.com", "password": "ada password 1", "name": "Ada"}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (_, tokens) =
+        post("/api/auth/login", None, json!({"email": "ada@example.com", "password": "ada password 1"})).await;
+    let ada = tokens["access_token"].as_str().unwrap().to_owned();
+
+    let (status, order) = post("/api/orders", Some(&ada), json!({"lines": [{"sku": "MUG-1", "quantity": 2}]})).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["total"], json!({"amount": 2598, "currency": "EUR"}));
+    let (status, problem) = post("/api/orders", Some(&ada), json!({"lines": [{"sku": "MUG-1", "quantity": 2}]})).await;
+    assert_eq!(status, 409, "{problem}");
+
+    let listed: Value = http.get(api("/api/orders")).bearer_auth(&ada).send().await.unwrap().json().await.unwrap();
+    assert_eq!(listed["total"], 1);
+    let id = order["id"].as_str().unwrap();
+    let (status, cancelled) = post(&format!("/api/orders/{id}/cancel"), Some(&ada), json!(null)).await;
+    assert_eq!(status, 200, "{cancelled}");
+    let level: Value = http.get(api("/api/inventory/MUG-1")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((level["available"].clone(), level["reserved"].clone()), (json!(3), json!(0)));
+
+    let docs: Value = http.get(api("/api/openapi.json")).send().await.unwrap().json().await.unwrap();
+    for path in ["/api/auth/login", "/api/products", "/api/inventory/{sku}", "/api/orders", "/api/orders/{id}/cancel"] {
+        assert!(docs["paths"].get(path).is_some(), "{path} missing from the merged document");
+    }
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+}
