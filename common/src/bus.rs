@@ -26,7 +26,7 @@ pub enum BusError {
 }
 
 /// Publishing: resolves once the message is durably accepted by the bus.
-pub trait Publisher: Send + Sync + 'static {
+pub trait Publisher: Send + Sync + std::fmt::Debug + 'static {
     fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), BusError>>;
 }
 

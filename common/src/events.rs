@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub const ORDERS_TOPIC: &str = "orders.v1";
-pub const ORDERS_DLQ_TOPIC: &str = "orders.v1.dlq";
 pub const ORDER_CONFIRMED: &str = "order.confirmed";
 pub const ORDER_CANCELLED: &str = "order.cancelled";
 

@@ -1,9 +1,11 @@
 //! notification-service: consumes order events and sends one email per event.
 
+pub mod events;
 pub mod mailer;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod templates;
 
 use axum::Router;
 use common::bus::BusConfig;
@@ -44,15 +46,31 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     )
 }
 
-/// Background work of this service (the event consumer comes here).
-pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
+/// Background work: the event consumer, from Kafka or from the in-process bus.
+pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken) -> JoinSet<()> {
+    let mut set = JoinSet::new();
+    match &settings.bus {
+        BusConfig::Kafka { brokers } => {
+            set.spawn(events::run_kafka(
+                state,
+                brokers.clone(),
+                settings.kafka_group.clone(),
+                settings.orders_topic.clone(),
+                shutdown,
+            ));
+        }
+        BusConfig::InProcess(bus) => {
+            let messages = bus.subscribe(&settings.orders_topic);
+            set.spawn(events::run_in_process(state, messages, shutdown));
+        }
+    }
+    set
 }
 
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let mut workers = workers(state.clone(), shutdown.clone());
+    let mut workers = workers(state.clone(), &settings, shutdown.clone());
     let app = router(state.clone(), &settings);
     server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
     shutdown.cancel();

@@ -19,6 +19,10 @@ pub struct Settings {
     pub pool: PoolSettings,
     /// `ECOM_KAFKA_BROKERS`: where order events are consumed from.
     pub bus: BusConfig,
+    /// `ECOM_ORDERS_TOPIC`: the topic consumed (`orders.v1`); dead letters go to `<topic>.dlq`.
+    pub orders_topic: String,
+    /// `ECOM_KAFKA_GROUP`: the consumer group.
+    pub kafka_group: String,
     pub mail: MailSettings,
 }
 
@@ -57,6 +61,8 @@ impl Settings {
             database_url: env.url("DATABASE_URL", "sqlite://data/notifications.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
             bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+            orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
+            kafka_group: env.or("ECOM_KAFKA_GROUP", "notification-service".to_owned())?,
             mail: MailSettings { from, transport },
         })
     }

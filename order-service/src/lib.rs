@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod domain;
+pub mod events;
 pub mod routes;
 pub mod saga;
 pub mod settings;
@@ -41,10 +42,16 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     )
 }
 
-/// Background work: the sweeper that settles orders a crash or outage left
-/// half-done (the outbox relay joins it).
+/// Background work: the outbox relay, and the sweeper that settles orders a
+/// crash or outage left half-done.
 pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    set.spawn(events::run_relay(
+        state.store.pool().clone(),
+        state.publisher.clone(),
+        state.outbox_wake.clone(),
+        shutdown.clone(),
+    ));
     let interval = settings.sweep_interval;
     set.spawn(async move {
         let mut tick = tokio::time::interval(interval);

@@ -89,7 +89,7 @@ pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Res
             confirmed.status = to;
             confirmed.version = order.version + 1;
             confirmed.updated_at = now();
-            let event = outbox_event(&confirmed, events::ORDER_CONFIRMED)?;
+            let event = outbox_event(&confirmed, events::ORDER_CONFIRMED, &state.orders_topic)?;
             let moved = state
                 .store
                 .transition(order.id, Status::Pending, order.version, to, false, Some(&event), confirmed.updated_at)
@@ -102,6 +102,7 @@ pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Res
                     retry_after_secs: 1,
                 }));
             }
+            state.outbox_wake.notify_one();
             metrics::counter!("orders_placed_total").increment(1);
             Ok(confirmed)
         }
@@ -180,7 +181,7 @@ fn price(
 }
 
 /// The outbox row for `order` in its new state, carrying the current trace context.
-pub fn outbox_event(order: &Order, kind: &'static str) -> Result<OutboxEvent, StoreError> {
+pub fn outbox_event(order: &Order, kind: &'static str, topic: &str) -> Result<OutboxEvent, StoreError> {
     let event: OrderEvent = Envelope {
         id: Uuid::now_v7(),
         kind: kind.to_owned(),
@@ -213,7 +214,7 @@ pub fn outbox_event(order: &Order, kind: &'static str) -> Result<OutboxEvent, St
     Ok(OutboxEvent {
         event_id: event.id,
         event_type: kind,
-        topic: events::ORDERS_TOPIC,
+        topic: topic.to_owned(),
         key: order.id.to_string(),
         payload,
         trace_context: trace,
@@ -235,10 +236,11 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
     cancelled.status = to;
     cancelled.version = order.version + 1;
     cancelled.updated_at = now();
-    let event = outbox_event(&cancelled, events::ORDER_CANCELLED)?;
+    let event = outbox_event(&cancelled, events::ORDER_CANCELLED, &state.orders_topic)?;
     if !state.store.transition(id, order.status, order.version, to, true, Some(&event), cancelled.updated_at).await? {
         return Err(SagaError::NotCancellable);
     }
+    state.outbox_wake.notify_one();
     metrics::counter!("orders_cancelled_total").increment(1);
     // The order is cancelled; if inventory cannot be reached now, the sweeper releases later.
     match state.inventory.release(id).await {

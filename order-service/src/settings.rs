@@ -24,6 +24,8 @@ pub struct Settings {
     pub inventory_url: Url,
     /// `ECOM_KAFKA_BROKERS`: where the outbox relay publishes.
     pub bus: BusConfig,
+    /// `ECOM_ORDERS_TOPIC`: the topic order events go to (`orders.v1`).
+    pub orders_topic: String,
     /// `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`, `ECOM_JWT_AUDIENCE`.
     pub verifier: VerifierSettings,
     /// `ECOM_CLIENT_*`, `ECOM_BREAKER_*`: calls to product- and inventory-service.
@@ -43,6 +45,7 @@ impl Settings {
             product_url: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
             inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
             bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+            orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
             verifier: VerifierSettings::from_env(env)?,
             client: ClientConfig::from_env(env)?,
             sweep_interval: env.millis("ECOM_SWEEP_INTERVAL_MS", Duration::from_secs(10))?,

@@ -1,7 +1,9 @@
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::FromRef;
 use common::auth::Verifier;
+use common::bus::{BusConfig, Publisher};
 use common::client::ResilientClient;
 use common::db::SqlPool;
 use sqlx::migrate::Migrator;
@@ -21,6 +23,11 @@ pub struct AppState {
     pub products: Products,
     pub inventory: Inventory,
     pub sweep_pending_after: Duration,
+    /// Where the outbox relay publishes.
+    pub publisher: Arc<dyn Publisher>,
+    pub orders_topic: String,
+    /// Wakes the relay as soon as an event is committed.
+    pub outbox_wake: Arc<tokio::sync::Notify>,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -46,6 +53,15 @@ impl AppState {
                 base: settings.inventory_url.clone(),
             },
             sweep_pending_after: settings.sweep_pending_after,
+            publisher: match &settings.bus {
+                BusConfig::Kafka { brokers } => Arc::new(
+                    common::kafka::KafkaPublisher::new(brokers, crate::SERVICE)
+                        .map_err(|e| anyhow::anyhow!("ECOM_KAFKA_BROKERS: {e}"))?,
+                ),
+                BusConfig::InProcess(bus) => Arc::new(bus.clone()),
+            },
+            outbox_wake: Arc::new(tokio::sync::Notify::new()),
+            orders_topic: settings.orders_topic.clone(),
         })
     }
 }

@@ -20,7 +20,7 @@ pub enum StoreError {
 pub struct OutboxEvent {
     pub event_id: Uuid,
     pub event_type: &'static str,
-    pub topic: &'static str,
+    pub topic: String,
     pub key: String,
     pub payload: String,
     pub trace_context: String,
@@ -156,7 +156,7 @@ impl Store {
                 )
                 .bind(event.event_id.to_string())
                 .bind(event.event_type)
-                .bind(event.topic)
+                .bind(&event.topic)
                 .bind(&event.key)
                 .bind(&event.payload)
                 .bind(&event.trace_context)

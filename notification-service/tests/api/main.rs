@@ -3,4 +3,5 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod events;
 mod startup;

@@ -14,17 +14,19 @@ fn mail(transport: MailTransport) -> MailSettings {
     MailSettings { from: "ecom <no-reply@ecom.test>".into(), transport }
 }
 
-fn smtp(url: &str) -> MailTransport {
+pub fn smtp(url: &str) -> MailTransport {
     MailTransport::Smtp { url: url.parse().unwrap(), username: None, password: None }
 }
 
-fn settings(database_url: Url, bus: BusConfig, transport: MailTransport) -> Settings {
+pub fn settings(database_url: Url, bus: BusConfig, transport: MailTransport) -> Settings {
     Settings {
         server: ServerSettings::for_tests(),
         database_url,
         pool: PoolSettings::default(),
         bus,
         mail: mail(transport),
+        orders_topic: common::events::ORDERS_TOPIC.to_owned(),
+        kafka_group: "notification-service".to_owned(),
     }
 }
 

@@ -97,6 +97,7 @@ impl Shop {
             product_url: products.url("").parse().unwrap(),
             inventory_url: inventory.url("").parse().unwrap(),
             bus: BusConfig::InProcess(InProcessBus::new()),
+            orders_topic: common::events::ORDERS_TOPIC.to_owned(),
             verifier: verifier(&jwks),
             client: ClientConfig::from_env(&env).unwrap(),
             sweep_interval: Duration::from_secs(3600),

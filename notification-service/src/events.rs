@@ -1,0 +1,266 @@
+//! Consuming order events: one email per event id, never two.
+//!
+//! Order of operations per event: skip it if its id is in `processed_events`;
+//! render; hand the email to the mail server; record the id. The one window left
+//! is a crash after the mail server accepted and before the record commits: that
+//! event's email is sent again on redelivery. It is a single INSERT long.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use common::db::SqlPool;
+use common::events::OrderEvent;
+use common::on_pool;
+use lettre::Message;
+use lettre::message::{Mailbox, MultiPart};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+use crate::AppState;
+use crate::mailer::MailError;
+use crate::templates::Templates;
+
+/// What became of one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Handled {
+    Sent,
+    Duplicate,
+    /// An event type that sends no email.
+    Ignored,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandleError {
+    /// Retrying later may succeed (mail server or database unreachable).
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Retrying cannot help (malformed event, rejected address): dead-letter it.
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+async fn already_handled(db: &SqlPool, event_id: &str) -> Result<bool, sqlx::Error> {
+    let row: Option<(String,)> = on_pool!(db, pool => {
+        sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?").bind(event_id).fetch_optional(pool).await?
+    });
+    Ok(row.is_some())
+}
+
+async fn record(db: &SqlPool, event: &OrderEvent) -> Result<(), sqlx::Error> {
+    let result = on_pool!(db, pool => {
+        sqlx::query("INSERT INTO processed_events (event_id, event_type, order_id, handled_at) VALUES (?, ?, ?, ?)")
+            .bind(event.id.to_string())
+            .bind(&event.kind)
+            .bind(event.data.id.to_string())
+            .bind(Utc::now())
+            .execute(pool)
+            .await
+            .map(drop)
+    });
+    match result {
+        Err(err) if common::db::is_unique_violation(&err) => Ok(()),
+        other => other,
+    }
+}
+
+/// Handles one raw event payload.
+#[tracing::instrument(skip_all, fields(event_id, order_id))]
+pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> Result<Handled, HandleError> {
+    let event: OrderEvent =
+        serde_json::from_slice(payload).map_err(|e| HandleError::Permanent(format!("not an order event: {e}")))?;
+    let span = tracing::Span::current();
+    span.record("event_id", tracing::field::display(event.id));
+    span.record("order_id", tracing::field::display(event.data.id));
+    metrics::counter!("notification_events_consumed_total", "type" => event.kind.clone()).increment(1);
+    let event_id = event.id.to_string();
+    let transient = |e: sqlx::Error| HandleError::Transient(format!("database: {e}"));
+    if already_handled(&state.db, &event_id).await.map_err(transient)? {
+        metrics::counter!("notification_duplicates_skipped_total").increment(1);
+        return Ok(Handled::Duplicate);
+    }
+    let rendered = templates.render(&event).map_err(|e| HandleError::Permanent(format!("template: {e}")))?;
+    let Some(rendered) = rendered else {
+        return Err(HandleError::Permanent(format!("unknown event type {:?}", event.kind)));
+    };
+    let to: Mailbox =
+        format!("{} <{}>", event.data.customer_name.replace(['<', '>', '"'], ""), event.data.customer_email)
+            .parse()
+            .or_else(|_| event.data.customer_email.parse())
+            .map_err(|e| HandleError::Permanent(format!("recipient: {e}")))?;
+    let message = Message::builder()
+        .from(state.mailer.from().clone())
+        .to(to)
+        .subject(rendered.subject)
+        .message_id(Some(format!("<{}@ecom>", event.id)))
+        .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
+        .map_err(|e| HandleError::Permanent(format!("message: {e}")))?;
+    let started = Instant::now();
+    state.mailer.send(message).await.map_err(|e| match e {
+        MailError::Transient(reason) => HandleError::Transient(reason),
+        MailError::Permanent(reason) => HandleError::Permanent(reason),
+    })?;
+    metrics::histogram!("notification_email_send_duration_seconds").record(started.elapsed().as_secs_f64());
+    record(&state.db, &event).await.map_err(transient)?;
+    metrics::counter!("notification_emails_sent_total", "type" => event.kind).increment(1);
+    Ok(Handled::Sent)
+}
+
+/// Handles `payload`, retrying transient failures with backoff until it succeeds,
+/// fails permanently, or shutdown. `None` means shutdown came first.
+pub async fn handle_with_retry(
+    state: &AppState,
+    templates: &Templates,
+    payload: &[u8],
+    shutdown: &CancellationToken,
+) -> Option<Result<Handled, HandleError>> {
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match handle(state, templates, payload).await {
+            Err(HandleError::Transient(reason)) => {
+                metrics::counter!("notification_retries_total").increment(1);
+                tracing::warn!(error = %reason, retry_in_ms = backoff.as_millis() as u64, "transient failure; retrying");
+                tokio::select! {
+                    () = tokio::time::sleep(backoff) => {}
+                    () = shutdown.cancelled() => return None,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+            other => return Some(other),
+        }
+    }
+}
+
+/// The in-process consumer of dev mode.
+pub async fn run_in_process(
+    state: AppState,
+    mut messages: tokio::sync::mpsc::UnboundedReceiver<common::bus::Message>,
+    shutdown: CancellationToken,
+) {
+    let templates = match Templates::new() {
+        Ok(t) => Arc::new(t),
+        Err(err) => {
+            tracing::error!(error = %err, "email templates do not compile");
+            return;
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            message = messages.recv() => match message { Some(m) => m, None => return },
+            () = shutdown.cancelled() => return,
+        };
+        let span = tracing::info_span!("consume", topic = %message.topic, otel.kind = "consumer");
+        let _ = span.set_parent(common::propagation::extract_map(&message.headers));
+        let outcome = handle_with_retry(&state, &templates, &message.payload, &shutdown).instrument(span).await;
+        if let Some(Err(err)) = outcome {
+            metrics::counter!("notification_dead_lettered_total").increment(1);
+            tracing::error!(error = %err, "event cannot be handled; dropped (no dead-letter topic in dev mode)");
+        }
+    }
+}
+
+/// The Kafka consumer: group `ECOM_KAFKA_GROUP`, offsets committed only after an
+/// event is handled (or dead-lettered), so a crash or a revoked partition means
+/// redelivery, which the processed-events record turns into "send nothing".
+pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: String, shutdown: CancellationToken) {
+    use rdkafka::Message as _;
+    use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+
+    let templates = match Templates::new() {
+        Ok(t) => t,
+        Err(err) => {
+            tracing::error!(error = %err, "email templates do not compile");
+            return;
+        }
+    };
+    let consumer: StreamConsumer = match common::kafka::client_config(&brokers, crate::SERVICE)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        // Notice a topic created after subscribing within seconds, not minutes.
+        .set("topic.metadata.refresh.interval.ms", "5000")
+        .set("log_level", "4")
+        .create()
+    {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot create the Kafka consumer");
+            return;
+        }
+    };
+    let dlq = match common::kafka::KafkaPublisher::new(&brokers, crate::SERVICE) {
+        Ok(p) => p,
+        Err(err) => {
+            tracing::error!(error = %err, "cannot create the dead-letter producer");
+            return;
+        }
+    };
+    if let Err(err) = consumer.subscribe(&[topic.as_str()]) {
+        tracing::error!(error = %err, "cannot subscribe");
+        return;
+    }
+    loop {
+        let message = tokio::select! {
+            message = consumer.recv() => message,
+            () = shutdown.cancelled() => break,
+        };
+        let message = match message {
+            Ok(m) => m,
+            Err(err) => {
+                tracing::warn!(error = %err, "consume failed");
+                continue;
+            }
+        };
+        let headers = message.headers().map(common::kafka::headers_to_map).unwrap_or_default();
+        let span = tracing::info_span!(
+            "consume",
+            otel.kind = "consumer",
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset()
+        );
+        let _ = span.set_parent(common::propagation::extract_map(&headers));
+        let payload = message.payload().unwrap_or_default().to_vec();
+        let outcome = handle_with_retry(&state, &templates, &payload, &shutdown).instrument(span.clone()).await;
+        match outcome {
+            None => break,
+            Some(Ok(_)) => {}
+            Some(Err(err)) => {
+                let mut dead_headers = headers.clone();
+                dead_headers.insert("x-error".into(), err.to_string());
+                dead_headers.insert("x-original-topic".into(), message.topic().to_owned());
+                dead_headers.insert("x-original-partition".into(), message.partition().to_string());
+                dead_headers.insert("x-original-offset".into(), message.offset().to_string());
+                let dead = common::bus::Message {
+                    topic: format!("{topic}.dlq"),
+                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+                    payload: bytes::Bytes::from(payload),
+                    headers: dead_headers,
+                };
+                // Not committed until the dead letter is safely written.
+                let mut backoff = Duration::from_millis(200);
+                while let Err(publish_err) = common::bus::Publisher::publish(&dlq, dead.clone()).await {
+                    tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        () = shutdown.cancelled() => return drop_off_runtime(consumer),
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                }
+                metrics::counter!("notification_dead_lettered_total").increment(1);
+                span.in_scope(|| tracing::error!(error = %err, "event dead-lettered"));
+            }
+        }
+        if let Err(err) = consumer.commit_message(&message, CommitMode::Async) {
+            tracing::warn!(error = %err, "offset commit failed; the event may be redelivered (and skipped)");
+        }
+    }
+    drop_off_runtime(consumer);
+}
+
+/// Dropping a consumer blocks while it leaves the group: do it on a detached thread,
+/// so neither an async worker nor the runtime's shutdown waits on it.
+fn drop_off_runtime(consumer: rdkafka::consumer::StreamConsumer) {
+    let _ = std::thread::Builder::new().name("kafka-consumer-close".into()).spawn(move || drop(consumer));
+}

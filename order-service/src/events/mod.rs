@@ -1,0 +1,156 @@
+//! The outbox relay: publishes committed events to the bus, in order, at least once.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use chrono::Utc;
+use common::bus::{Message, Publisher};
+use common::db::SqlPool;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::StoreError;
+
+/// Most events claimed at once.
+pub const BATCH: i64 = 100;
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    topic: String,
+    event_key: String,
+    payload: String,
+    trace_context: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] common::bus::BusError),
+}
+
+/// Claims up to [`BATCH`] unsent events, publishes them and marks them sent, in one
+/// transaction: on MySQL the rows are claimed with `FOR UPDATE SKIP LOCKED`, so
+/// several replicas share the work without publishing a row twice; a failure rolls
+/// back and the rows stay unsent. Returns how many events went out.
+#[tracing::instrument(skip_all)]
+pub async fn relay_once(pool: &SqlPool, publisher: &dyn Publisher) -> Result<usize, RelayError> {
+    let started = Instant::now();
+    let sent = match pool {
+        SqlPool::MySql(pool) => {
+            let mut tx = pool.begin().await?;
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL \
+                 ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            publish_all(publisher, &rows).await?;
+            for row in &rows {
+                sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?")
+                    .bind(Utc::now())
+                    .bind(row.seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            rows.len()
+        }
+        SqlPool::Sqlite(pool) => {
+            // One writer at a time on SQLite: the transaction itself is the claim.
+            let mut tx = pool.begin().await?;
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            publish_all(publisher, &rows).await?;
+            for row in &rows {
+                sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?")
+                    .bind(Utc::now())
+                    .bind(row.seq)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            rows.len()
+        }
+    };
+    if sent > 0 {
+        metrics::counter!("outbox_published_total").increment(sent as u64);
+        metrics::histogram!("outbox_publish_duration_seconds").record(started.elapsed().as_secs_f64());
+    }
+    Ok(sent)
+}
+
+/// Publishes in `seq` order; every event of one order id keeps its order.
+async fn publish_all(publisher: &dyn Publisher, rows: &[Row]) -> Result<(), common::bus::BusError> {
+    // Sent concurrently (the idempotent producer keeps per-partition order), then
+    // all delivery reports awaited before anything is marked sent.
+    let sends = rows.iter().map(|row| {
+        let headers = serde_json::from_str(&row.trace_context).unwrap_or_default();
+        publisher.publish(Message {
+            topic: row.topic.clone(),
+            key: row.event_key.clone(),
+            payload: Bytes::from(row.payload.clone()),
+            headers,
+        })
+    });
+    for result in futures::future::join_all(sends).await {
+        result?;
+    }
+    Ok(())
+}
+
+/// The backlog for the metrics: unsent rows and the age of the oldest.
+pub async fn record_backlog(pool: &SqlPool) -> Result<(), sqlx::Error> {
+    let (count, oldest): (i64, Option<chrono::DateTime<Utc>>) = common::on_pool!(pool, pool => {
+        sqlx::query_as("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE sent_at IS NULL").fetch_one(pool).await?
+    });
+    metrics::gauge!("outbox_backlog").set(count as f64);
+    let age = oldest.map_or(0.0, |t| (Utc::now() - t).num_milliseconds().max(0) as f64 / 1000.0);
+    metrics::gauge!("outbox_oldest_age_seconds").set(age);
+    Ok(())
+}
+
+/// Runs the relay until `shutdown`: woken by new events or every 200 ms, backing
+/// off while the bus is down (the outbox grows meanwhile) and catching up after.
+pub async fn run_relay(pool: SqlPool, publisher: Arc<dyn Publisher>, wake: Arc<Notify>, shutdown: CancellationToken) {
+    let mut backoff = Duration::from_millis(100);
+    let mut last_backlog = Instant::now() - Duration::from_secs(60);
+    loop {
+        if last_backlog.elapsed() > Duration::from_secs(5) {
+            let _ = record_backlog(&pool).await;
+            last_backlog = Instant::now();
+        }
+        let wait = match relay_once(&pool, publisher.as_ref()).await {
+            Ok(n) if n as i64 >= BATCH => {
+                backoff = Duration::from_millis(100);
+                continue;
+            }
+            Ok(_) => {
+                backoff = Duration::from_millis(100);
+                Duration::from_millis(200)
+            }
+            Err(err) => {
+                metrics::counter!("outbox_publish_failures_total").increment(1);
+                tracing::warn!(error = %err, retry_in_ms = backoff.as_millis() as u64, "outbox relay failed; retrying");
+                let wait = backoff;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                wait
+            }
+        };
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(wait) => {}
+            () = shutdown.cancelled() => return,
+        }
+    }
+}
