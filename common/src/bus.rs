@@ -39,13 +39,21 @@ pub enum BusConfig {
     InProcess(InProcessBus),
 }
 
-/// In-process topics: each subscriber gets every message published after it subscribed.
+/// In-process topics: each subscriber gets every message published after it
+/// subscribed; messages published to a topic nobody has subscribed to yet are held
+/// for its first subscriber, so nothing is lost while services start in any order.
 ///
 /// Delivery is in publish order per topic. Nothing survives the process; durability
 /// in dev mode comes from the outbox, which is re-read at start.
 #[derive(Debug, Clone, Default)]
 pub struct InProcessBus {
-    subscribers: Arc<Mutex<HashMap<String, Vec<mpsc::UnboundedSender<Message>>>>>,
+    topics: Arc<Mutex<HashMap<String, Topic>>>,
+}
+
+#[derive(Debug, Default)]
+struct Topic {
+    subscribers: Vec<mpsc::UnboundedSender<Message>>,
+    held: Vec<Message>,
 }
 
 impl InProcessBus {
@@ -55,21 +63,23 @@ impl InProcessBus {
 
     pub fn subscribe(&self, topic: &str) -> mpsc::UnboundedReceiver<Message> {
         let (tx, rx) = mpsc::unbounded_channel();
-        self.subscribers
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .entry(topic.to_owned())
-            .or_default()
-            .push(tx);
+        let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let topic = topics.entry(topic.to_owned()).or_default();
+        for message in topic.held.drain(..) {
+            let _ = tx.send(message);
+        }
+        topic.subscribers.push(tx);
         rx
     }
 }
 
 impl Publisher for InProcessBus {
     fn publish(&self, message: Message) -> BoxFuture<'_, Result<(), BusError>> {
-        let mut subscribers = self.subscribers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(list) = subscribers.get_mut(&message.topic) {
-            list.retain(|tx| tx.send(message.clone()).is_ok());
+        let mut topics = self.topics.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let topic = topics.entry(message.topic.clone()).or_default();
+        topic.subscribers.retain(|tx| tx.send(message.clone()).is_ok());
+        if topic.subscribers.is_empty() {
+            topic.held.push(message);
         }
         Box::pin(async { Ok(()) })
     }
@@ -96,5 +106,13 @@ mod tests {
             assert_eq!(rx.recv().await.unwrap().key, "2");
         }
         assert!(other.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn messages_published_before_anyone_subscribed_reach_the_first_subscriber() {
+        let bus = InProcessBus::new();
+        bus.publish(message("orders.v1", "early")).await.unwrap();
+        let mut late = bus.subscribe("orders.v1");
+        assert_eq!(late.recv().await.unwrap().key, "early");
     }
 }

@@ -163,6 +163,22 @@ async fn a_customer_orders_through_the_gateway_of_the_dev_platform() {
     let (status, problem) = post("/api/orders", Some(&ada), json!({"lines": [{"sku": "MUG-1", "quantity": 2}]})).await;
     assert_eq!(status, 409, "{problem}");
 
+    // The confirmation email lands in DATA_DIR/mail as an .eml file.
+    let order_id = order["id"].as_str().unwrap().to_owned();
+    let mail_dir = dir.path().join("mail");
+    let eml = common::test_util::eventually(std::time::Duration::from_secs(10), || {
+        let (mail_dir, order_id) = (mail_dir.clone(), order_id.clone());
+        async move {
+            std::fs::read_dir(&mail_dir)
+                .ok()?
+                .filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+                .find(|text| text.contains(&order_id))
+        }
+    })
+    .await
+    .expect("a confirmation .eml for the order");
+    assert!(eml.contains("ada@example.com"), "{eml}");
+
     let listed: Value = http.get(api("/api/orders")).bearer_auth(&ada).send().await.unwrap().json().await.unwrap();
     assert_eq!(listed["total"], 1);
     let id = order["id"].as_str().unwrap();
