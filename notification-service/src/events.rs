@@ -200,15 +200,25 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
         tracing::error!(error = %err, "cannot subscribe");
         return;
     }
+    let mut consume_backoff = Duration::from_millis(200);
     loop {
         let message = tokio::select! {
             message = consumer.recv() => message,
             () = shutdown.cancelled() => break,
         };
         let message = match message {
-            Ok(m) => m,
+            Ok(m) => {
+                consume_backoff = Duration::from_millis(200);
+                m
+            }
             Err(err) => {
-                tracing::warn!(error = %err, "consume failed");
+                // The broker is away: back off instead of spinning (and flooding the log).
+                tracing::warn!(error = %err, retry_in_ms = consume_backoff.as_millis() as u64, "consume failed");
+                tokio::select! {
+                    () = tokio::time::sleep(consume_backoff) => {}
+                    () = shutdown.cancelled() => break,
+                }
+                consume_backoff = (consume_backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };

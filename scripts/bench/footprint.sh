@@ -12,15 +12,19 @@
 #      closed port (their readiness is 503 then; liveness and RSS are what count
 #      here, and a real Kafka of the test stack must not be touched);
 #      notification-service writes mail to files (ECOM_MAIL_DIR).
+#  (c) auth-service RSS after 10 sequential and 8 concurrent logins, with glibc's
+#      default malloc and with a fixed mmap threshold (argon2's 19 MiB buffers);
 #  and the size of each release binary.
 #
 # Usage: scripts/bench/footprint.sh      (prints a Markdown report on stdout)
-# Knobs (env): BENCH_IDLE_SECS=3 BENCH_BUILD=1 (rebuild even if the binaries exist)
+# Knobs (env): BENCH_IDLE_SECS=3 BENCH_STARTS=3 (starts per service for the start-up
+#   time) BENCH_BUILD=1 (rebuild even if the binaries exist)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="$ROOT/target/release"
 IDLE_SECS="${BENCH_IDLE_SECS:-3}"
+STARTS="${BENCH_STARTS:-3}"
 SERVICES=(api-gateway auth-service product-service order-service inventory-service notification-service)
 CLOSED_PORT=18099 # nothing listens here: upstreams, JWKS and Kafka of the lone services
 
@@ -115,55 +119,113 @@ dev_run cold "$WORK/dev-data"
 dev_run warm "$WORK/dev-data"
 
 # ---------------------------------------------------------------- (b) alone
-declare -A LIVE RSS HWM THREADS RC STOPMS READY LOGLINES
+# Each service is started STARTS times on fresh data (start-up time is noisy on a
+# shared machine: median and range); the first start also idles for the RSS.
+declare -A LIVE LIVE_RANGE RSS HWM THREADS RC STOPMS READY LOGLINES LOGRATE
+median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{printf "%.0f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 i=0
 for s in "${SERVICES[@]}"; do
     port=$((18080 + i))
     i=$((i + 1))
-    dir="$WORK/$s"
-    mkdir -p "$dir/mail"
-    closed="http://127.0.0.1:$CLOSED_PORT"
-    vars=(ECOM_BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn ECOM_JWKS_URL="$closed/.well-known/jwks.json")
-    case $s in
-        api-gateway) vars+=(ECOM_AUTH_URL="$closed" ECOM_PRODUCT_URL="$closed" ECOM_ORDER_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
-        auth-service) vars+=(DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true) ;;
-        product-service) vars+=(DATABASE_URL="sqlite://$dir/products.db") ;;
-        order-service) vars+=(DATABASE_URL="sqlite://$dir/orders.db" ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT"
-            ECOM_PRODUCT_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
-        inventory-service) vars+=(DATABASE_URL="sqlite://$dir/inventory.db") ;;
-        notification-service) vars+=(DATABASE_URL="sqlite://$dir/notifications.db"
-            ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT" ECOM_MAIL_DIR="$dir/mail") ;;
-    esac
-    log "$s alone on 127.0.0.1:$port"
-    t0="$(now_us)"
-    env -i PATH="$PATH" HOME="$dir" "${vars[@]}" "$BIN/$s" >"$WORK/$s.log" 2>&1 &
-    CURRENT_PID=$!
-    live=""
-    for _ in $(seq 3000); do
-        kill -0 "$CURRENT_PID" 2>/dev/null || die "$s exited: $(tail -5 "$WORK/$s.log")"
-        if [[ "$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "http://127.0.0.1:$port/health/live" || true)" == 200 ]]; then
-            live="$(ms_since "$t0")"
-            break
+    lives=()
+    RC[$s]=0
+    for run in $(seq "$STARTS"); do
+        dir="$WORK/$s-$run"
+        mkdir -p "$dir/mail"
+        closed="http://127.0.0.1:$CLOSED_PORT"
+        vars=(ECOM_BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn ECOM_JWKS_URL="$closed/.well-known/jwks.json")
+        case $s in
+            api-gateway) vars+=(ECOM_AUTH_URL="$closed" ECOM_PRODUCT_URL="$closed" ECOM_ORDER_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
+            auth-service) vars+=(DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true) ;;
+            product-service) vars+=(DATABASE_URL="sqlite://$dir/products.db") ;;
+            order-service) vars+=(DATABASE_URL="sqlite://$dir/orders.db" ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT"
+                ECOM_PRODUCT_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
+            inventory-service) vars+=(DATABASE_URL="sqlite://$dir/inventory.db") ;;
+            notification-service) vars+=(DATABASE_URL="sqlite://$dir/notifications.db"
+                ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT" ECOM_MAIL_DIR="$dir/mail") ;;
+        esac
+        log "$s alone on 127.0.0.1:$port (start $run/$STARTS)"
+        logfile="$WORK/$s-$run.log"
+        t0="$(now_us)"
+        env -i PATH="$PATH" HOME="$dir" "${vars[@]}" "$BIN/$s" >"$logfile" 2>&1 &
+        CURRENT_PID=$!
+        live=""
+        for _ in $(seq 3000); do
+            kill -0 "$CURRENT_PID" 2>/dev/null || die "$s exited: $(tail -5 "$logfile")"
+            if [[ "$(curl -s -o /dev/null --max-time 2 -w '%{http_code}' "http://127.0.0.1:$port/health/live" || true)" == 200 ]]; then
+                live="$(ms_since "$t0")"
+                break
+            fi
+            sleep 0.005
+        done
+        [[ -n "$live" ]] || die "$s not live after 30 s"
+        lives+=("$live")
+        if ((run == 1)); then
+            lines_at_live="$(wc -l <"$logfile")"
+            sleep "$IDLE_SECS"
+            LOGRATE[$s]="$(awk -v a="$lines_at_live" -v b="$(wc -l <"$logfile")" -v t="$IDLE_SECS" 'BEGIN{printf "%.0f", (b-a)/t}')"
+            READY[$s]="$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$port/health/ready" || true)"
+            RSS[$s]="$(status_kib "$CURRENT_PID" VmRSS)"
+            HWM[$s]="$(status_kib "$CURRENT_PID" VmHWM)"
+            THREADS[$s]="$(status_kib "$CURRENT_PID" Threads)"
         fi
-        sleep 0.005
+        stop "$CURRENT_PID"
+        CURRENT_PID=""
+        ((STOP_RC == 0)) || RC[$s]=$STOP_RC
+        if ((run == 1)); then
+            STOPMS[$s]=$STOP_MS
+            LOGLINES[$s]="$(wc -l <"$logfile")"
+            cp "$logfile" "$WORK/$s.log"
+        fi
     done
-    [[ -n "$live" ]] || die "$s not live after 30 s"
+    LIVE[$s]="$(median "${lives[@]}")"
+    LIVE_RANGE[$s]="$(printf '%s\n' "${lives[@]}" | sort -n | awk 'NR==1{lo=$1} {hi=$1} END{print lo "–" hi}')"
+done
+
+# ---------------------------------------------------------------- (c) auth-service after logins
+# Each argon2id hash holds a 19 MiB buffer. Measured with glibc's default malloc and
+# with a fixed mmap threshold (GLIBC_TUNABLES), which hands such buffers back to the
+# kernel when freed.
+declare -A LOGIN_RSS
+login() {
+    curl -s -o /dev/null -X POST -H 'content-type: application/json' \
+        -d '{"email":"bench@example.com","password":"bench-password-1"}' "http://127.0.0.1:18081/api/auth/login"
+}
+for variant in default mmap-threshold; do
+    dir="$WORK/auth-logins-$variant"
+    mkdir -p "$dir"
+    tunables=()
+    [[ $variant == mmap-threshold ]] && tunables=(GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304)
+    log "auth-service with logins ($variant malloc)"
+    env -i PATH="$PATH" HOME="$dir" "${tunables[@]}" ECOM_BIND_ADDR=127.0.0.1:18081 RUST_LOG=warn \
+        DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true \
+        ECOM_ADMIN_EMAIL=bench@example.com ECOM_ADMIN_PASSWORD=bench-password-1 \
+        "$BIN/auth-service" >"$WORK/auth-logins-$variant.log" 2>&1 &
+    CURRENT_PID=$!
+    for _ in $(seq 3000); do
+        [[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18081/health/ready || true)" == 200 ]] && break
+        kill -0 "$CURRENT_PID" 2>/dev/null || die "auth-service exited"
+        sleep 0.01
+    done
+    LOGIN_RSS[$variant,start]="$(status_kib "$CURRENT_PID" VmRSS)"
+    for _ in $(seq 10); do login; done
+    LOGIN_RSS[$variant,seq]="$(status_kib "$CURRENT_PID" VmRSS)"
+    logins=()
+    for _ in $(seq 8); do login & logins+=($!); done
+    wait "${logins[@]}" || true
+    LOGIN_RSS[$variant,conc]="$(status_kib "$CURRENT_PID" VmRSS)"
     sleep "$IDLE_SECS"
-    LIVE[$s]="$live"
-    READY[$s]="$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$port/health/ready" || true)"
-    RSS[$s]="$(status_kib "$CURRENT_PID" VmRSS)"
-    HWM[$s]="$(status_kib "$CURRENT_PID" VmHWM)"
-    THREADS[$s]="$(status_kib "$CURRENT_PID" Threads)"
+    LOGIN_RSS[$variant,idle]="$(status_kib "$CURRENT_PID" VmRSS)"
+    LOGIN_RSS[$variant,peak]="$(status_kib "$CURRENT_PID" VmHWM)"
     stop "$CURRENT_PID"
-    RC[$s]=$STOP_RC STOPMS[$s]=$STOP_MS
+    LOGIN_RSS[$variant,rc]=$STOP_RC
     CURRENT_PID=""
-    LOGLINES[$s]="$(wc -l <"$WORK/$s.log")"
 done
 
 # ---------------------------------------------------------------- report
 echo "## Footprint — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (work tree has changes)')"
+echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (work tree has changes)'); binaries built $(date -u -r "$BIN/ecom" '+%Y-%m-%d %H:%M UTC')"
 echo "- machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "- $(rustc -V 2>/dev/null | cut -d' ' -f1-2); release profile; idle = ${IDLE_SECS} s after ready/live, no traffic"
 echo
@@ -175,27 +237,41 @@ for kind in cold warm; do
     echo "| $kind | ${DEV_BANNER[$kind]} | ${DEV_SELF[$kind]} | ${DEV_READY[$kind]} | $(mib "${DEV_RSS[$kind]}") | $(mib "${DEV_HWM[$kind]}") | ${DEV_THREADS[$kind]} | ${DEV_STOP[$kind]} | ${DEV_RC[$kind]} |"
 done
 echo
-echo "### Each service alone (fresh SQLite, RUST_LOG=warn)"
+echo "### Each service alone (fresh SQLite, RUST_LOG=warn; RSS, threads, stop time and logs from the first start, exit code the worst of all starts)"
 echo
-echo "| binary | size MiB | exec → /health/live 200 ms | /health/ready | idle RSS MiB | peak RSS MiB | threads | SIGTERM → exit ms | exit code | log lines |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "| binary | size MiB | exec → /health/live 200 ms, median (range of $STARTS) | /health/ready | idle RSS MiB | peak RSS MiB | threads | SIGTERM → exit ms | exit code | log lines (WARN+) | of which per idle second |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for s in "${SERVICES[@]}"; do
     size="$(stat -c %s "$BIN/$s")"
-    echo "| $s | $(awk -v b="$size" 'BEGIN{printf "%.1f", b/1048576}') | ${LIVE[$s]} | ${READY[$s]} | $(mib "${RSS[$s]}") | $(mib "${HWM[$s]}") | ${THREADS[$s]} | ${STOPMS[$s]} | ${RC[$s]} | ${LOGLINES[$s]} |"
+    echo "| $s | $(awk -v b="$size" 'BEGIN{printf "%.1f", b/1048576}') | ${LIVE[$s]} (${LIVE_RANGE[$s]}) | ${READY[$s]} | $(mib "${RSS[$s]}") | $(mib "${HWM[$s]}") | ${THREADS[$s]} | ${STOPMS[$s]} | ${RC[$s]} | ${LOGLINES[$s]} | ${LOGRATE[$s]} |"
 done
 size="$(stat -c %s "$BIN/ecom")"
-echo "| ecom | $(awk -v b="$size" 'BEGIN{printf "%.1f", b/1048576}') | — | — | — | — | — | — | — | — |"
+echo "| ecom | $(awk -v b="$size" 'BEGIN{printf "%.1f", b/1048576}') | — | — | — | — | — | — | — | — | — |"
 sum=0
 for s in "${SERVICES[@]}"; do sum=$((sum + RSS[$s])); done
 echo
 echo "Sum of the six idle RSS: $(mib "$sum") MiB (ecom dev cold: $(mib "${DEV_RSS[cold]}") MiB)."
+echo
+echo "### auth-service RSS after logins (admin account set, argon2id m = 19 MiB)"
+echo
+echo "| malloc | ready MiB | after 10 sequential logins MiB | after 8 more concurrent MiB | ${IDLE_SECS} s later MiB | peak MiB | exit code |"
+echo "|---|---:|---:|---:|---:|---:|---:|"
+for variant in default mmap-threshold; do
+    label="glibc default"
+    [[ $variant == mmap-threshold ]] && label="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304"
+    echo "| $label | $(mib "${LOGIN_RSS[$variant,start]}") | $(mib "${LOGIN_RSS[$variant,seq]}") | $(mib "${LOGIN_RSS[$variant,conc]}") | $(mib "${LOGIN_RSS[$variant,idle]}") | $(mib "${LOGIN_RSS[$variant,peak]}") | ${LOGIN_RSS[$variant,rc]} |"
+done
 for s in "${SERVICES[@]}"; do
     if [[ "${LOGLINES[$s]}" -gt 0 ]]; then
         echo
-        echo "$s log (first lines):"
+        echo "$s log, distinct messages (count, level, message):"
         echo
         echo '```'
-        head -c 1500 "$WORK/$s.log" | head -5
+        if command -v jq >/dev/null; then
+            jq -r '"\(.level) \(.message)"' "$WORK/$s.log" 2>/dev/null | sed -E 's/[0-9]+ms/Nms/g' | sort | uniq -c | sort -rn | head -6 | cut -c1-200
+        else
+            head -5 "$WORK/$s.log" | cut -c1-300
+        fi
         echo '```'
     fi
 done
