@@ -132,19 +132,6 @@ impl Verifier {
         Self::build(parse_jwks(jwks), Source::Fixed, expectations)
     }
 
-    /// A verifier whose keys come from `url`; the first fetch happens here and a
-    /// failure is returned (callers decide whether to start without keys).
-    pub async fn remote(url: Url, expectations: Expectations, min_refresh: Duration) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
-        let verifier = Self::build(HashMap::new(), Source::Remote { url, client, min_refresh }, expectations);
-        verifier.refresh().await?;
-        Ok(verifier)
-    }
-
     /// A remote verifier that starts empty and fetches on first use.
     pub fn remote_lazy(url: Url, expectations: Expectations, min_refresh: Duration) -> Result<Self, String> {
         let client = reqwest::Client::builder()

@@ -41,48 +41,31 @@ pub enum RelayError {
 #[tracing::instrument(skip_all)]
 pub async fn relay_once(pool: &SqlPool, publisher: &dyn Publisher) -> Result<usize, RelayError> {
     let started = Instant::now();
-    let sent = match pool {
-        SqlPool::MySql(pool) => {
-            let mut tx = pool.begin().await?;
-            let rows: Vec<Row> = sqlx::query_as(
-                "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL \
-                 ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED",
-            )
-            .bind(BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
-            publish_all(publisher, &rows).await?;
-            for row in &rows {
-                sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?")
-                    .bind(Utc::now())
-                    .bind(row.seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            rows.len()
+    // SKIP LOCKED lets MySQL replicas share the work; SQLite has one writer at a
+    // time, so there the transaction itself is the claim.
+    let claim = match pool {
+        SqlPool::MySql(_) => {
+            "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL \
+             ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED"
         }
-        SqlPool::Sqlite(pool) => {
-            // One writer at a time on SQLite: the transaction itself is the claim.
-            let mut tx = pool.begin().await?;
-            let rows: Vec<Row> = sqlx::query_as(
-                "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?",
-            )
-            .bind(BATCH)
-            .fetch_all(&mut *tx)
-            .await?;
-            publish_all(publisher, &rows).await?;
-            for row in &rows {
-                sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?")
-                    .bind(Utc::now())
-                    .bind(row.seq)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
-            rows.len()
+        SqlPool::Sqlite(_) => {
+            "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?"
         }
     };
+    let sent = common::on_pool!(pool, pool => {
+        let mut tx = pool.begin().await?;
+        let rows: Vec<Row> = sqlx::query_as(claim).bind(BATCH).fetch_all(&mut *tx).await?;
+        publish_all(publisher, &rows).await?;
+        for row in &rows {
+            sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?")
+                .bind(Utc::now())
+                .bind(row.seq)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        rows.len()
+    });
     if sent > 0 {
         metrics::counter!("outbox_published_total").increment(sent as u64);
         metrics::histogram!("outbox_publish_duration_seconds").record(started.elapsed().as_secs_f64());

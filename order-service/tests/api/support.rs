@@ -189,28 +189,18 @@ impl Shop {
 
     /// Rows in the outbox of `event_type`.
     pub async fn outbox_count(&self, event_type: &str) -> i64 {
-        let state = order_service::AppState::connect(&self.order_settings).await.unwrap();
-        let count = common::on_pool!(state.store.pool(), pool => {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE event_type = ?")
-                .bind(event_type)
-                .fetch_one(pool)
-                .await
-                .unwrap();
-            n
-        });
-        state.store.pool().close().await;
-        count
+        self.count("SELECT COUNT(*) FROM outbox WHERE event_type = ?", event_type).await
     }
 
     /// Orders in `status`, straight from the database.
     pub async fn orders_in(&self, status: &str) -> i64 {
+        self.count("SELECT COUNT(*) FROM orders WHERE status = ?", status).await
+    }
+
+    async fn count(&self, sql: &'static str, value: &str) -> i64 {
         let state = order_service::AppState::connect(&self.order_settings).await.unwrap();
         let count = common::on_pool!(state.store.pool(), pool => {
-            let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM orders WHERE status = ?")
-                .bind(status)
-                .fetch_one(pool)
-                .await
-                .unwrap();
+            let (n,): (i64,) = sqlx::query_as(sql).bind(value).fetch_one(pool).await.unwrap();
             n
         });
         state.store.pool().close().await;
