@@ -12,6 +12,11 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+for check in scripts/check/*.sh; do
+  [ -e "$check" ] || continue
+  echo "== $check"
+  bash "$check"
+done
 echo "== cargo test"
 cargo test --workspace --all-features --locked
 echo "== all checks passed in $(( $(date +%s) - started )) s"
