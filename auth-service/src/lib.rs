@@ -26,11 +26,7 @@ pub const DEFAULT_PORT: u16 = 8081;
 
 /// The service's routes inside the standard stack, with its readiness checks.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let store = state.store.clone();
-    let health = Health::new().check("database", move || {
-        let store = store.clone();
-        async move { store.pool().ping().await }
-    });
+    let health = Health::new().database(state.store.pool().clone());
     server::stack(
         routes::routes(state),
         health,

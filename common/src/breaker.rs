@@ -143,6 +143,15 @@ pub struct Permit {
 impl CircuitBreaker {
     pub fn new(name: &str, config: BreakerConfig) -> Self {
         metrics::gauge!("circuit_breaker_state", "name" => name.to_owned()).set(0.0);
+        // Every series at zero from the start, so rates and alerts see the first change.
+        for outcome in ["success", "slow", "failure", "rejected"] {
+            metrics::counter!("circuit_breaker_calls_total", "name" => name.to_owned(), "outcome" => outcome)
+                .increment(0);
+        }
+        for (from, to) in [("closed", "open"), ("open", "half_open"), ("half_open", "closed"), ("half_open", "open")] {
+            metrics::counter!("circuit_breaker_transitions_total", "name" => name.to_owned(), "from" => from, "to" => to)
+                .increment(0);
+        }
         Self {
             name: name.into(),
             config: Arc::new(config),

@@ -91,6 +91,10 @@ impl ResilientClient {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()?;
         let breaker = CircuitBreaker::new(name, config.breaker.clone());
+        metrics::counter!("http_client_retries_total", "target" => name).increment(0);
+        for outcome in ["ok", "server_error", "rejected", "timeout", "transport_error"] {
+            metrics::counter!("http_client_requests_total", "target" => name, "outcome" => outcome).increment(0);
+        }
         let service = ServiceBuilder::new()
             .layer(RetryLayer { name, retries: config.retries, backoff: config.backoff })
             .layer(CircuitBreakerLayer { breaker: breaker.clone() })

@@ -101,6 +101,15 @@ impl SqlPool {
         result.map_err(|e| short_error(&e))
     }
 
+    /// Sets the pool gauges: connections by state and the configured maximum.
+    pub fn record_usage(&self, pool: &'static str) {
+        let (size, idle, max) = crate::on_pool!(self, p => (p.size(), p.num_idle(), p.options().get_max_connections()));
+        let idle = u32::try_from(idle).unwrap_or(u32::MAX).min(size);
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "idle").set(f64::from(idle));
+        metrics::gauge!("db_pool_connections", "pool" => pool, "state" => "in_use").set(f64::from(size - idle));
+        metrics::gauge!("db_pool_max_connections", "pool" => pool).set(f64::from(max));
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             Self::MySql(_) => "mysql",

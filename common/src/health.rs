@@ -20,6 +20,9 @@ use crate::problem::Problem;
 
 type CheckFn = Arc<dyn Fn() -> BoxFuture<'static, Result<(), String>> + Send + Sync>;
 
+/// Sets gauges about a dependency just before `/metrics` renders; given the service name.
+pub(crate) type SamplerFn = Arc<dyn Fn(&'static str) + Send + Sync>;
+
 /// How long one dependency check may take before it counts as failed.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -27,6 +30,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 #[derive(Clone, Default)]
 pub struct Health {
     checks: Vec<(&'static str, CheckFn)>,
+    pub(crate) samplers: Vec<SamplerFn>,
 }
 
 impl std::fmt::Debug for Health {
@@ -51,6 +55,18 @@ impl Health {
     }
 
     /// Runs every check; the map holds `"up"` or the failure reason per check.
+    /// The SQL database: a `database` readiness check, and the pool's
+    /// `db_pool_connections` / `db_pool_max_connections` gauges on every scrape.
+    #[cfg(feature = "sql")]
+    pub fn database(mut self, pool: crate::db::SqlPool) -> Self {
+        let sampled = pool.clone();
+        self.samplers.push(Arc::new(move |service| sampled.record_usage(service)));
+        self.check("database", move || {
+            let pool = pool.clone();
+            async move { pool.ping().await }
+        })
+    }
+
     pub async fn run(&self) -> (bool, BTreeMap<&'static str, String>) {
         let results = join_all(self.checks.iter().map(|(name, check)| async move {
             let outcome = match tokio::time::timeout(CHECK_TIMEOUT, check()).await {

@@ -38,9 +38,19 @@ pub struct StackConfig {
 pub fn stack(routes: Router, health: Health, config: StackConfig) -> Router {
     // Installed before the first request so that request is counted too.
     crate::metrics::handle();
+    let samplers = health.samplers.clone();
+    let service = config.service;
     routes
         .merge(health.routes())
-        .route("/metrics", get(crate::metrics::render))
+        .route(
+            "/metrics",
+            get(move || {
+                for sample in &samplers {
+                    sample(service);
+                }
+                crate::metrics::render()
+            }),
+        )
         .route_layer(middleware::from_fn(record_route))
         .fallback(crate::problem::not_found_fallback)
         .layer(

@@ -20,11 +20,8 @@ pub const DEFAULT_PORT: u16 = 8084;
 
 /// The service's routes inside the standard stack, with its readiness checks.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let db = state.store.pool().clone();
-    let health = Health::new().check("database", move || {
-        let db = db.clone();
-        async move { db.ping().await }
-    });
+    register_metrics();
+    let health = Health::new().database(state.store.pool().clone());
     server::stack(
         routes::routes(state),
         health,
@@ -47,4 +44,15 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     while workers.join_next().await.is_some() {}
     state.store.pool().close().await;
     Ok(())
+}
+
+/// Declares the service's own series, with help text, at zero.
+fn register_metrics() {
+    use metrics::{counter, describe_counter};
+    describe_counter!("inventory_reservations_total", "Reservation requests, by outcome (reserved, insufficient)");
+    describe_counter!("inventory_releases_total", "Reservations released");
+    for outcome in ["reserved", "insufficient"] {
+        counter!("inventory_reservations_total", "outcome" => outcome).increment(0);
+    }
+    counter!("inventory_releases_total").increment(0);
 }

@@ -174,14 +174,16 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
             return;
         }
     };
-    let consumer: StreamConsumer = match common::kafka::client_config(&brokers, crate::SERVICE)
+    let consumer: StreamConsumer<LagContext> = match common::kafka::client_config(&brokers, crate::SERVICE)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         // Notice a topic created after subscribing within seconds, not minutes.
         .set("topic.metadata.refresh.interval.ms", "5000")
+        // Statistics (and so the lag gauges) every 5 s.
+        .set("statistics.interval.ms", "5000")
         .set("log_level", "4")
-        .create()
+        .create_with_context(LagContext { group: group.clone() })
     {
         Ok(c) => c,
         Err(err) => {
@@ -269,8 +271,42 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
     drop_off_runtime(consumer);
 }
 
+/// Publishes `kafka_consumer_lag` per partition from the client's statistics.
+struct LagContext {
+    group: String,
+}
+
+impl rdkafka::ClientContext for LagContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in &statistics.topics {
+            for (partition, p) in &stats.partitions {
+                // -1 is the client's internal "unassigned" partition.
+                if *partition < 0 {
+                    continue;
+                }
+                // Not ours (revoked or never assigned): this consumer is behind on nothing there.
+                // Ours but not known yet (no committed offset or end offset yet): keep the last value.
+                let lag = match (p.fetch_state.as_str(), p.consumer_lag) {
+                    ("none", _) => 0,
+                    (_, lag) if lag >= 0 => lag,
+                    _ => continue,
+                };
+                metrics::gauge!(
+                    "kafka_consumer_lag",
+                    "group" => self.group.clone(),
+                    "topic" => topic.clone(),
+                    "partition" => partition.to_string()
+                )
+                .set(lag as f64);
+            }
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LagContext {}
+
 /// Dropping a consumer blocks while it leaves the group: do it on a detached thread,
 /// so neither an async worker nor the runtime's shutdown waits on it.
-fn drop_off_runtime(consumer: rdkafka::consumer::StreamConsumer) {
+fn drop_off_runtime(consumer: rdkafka::consumer::StreamConsumer<LagContext>) {
     let _ = std::thread::Builder::new().name("kafka-consumer-close".into()).spawn(move || drop(consumer));
 }

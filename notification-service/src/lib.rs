@@ -24,17 +24,12 @@ pub const DEFAULT_PORT: u16 = 8085;
 /// The service's routes inside the standard stack, with its readiness checks:
 /// the database, the mail server and, in production, Kafka.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let db = state.db.clone();
+    register_metrics();
     let mailer = state.mailer.clone();
-    let mut health = Health::new()
-        .check("database", move || {
-            let db = db.clone();
-            async move { db.ping().await }
-        })
-        .check("mail", move || {
-            let mailer = mailer.clone();
-            async move { mailer.check().await }
-        });
+    let mut health = Health::new().database(state.db.clone()).check("mail", move || {
+        let mailer = mailer.clone();
+        async move { mailer.check().await }
+    });
     if let BusConfig::Kafka { brokers } = &settings.bus {
         let brokers = brokers.clone();
         health = health.check("kafka", move || common::kafka::check_brokers(brokers.clone()));
@@ -77,4 +72,27 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     while workers.join_next().await.is_some() {}
     state.db.close().await;
     Ok(())
+}
+
+/// Declares the service's own series, with help text, at zero: dashboards and
+/// alerts see them before the first event.
+fn register_metrics() {
+    use metrics::{counter, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("notification_events_consumed_total", "Order events received, by type");
+    describe_counter!("notification_emails_sent_total", "Emails handed to the mail server, by event type");
+    describe_counter!("notification_duplicates_skipped_total", "Redelivered events whose email had already gone out");
+    describe_counter!("notification_retries_total", "Transient failures retried");
+    describe_counter!(
+        "notification_dead_lettered_total",
+        "Events that could not be handled, sent to the dead-letter topic"
+    );
+    describe_histogram!("notification_email_send_duration_seconds", "Time for the mail server to accept one email");
+    describe_gauge!("kafka_consumer_lag", "Messages behind the partition's end, per group, topic and partition");
+    for kind in [common::events::ORDER_CONFIRMED, common::events::ORDER_CANCELLED] {
+        counter!("notification_events_consumed_total", "type" => kind).increment(0);
+        counter!("notification_emails_sent_total", "type" => kind).increment(0);
+    }
+    counter!("notification_duplicates_skipped_total").increment(0);
+    counter!("notification_retries_total").increment(0);
+    counter!("notification_dead_lettered_total").increment(0);
 }

@@ -26,11 +26,8 @@ pub const DEFAULT_PORT: u16 = 8083;
 /// The service's routes inside the standard stack, with its readiness checks:
 /// the database and, in production, the Kafka cluster the relay publishes to.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let db = state.store.pool().clone();
-    let mut health = Health::new().check("database", move || {
-        let db = db.clone();
-        async move { db.ping().await }
-    });
+    register_metrics();
+    let mut health = Health::new().database(state.store.pool().clone());
     if let BusConfig::Kafka { brokers } = &settings.bus {
         let brokers = brokers.clone();
         health = health.check("kafka", move || common::kafka::check_brokers(brokers.clone()));
@@ -80,4 +77,25 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     while workers.join_next().await.is_some() {}
     state.store.pool().close().await;
     Ok(())
+}
+
+/// Declares the service's own series, with help text, at zero: dashboards and
+/// alerts see them before the first order.
+fn register_metrics() {
+    use metrics::{counter, describe_counter, describe_gauge, describe_histogram};
+    describe_counter!("orders_placed_total", "Orders confirmed by the placement saga");
+    describe_counter!("orders_rejected_total", "Placements refused, by reason (out_of_stock, unavailable)");
+    describe_counter!("orders_cancelled_total", "Orders cancelled by their owner or an admin");
+    describe_gauge!("outbox_backlog", "Outbox rows not yet published");
+    describe_gauge!("outbox_oldest_age_seconds", "Age of the oldest unpublished outbox row");
+    describe_counter!("outbox_published_total", "Outbox rows published and marked sent");
+    describe_counter!("outbox_publish_failures_total", "Relay batches that failed to publish");
+    describe_histogram!("outbox_publish_duration_seconds", "Time to publish one claimed batch and mark it sent");
+    counter!("orders_placed_total").increment(0);
+    for reason in ["out_of_stock", "unavailable"] {
+        counter!("orders_rejected_total", "reason" => reason).increment(0);
+    }
+    counter!("orders_cancelled_total").increment(0);
+    counter!("outbox_published_total").increment(0);
+    counter!("outbox_publish_failures_total").increment(0);
 }

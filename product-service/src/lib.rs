@@ -22,6 +22,7 @@ pub const DEFAULT_PORT: u16 = 8082;
 
 /// The service's routes inside the standard stack, with its readiness checks.
 pub fn router(state: AppState, settings: &Settings) -> Router {
+    register_metrics();
     let store = state.store.clone();
     let health = Health::new().check("database", move || {
         let store = store.clone();
@@ -49,4 +50,10 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     while workers.join_next().await.is_some() {}
     state.store.close().await;
     Ok(())
+}
+
+/// Declares the service's own series, with help text, at zero.
+fn register_metrics() {
+    metrics::describe_counter!("products_created_total", "Products added to the catalog");
+    metrics::counter!("products_created_total").increment(0);
 }
