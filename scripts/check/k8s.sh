@@ -15,6 +15,8 @@ cd "$(dirname "$0")/../.."
 
 KUSTOMIZE_VERSION=v5.8.1              # a Go module; needs Go >= 1.24
 KUBERNETES_VALIDATE_VERSION=1.37.0    # ships the schemas of Kubernetes 1.25 to 1.37
+# What it installs from PyPI, its main dependencies pinned too.
+PY_PACKAGES="kubernetes-validate==$KUBERNETES_VALIDATE_VERSION jsonschema==4.26.0 referencing==0.37.0 PyYAML==6.0.4"
 # The oldest supported Kubernetes (the preStop sleep action is on by default from
 # 1.30) and the newest the validator knows.
 K8S_VERSIONS=(1.30.0 1.37.0)
@@ -39,7 +41,7 @@ if [ ! -x "$kustomize" ]; then
 fi
 
 venv="$TOOLS/kubernetes-validate-$KUBERNETES_VALIDATE_VERSION"
-if [ ! -e "$venv/.installed" ]; then
+if [ "$(cat "$venv/.installed" 2>/dev/null)" != "$PY_PACKAGES" ]; then
   echo "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION into $TOOLS"
   rm -rf "$venv"
   if ! python3 -m venv "$venv" 2>/dev/null; then
@@ -48,8 +50,9 @@ if [ ! -e "$venv/.installed" ]; then
     apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
     python3 -m venv "$venv"
   fi
-  "$venv/bin/pip" install --quiet --disable-pip-version-check "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-  touch "$venv/.installed"
+  # shellcheck disable=SC2086 # one word per package
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $PY_PACKAGES
+  echo "$PY_PACKAGES" >"$venv/.installed"
 fi
 validate=("$venv/bin/kubernetes-validate" --strict --quiet)
 python="$venv/bin/python"
