@@ -111,43 +111,54 @@ impl Running {
 }
 
 /// A TCP forwarder in front of a real dependency that a test can cut and restore,
-/// to lose a dependency at run time without stopping the shared server.
+/// to lose a dependency at run time without stopping the shared server; or hold,
+/// to stop the client's bytes (only those) at the proxy and see that the client is
+/// waiting on them.
 #[derive(Debug)]
 pub struct TcpProxy {
     pub addr: std::net::SocketAddr,
     open: std::sync::Arc<std::sync::atomic::AtomicBool>,
     cut: tokio::sync::watch::Sender<u64>,
+    hold: tokio::sync::watch::Sender<bool>,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl TcpProxy {
     pub async fn start(target: std::net::SocketAddr) -> Self {
-        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("bound address");
         let open = std::sync::Arc::new(AtomicBool::new(true));
+        let waiting = std::sync::Arc::new(AtomicUsize::new(0));
         let (cut, _) = tokio::sync::watch::channel(0u64);
-        let (accept_open, accept_cut) = (open.clone(), cut.clone());
+        let (hold, _) = tokio::sync::watch::channel(false);
+        let (accept_open, accept_cut, accept_hold, accept_waiting) =
+            (open.clone(), cut.clone(), hold.clone(), waiting.clone());
         let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 if !accept_open.load(Ordering::SeqCst) {
                     drop(inbound);
                     continue;
                 }
                 let mut cut = accept_cut.subscribe();
+                let (hold, waiting) = (accept_hold.subscribe(), accept_waiting.clone());
                 tokio::spawn(async move {
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
+                    let (mut from_client, mut to_client) = inbound.into_split();
+                    let (mut from_target, mut to_target) = outbound.into_split();
                     tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = forward_held(&mut from_client, &mut to_target, hold, waiting) => {}
+                        _ = tokio::io::copy(&mut from_target, &mut to_client) => {}
                         _ = cut.changed() => {}
                     }
                 });
             }
         });
-        Self { addr, open, cut, task }
+        Self { addr, open, cut, hold, waiting, task }
     }
 
-    /// Drops every open connection and refuses new ones.
+    /// Drops every open connection (and any bytes held) and refuses new ones.
     pub fn cut(&self) {
         self.open.store(false, std::sync::atomic::Ordering::SeqCst);
         self.cut.send_modify(|n| *n += 1);
@@ -156,6 +167,54 @@ impl TcpProxy {
     /// Lets connections through again.
     pub fn restore(&self) {
         self.open.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Stops forwarding what clients send (answers still flow back).
+    pub fn hold(&self) {
+        self.hold.send_replace(true);
+    }
+
+    /// Forwards what clients send again, held bytes first.
+    pub fn release(&self) {
+        self.hold.send_replace(false);
+    }
+
+    /// Whether a client has sent bytes that the hold keeps from the target.
+    pub fn client_waiting(&self) -> bool {
+        self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+}
+
+/// Copies client bytes to the target, waiting at the gate while it is held.
+async fn forward_held(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut hold: tokio::sync::watch::Receiver<bool>,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+) -> std::io::Result<()> {
+    use std::sync::atomic::Ordering;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        if *hold.borrow() {
+            // Counted while waiting, also when a cut drops this future mid-wait.
+            struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+            impl Drop for Waiting<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
+            waiting.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting(&waiting);
+            if hold.wait_for(|held| !held).await.is_err() {
+                return Ok(());
+            }
+        }
+        to.write_all(&buf[..n]).await?;
     }
 }
 

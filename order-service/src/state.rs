@@ -12,8 +12,8 @@ use crate::Settings;
 use crate::clients::{Inventory, Products};
 use crate::store::Store;
 
-static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
-static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
+pub static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Everything a handler or worker needs; cheap to clone.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::startup::{settings, smtp};
 
-fn event(kind: &str, order_id: Uuid, email: &str) -> Value {
+pub fn event(kind: &str, order_id: Uuid, email: &str) -> Value {
     json!({
         "id": Uuid::now_v7(), "type": kind, "source": "order-service", "time": "2026-11-25T10:00:00Z",
         "data": {
@@ -23,7 +23,7 @@ fn event(kind: &str, order_id: Uuid, email: &str) -> Value {
     })
 }
 
-fn message(topic: &str, event: &Value) -> Message {
+pub fn message(topic: &str, event: &Value) -> Message {
     Message {
         topic: topic.to_owned(),
         key: event["data"]["id"].as_str().unwrap().to_owned(),

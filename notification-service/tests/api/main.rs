@@ -3,5 +3,6 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod crash;
 mod events;
 mod startup;

@@ -1,0 +1,180 @@
+//! The notification-service binary killed with SIGKILL in the middle of a burst.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::bus::Publisher;
+use common::test_util::{TcpProxy, eventually, fresh_mysql_database, real_dependency, unique_name};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::events::{event, message};
+
+/// The service as its own process, so it can be killed for real.
+struct Child {
+    process: tokio::process::Child,
+    log: PathBuf,
+}
+
+impl Child {
+    async fn start(env: &[(&str, String)], log: &Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
+        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_notification-service"))
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("ECOM_BIND_ADDR", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .env("ECOM_LOG_FORMAT", "json")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let child = Self { process, log: log.to_owned() };
+        let url = format!("http://127.0.0.1:{port}/health/ready");
+        let ready = eventually(Duration::from_secs(30), || async {
+            let status = reqwest::get(&url).await.ok()?.status();
+            (status == 200).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "notification-service never became ready:\n{}", child.log_tail());
+        child
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
+    }
+
+    /// SIGKILL: no shutdown, no flush, no offset commit.
+    async fn kill(mut self) {
+        self.process.kill().await.unwrap();
+    }
+}
+
+/// Emails Mailpit holds for `address`, counted per order id (from the subject).
+async fn emails_per_order(mailpit: &str, address: &str, orders: &[Uuid]) -> HashMap<Uuid, usize> {
+    let http = reqwest::Client::new();
+    let query = format!("to:\"{address}\"");
+    let mut counts = HashMap::new();
+    let mut start = 0;
+    loop {
+        let page: Value = http
+            .get(format!("{mailpit}/api/v1/search"))
+            .query(&[("query", query.as_str()), ("limit", "500"), ("start", &start.to_string())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let messages = page["messages"].as_array().cloned().unwrap_or_default();
+        if messages.is_empty() {
+            return counts;
+        }
+        start += messages.len();
+        for m in messages {
+            let subject = m["Subject"].as_str().unwrap_or_default();
+            if let Some(order) = orders.iter().find(|o| subject.contains(&o.to_string())) {
+                *counts.entry(*order).or_default() += 1;
+            }
+        }
+    }
+}
+
+/// Whether the group has committed every partition of `topic` up to its end.
+fn group_caught_up(brokers: &str, group: &str, topic: &str) -> bool {
+    let reader: BaseConsumer = common::kafka::client_config(brokers, "test").set("group.id", group).create().unwrap();
+    let timeout = Duration::from_secs(5);
+    let Ok(metadata) = reader.fetch_metadata(Some(topic), timeout) else { return false };
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        wanted.add_partition(topic, p.id());
+    }
+    let Ok(committed) = reader.committed_offsets(wanted, timeout) else { return false };
+    committed.elements().iter().all(|e| {
+        let Ok((_, high)) = reader.fetch_watermarks(topic, e.partition(), timeout) else { return false };
+        match e.offset() {
+            rdkafka::Offset::Offset(at) => at >= high,
+            _ => high == 0,
+        }
+    })
+}
+
+#[tokio::test]
+async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exactly_once() {
+    let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
+    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
+    let Some(smtp_url) = real_dependency("ECOM_TEST_SMTP_URL") else { return };
+    let Some(mailpit) = real_dependency("ECOM_TEST_MAILPIT_URL") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("notification-service.log");
+    let topic = unique_name("orders-kill");
+    let group = unique_name("notification-kill");
+    let address = format!("{}@example.com", unique_name("burst"));
+
+    // 200 events waiting before the service starts: a burst from the first poll.
+    let producer = common::kafka::KafkaPublisher::new(&brokers, "test").unwrap();
+    let orders: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
+    for order in &orders {
+        producer.publish(message(&topic, &event("order.confirmed", *order, &address))).await.unwrap();
+    }
+
+    // The mail server behind a proxy the test can hold: the kill then lands where the
+    // service waits on the mail server, never between its acceptance and the record.
+    let smtp: url::Url = smtp_url.parse().unwrap();
+    let smtp_addr = format!("{}:{}", smtp.host_str().unwrap(), smtp.port().unwrap()).parse().unwrap();
+    let proxy = TcpProxy::start(smtp_addr).await;
+    let env = [
+        ("DATABASE_URL", fresh_mysql_database(&base).await.to_string()),
+        ("ECOM_KAFKA_BROKERS", brokers.clone()),
+        ("ECOM_ORDERS_TOPIC", topic.clone()),
+        ("ECOM_KAFKA_GROUP", group.clone()),
+        ("ECOM_SMTP_URL", format!("smtp://{}", proxy.addr)),
+    ];
+    let service = Child::start(&env, &log).await;
+
+    let midway = eventually(Duration::from_secs(60), || async {
+        let sent: usize = emails_per_order(&mailpit, &address, &orders).await.values().sum();
+        (sent >= 40).then_some(sent)
+    })
+    .await;
+    assert!(midway.is_some(), "the burst never got going:\n{}", service.log_tail());
+    proxy.hold();
+    let waiting = eventually(Duration::from_secs(10), || async { proxy.client_waiting().then_some(()) }).await;
+    assert!(waiting.is_some(), "the service never sent to the held mail server:\n{}", service.log_tail());
+    let before_kill: usize = emails_per_order(&mailpit, &address, &orders).await.values().sum();
+    assert!(before_kill < orders.len(), "the kill must land mid-burst");
+    service.kill().await;
+    proxy.cut();
+    proxy.release();
+    proxy.restore();
+
+    let service = Child::start(&env, &log).await;
+    // The killed member keeps its partitions until its session times out (45 s).
+    let all = eventually(Duration::from_secs(120), || async {
+        let counts = emails_per_order(&mailpit, &address, &orders).await;
+        (counts.len() == orders.len()).then_some(())
+    })
+    .await;
+    let arrived = emails_per_order(&mailpit, &address, &orders).await.len();
+    assert!(all.is_some(), "{arrived} of 200 orders emailed after the restart:\n{}", service.log_tail());
+    // Everything consumed is committed only once handled: once the group is at the end,
+    // nothing more can arrive, and the count is final.
+    let settled = eventually(Duration::from_secs(30), || {
+        let (brokers, group, topic) = (brokers.clone(), group.clone(), topic.clone());
+        async move {
+            tokio::task::spawn_blocking(move || group_caught_up(&brokers, &group, &topic)).await.unwrap().then_some(())
+        }
+    })
+    .await;
+    assert!(settled.is_some(), "the group never committed the whole topic:\n{}", service.log_tail());
+    let counts = emails_per_order(&mailpit, &address, &orders).await;
+    let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(doubled.is_empty(), "emails sent twice: {doubled:?}");
+    assert_eq!(counts.len(), 200);
+    service.kill().await;
+}
