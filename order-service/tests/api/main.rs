@@ -4,6 +4,7 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod crash;
 mod placement;
 mod resilience;
 mod startup;
