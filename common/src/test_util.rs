@@ -240,3 +240,53 @@ pub async fn fresh_mysql_database(base: &str) -> url::Url {
     url.set_path(&name);
     url
 }
+
+/// Whether consumer group `group` has committed every partition of `topic` up to its
+/// end: with commits only after handling, nothing consumed is still in progress.
+/// Blocking (the client's calls block): call it from `spawn_blocking`.
+#[cfg(feature = "kafka")]
+pub fn kafka_group_caught_up(brokers: &str, group: &str, topic: &str) -> bool {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let Ok(reader) = crate::kafka::client_config(brokers, "test").set("group.id", group).create::<BaseConsumer>()
+    else {
+        return false;
+    };
+    let timeout = std::time::Duration::from_secs(5);
+    let Ok(metadata) = reader.fetch_metadata(Some(topic), timeout) else { return false };
+    let mut wanted = rdkafka::TopicPartitionList::new();
+    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
+        wanted.add_partition(topic, p.id());
+    }
+    let Ok(committed) = reader.committed_offsets(wanted, timeout) else { return false };
+    committed.elements().iter().all(|e| {
+        let Ok((_, high)) = reader.fetch_watermarks(topic, e.partition(), timeout) else { return false };
+        match e.offset() {
+            rdkafka::Offset::Offset(at) => at >= high,
+            _ => high == 0,
+        }
+    })
+}
+
+/// The subjects of every message Mailpit holds for `address`.
+pub async fn mailpit_subjects(mailpit: &str, address: &str) -> Vec<String> {
+    let http = reqwest::Client::new();
+    let query = format!("to:\"{address}\"");
+    let mut subjects = Vec::new();
+    loop {
+        let start = subjects.len().to_string();
+        let page: serde_json::Value = http
+            .get(format!("{}/api/v1/search", mailpit.trim_end_matches('/')))
+            .query(&[("query", query.as_str()), ("limit", "500"), ("start", start.as_str())])
+            .send()
+            .await
+            .expect("Mailpit answers")
+            .json()
+            .await
+            .expect("Mailpit answers JSON");
+        let messages = page["messages"].as_array().cloned().unwrap_or_default();
+        if messages.is_empty() {
+            return subjects;
+        }
+        subjects.extend(messages.iter().map(|m| m["Subject"].as_str().unwrap_or_default().to_owned()));
+    }
+}

@@ -202,25 +202,31 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
         tracing::error!(error = %err, "cannot subscribe");
         return;
     }
-    let mut consume_backoff = Duration::from_millis(200);
+    // Errors from `recv` are the client's reports (broker down, reconnecting), queued
+    // as they happen while the client keeps reconnecting by itself: read them promptly,
+    // or a long outage leaves a queue of stale reports in front of the first message.
+    // They are logged at most every 10 s, with the count in between.
+    let mut last_report: Option<std::time::Instant> = None;
+    let mut unreported = 0u64;
     loop {
         let message = tokio::select! {
             message = consumer.recv() => message,
             () = shutdown.cancelled() => break,
         };
         let message = match message {
-            Ok(m) => {
-                consume_backoff = Duration::from_millis(200);
-                m
-            }
+            Ok(m) => m,
             Err(err) => {
-                // The broker is away: back off instead of spinning (and flooding the log).
-                tracing::warn!(error = %err, retry_in_ms = consume_backoff.as_millis() as u64, "consume failed");
+                unreported += 1;
+                if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(error = %err, errors = unreported, "consume failed; the client keeps reconnecting");
+                    last_report = Some(std::time::Instant::now());
+                    unreported = 0;
+                }
+                // A short pause, so that an error repeating at once cannot spin.
                 tokio::select! {
-                    () = tokio::time::sleep(consume_backoff) => {}
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
                     () = shutdown.cancelled() => break,
                 }
-                consume_backoff = (consume_backoff * 2).min(Duration::from_secs(30));
                 continue;
             }
         };

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod metrics;
+mod real_stack;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};

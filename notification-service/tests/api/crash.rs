@@ -6,9 +6,9 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use common::bus::Publisher;
-use common::test_util::{TcpProxy, eventually, fresh_mysql_database, real_dependency, unique_name};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde_json::Value;
+use common::test_util::{
+    TcpProxy, eventually, fresh_mysql_database, kafka_group_caught_up, mailpit_subjects, real_dependency, unique_name,
+};
 use uuid::Uuid;
 
 use crate::events::{event, message};
@@ -57,51 +57,13 @@ impl Child {
 
 /// Emails Mailpit holds for `address`, counted per order id (from the subject).
 async fn emails_per_order(mailpit: &str, address: &str, orders: &[Uuid]) -> HashMap<Uuid, usize> {
-    let http = reqwest::Client::new();
-    let query = format!("to:\"{address}\"");
     let mut counts = HashMap::new();
-    let mut start = 0;
-    loop {
-        let page: Value = http
-            .get(format!("{mailpit}/api/v1/search"))
-            .query(&[("query", query.as_str()), ("limit", "500"), ("start", &start.to_string())])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let messages = page["messages"].as_array().cloned().unwrap_or_default();
-        if messages.is_empty() {
-            return counts;
-        }
-        start += messages.len();
-        for m in messages {
-            let subject = m["Subject"].as_str().unwrap_or_default();
-            if let Some(order) = orders.iter().find(|o| subject.contains(&o.to_string())) {
-                *counts.entry(*order).or_default() += 1;
-            }
+    for subject in mailpit_subjects(mailpit, address).await {
+        if let Some(order) = orders.iter().find(|o| subject.contains(&o.to_string())) {
+            *counts.entry(*order).or_default() += 1;
         }
     }
-}
-
-/// Whether the group has committed every partition of `topic` up to its end.
-fn group_caught_up(brokers: &str, group: &str, topic: &str) -> bool {
-    let reader: BaseConsumer = common::kafka::client_config(brokers, "test").set("group.id", group).create().unwrap();
-    let timeout = Duration::from_secs(5);
-    let Ok(metadata) = reader.fetch_metadata(Some(topic), timeout) else { return false };
-    let mut wanted = rdkafka::TopicPartitionList::new();
-    for p in metadata.topics().iter().flat_map(|t| t.partitions()) {
-        wanted.add_partition(topic, p.id());
-    }
-    let Ok(committed) = reader.committed_offsets(wanted, timeout) else { return false };
-    committed.elements().iter().all(|e| {
-        let Ok((_, high)) = reader.fetch_watermarks(topic, e.partition(), timeout) else { return false };
-        match e.offset() {
-            rdkafka::Offset::Offset(at) => at >= high,
-            _ => high == 0,
-        }
-    })
+    counts
 }
 
 #[tokio::test]
@@ -167,7 +129,10 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     let settled = eventually(Duration::from_secs(30), || {
         let (brokers, group, topic) = (brokers.clone(), group.clone(), topic.clone());
         async move {
-            tokio::task::spawn_blocking(move || group_caught_up(&brokers, &group, &topic)).await.unwrap().then_some(())
+            tokio::task::spawn_blocking(move || kafka_group_caught_up(&brokers, &group, &topic))
+                .await
+                .unwrap()
+                .then_some(())
         }
     })
     .await;

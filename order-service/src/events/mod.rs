@@ -52,8 +52,16 @@ pub async fn relay_once(pool: &SqlPool, publisher: &dyn Publisher) -> Result<usi
             "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?"
         }
     };
+    // READ COMMITTED: the claim locks the rows it returns and no gaps, so orders keep
+    // inserting their outbox rows while a batch is being published (for up to the
+    // producer's timeout when the broker is away).
+    let read_committed = matches!(pool, SqlPool::MySql(_));
     let sent = common::on_pool!(pool, pool => {
-        let mut tx = pool.begin().await?;
+        let mut conn = pool.acquire().await?;
+        if read_committed {
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *conn).await?;
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
         let rows: Vec<Row> = sqlx::query_as(claim).bind(BATCH).fetch_all(&mut *tx).await?;
         publish_all(publisher, &rows).await?;
         for row in &rows {
