@@ -148,7 +148,8 @@ Mailpit's receive time minus the order's send time, for every confirmed order of
 EOF
 for rate in $RATES; do
     "$BIN/ecom-bench" orders --gateway http://127.0.0.1:19080 --rate "$rate" --seconds "$SECONDS_PER_RUN" \
-        --mailpit "$ECOM_TEST_MAILPIT_URL" | tee "$WORK/rate-$rate.md" | head -1
+        --mailpit "$ECOM_TEST_MAILPIT_URL" >"$WORK/rate-$rate.md"
+    head -n 1 "$WORK/rate-$rate.md"
     tail -n +2 "$WORK/rate-$rate.md" >>"$WORK/mail.md"
 done
 cat "$WORK/mail.md"
