@@ -10,6 +10,7 @@ pub mod bus;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod logs;
 pub mod metrics;
 pub mod problem;
 pub mod propagation;

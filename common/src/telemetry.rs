@@ -112,16 +112,19 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(span_filter);
     let registry = tracing_subscriber::registry().with(otel);
     match settings.log_format {
-        LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .flatten_event(true)
-                    .with_current_span(true)
-                    .with_span_list(false)
-                    .with_filter(log_filter),
-            )
-            .try_init()?,
+        LogFormat::Json => {
+            let format = crate::logs::JsonLines::new(settings.service_name.clone());
+            let dispatch = tracing::Dispatch::new(
+                registry.with(
+                    tracing_subscriber::fmt::layer()
+                        .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                        .event_format(format.clone())
+                        .with_filter(log_filter),
+                ),
+            );
+            format.attach(&dispatch);
+            dispatch.try_init()?
+        }
         LogFormat::Pretty => {
             registry.with(tracing_subscriber::fmt::layer().compact().with_filter(log_filter)).try_init()?
         }

@@ -3,6 +3,7 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod logs;
 mod metrics;
 mod real_stack;
 
@@ -64,6 +65,7 @@ async fn all_six_services_become_ready_and_a_restart_on_the_same_dir_keeps_the_d
 
 #[test]
 fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_cleanly_on_sigterm() {
+    let _ports = logs::FIXED_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecom"))
         .args(["dev", "--data-dir"])

@@ -9,6 +9,8 @@ use common::bus::{Message, Publisher};
 use common::db::SqlPool;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::store::StoreError;
 
@@ -85,14 +87,29 @@ pub async fn relay_once(pool: &SqlPool, publisher: &dyn Publisher) -> Result<usi
 async fn publish_all(publisher: &dyn Publisher, rows: &[Row]) -> Result<(), common::bus::BusError> {
     // Sent concurrently (the idempotent producer keeps per-partition order), then
     // all delivery reports awaited before anything is marked sent.
+    // Each event gets a producer span in the trace of the request that wrote it; its
+    // context, not the request's, goes out as `traceparent`, so the consumer's span
+    // hangs under the publish.
     let sends = rows.iter().map(|row| {
-        let headers = serde_json::from_str(&row.trace_context).unwrap_or_default();
-        publisher.publish(Message {
-            topic: row.topic.clone(),
-            key: row.event_key.clone(),
-            payload: Bytes::from(row.payload.clone()),
-            headers,
-        })
+        let written_in = serde_json::from_str(&row.trace_context).unwrap_or_default();
+        let span = tracing::info_span!(
+            "publish",
+            otel.name = format!("publish {}", row.topic),
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = %row.topic,
+            messaging.kafka.message.key = %row.event_key,
+        );
+        let _ = span.set_parent(common::propagation::extract_map(&written_in));
+        let headers = span.in_scope(common::propagation::current_as_map);
+        publisher
+            .publish(Message {
+                topic: row.topic.clone(),
+                key: row.event_key.clone(),
+                payload: Bytes::from(row.payload.clone()),
+                headers,
+            })
+            .instrument(span)
     });
     for result in futures::future::join_all(sends).await {
         result?;
