@@ -19,17 +19,21 @@ pub fn real_dependency(var: &str) -> Option<String> {
 }
 
 /// Installs quiet telemetry once per test binary, as `main` would (spans get
-/// trace ids, so `traceparent` is continued and returned).
+/// trace ids, so `traceparent` is continued and returned). With the test stack up
+/// (`ECOM_TEST_OTLP_ENDPOINT`), spans are exported to its trace backend as service
+/// `ecom-tests`.
 pub fn init_telemetry() {
     static ONCE: std::sync::OnceLock<()> = std::sync::OnceLock::new();
     ONCE.get_or_init(|| {
+        let endpoint = std::env::var("ECOM_TEST_OTLP_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
         let settings = crate::telemetry::TelemetrySettings {
-            service_name: "test".into(),
+            service_name: "ecom-tests".into(),
             filter: std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
             log_format: crate::telemetry::LogFormat::Pretty,
-            otlp_endpoint: None,
+            otlp_endpoint: endpoint.and_then(|e| e.parse().ok()),
         };
-        // The guard is leaked on purpose: there is nothing to flush without an exporter.
+        // The guard is leaked on purpose: the batch exporter sends every few seconds
+        // while the tests run, and what is left at exit is not needed.
         if let Ok(guard) = crate::telemetry::init(&settings) {
             std::mem::forget(guard);
         }

@@ -72,7 +72,9 @@ pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Res
         skus.dedup();
         skus
     };
-    let catalog = state.products.lookup(&skus).await?;
+    let catalog = state.products.lookup(&skus).await.inspect_err(|_| {
+        metrics::counter!("orders_rejected_total", "reason" => "unavailable").increment(1);
+    })?;
     let order = price(who, &wanted, &catalog).map_err(SagaError::Validation)?;
     tracing::Span::current().record("order_id", tracing::field::display(order.id));
     state.store.insert_pending(&order).await?;
@@ -253,7 +255,8 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
 /// Settles orders a crash or an outage left half-done: a stale `PENDING` order is
 /// rolled back (its reservation released, then `FAILED`), and every release that
 /// inventory has not confirmed is retried. Returns how many orders it settled.
-#[tracing::instrument(skip_all)]
+// A debug span: the periodic sweep is not exported as a trace of its own.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn sweep_once(state: &AppState) -> Result<usize, StoreError> {
     let cutoff = Utc::now() - state.sweep_pending_after;
     let mut settled = 0;

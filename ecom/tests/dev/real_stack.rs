@@ -317,3 +317,93 @@ async fn with_the_broker_stopped_fifty_orders_are_placed_and_fifty_emails_arrive
     assert_eq!(per_order.len(), 50, "every order has its email");
     assert!(per_order.values().all(|n| *n == 1), "an email was sent twice: {per_order:?}");
 }
+
+/// A span of a trace as Jaeger's query API returns it.
+struct Span {
+    name: String,
+    tags: HashMap<String, String>,
+}
+
+async fn trace_spans(jaeger: &str, trace_id: &str) -> Vec<Span> {
+    let Ok(response) = reqwest::get(format!("{jaeger}/api/traces/{trace_id}")).await else { return Vec::new() };
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let spans = body["data"][0]["spans"].as_array().cloned().unwrap_or_default();
+    spans
+        .iter()
+        .map(|s| Span {
+            name: s["operationName"].as_str().unwrap_or_default().to_owned(),
+            tags: s["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|t| {
+                    let value = t["value"].as_str().map_or_else(|| t["value"].to_string(), str::to_owned);
+                    (t["key"].as_str().unwrap_or_default().to_owned(), value)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn one_placed_order_is_one_trace_in_the_trace_backend_from_the_gateway_to_the_email() {
+    let Some(b) = backends() else { return };
+    let Some(jaeger) = real_dependency("ECOM_TEST_JAEGER_URL") else { return };
+    if real_dependency("ECOM_TEST_OTLP_ENDPOINT").is_none() {
+        return;
+    }
+    common::test_util::init_telemetry();
+    let _broker = BROKER.lock().await;
+    let platform = Platform::start(&b).await;
+    platform.product("E2E-TRACE", 700, 10).await;
+    let (email, token) = platform.customer("Barbara Liskov").await;
+
+    // The client starts the trace: its id is the one to look up.
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let response = platform
+        .http
+        .post(platform.gateway.url("/api/orders"))
+        .bearer_auth(&token)
+        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
+        .json(&json!({"lines": [{"sku": "E2E-TRACE", "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    assert!(response.headers()["traceparent"].to_str().unwrap().contains(&trace_id));
+    let emailed = eventually(Duration::from_secs(60), || async {
+        (!mailpit_subjects(&b.mailpit, &email).await.is_empty()).then_some(())
+    })
+    .await;
+    assert!(emailed.is_some(), "no email");
+
+    let served_by = |spans: &[Span], service: &str| {
+        spans.iter().any(|s| {
+            s.tags.get("service").is_some_and(|v| v == service)
+                && s.tags.get("span.kind").is_some_and(|k| k == "server")
+        })
+    };
+    // Spans are exported in batches every few seconds: poll until the whole journey is there.
+    let complete = eventually(Duration::from_secs(60), || async {
+        let spans = trace_spans(&jaeger, &trace_id).await;
+        let has = |name: &str| spans.iter().any(|s| s.name.starts_with(name));
+        let services = ["api-gateway", "order-service", "product-service", "inventory-service"];
+        (services.iter().all(|s| served_by(&spans, s))
+            && has("insert_pending")
+            && has("reserve")
+            && has("publish ")
+            && has("consume")
+            && has("handle")
+            && has("send"))
+        .then_some(spans)
+    })
+    .await;
+    let spans = trace_spans(&jaeger, &trace_id).await;
+    let names: Vec<String> =
+        spans.iter().map(|s| format!("{} [{}]", s.name, s.tags.get("service").map_or("", String::as_str))).collect();
+    assert!(complete.is_some(), "the order's trace is incomplete: {names:?}");
+    let publish = spans.iter().find(|s| s.name.starts_with("publish ")).unwrap();
+    assert_eq!(publish.tags.get("span.kind").map(String::as_str), Some("producer"), "{names:?}");
+    let consume = spans.iter().find(|s| s.name.starts_with("consume")).unwrap();
+    assert_eq!(consume.tags.get("span.kind").map(String::as_str), Some("consumer"), "{names:?}");
+}

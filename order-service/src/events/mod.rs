@@ -40,7 +40,9 @@ pub enum RelayError {
 /// transaction: on MySQL the rows are claimed with `FOR UPDATE SKIP LOCKED`, so
 /// several replicas share the work without publishing a row twice; a failure rolls
 /// back and the rows stay unsent. Returns how many events went out.
-#[tracing::instrument(skip_all)]
+// A debug span: polling an empty outbox every 200 ms must not be a trace each time;
+// the events it publishes get producer spans in their own requests' traces.
+#[tracing::instrument(level = "debug", skip_all)]
 pub async fn relay_once(pool: &SqlPool, publisher: &dyn Publisher) -> Result<usize, RelayError> {
     let started = Instant::now();
     // SKIP LOCKED lets MySQL replicas share the work; SQLite has one writer at a
