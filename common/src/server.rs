@@ -82,6 +82,8 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
         http.route = field::Empty,
         http.response.status_code = field::Empty,
         request_id = %request_id,
+        // Set by whoever authenticates the caller (the gateway does).
+        user_id = field::Empty,
     );
     let _ = span.set_parent(propagation::extract_http(req.headers()));
     let slot = RouteSlot::default();

@@ -151,10 +151,12 @@ impl TcpProxy {
                     let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
                     let (mut from_client, mut to_client) = inbound.into_split();
                     let (mut from_target, mut to_target) = outbound.into_split();
+                    // Biased: a cut wins over bytes a release would let through at the same time.
                     tokio::select! {
+                        biased;
+                        _ = cut.changed() => {}
                         _ = forward_held(&mut from_client, &mut to_target, hold, waiting) => {}
                         _ = tokio::io::copy(&mut from_target, &mut to_client) => {}
-                        _ = cut.changed() => {}
                     }
                 });
             }

@@ -73,7 +73,6 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
     let span = tracing::Span::current();
     span.record("event_id", tracing::field::display(event.id));
     span.record("order_id", tracing::field::display(event.data.id));
-    metrics::counter!("notification_events_consumed_total", "type" => event.kind.clone()).increment(1);
     let event_id = event.id.to_string();
     let transient = |e: sqlx::Error| HandleError::Transient(format!("database: {e}"));
     if already_handled(&state.db, &event_id).await.map_err(transient)? {
@@ -107,6 +106,22 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
     Ok(Handled::Sent)
 }
 
+/// The event type as a metric label: the known types, `other` or `invalid` (bounded,
+/// whatever arrives on the topic).
+fn event_type(payload: &[u8]) -> &'static str {
+    #[derive(serde::Deserialize)]
+    struct Kind<'a> {
+        #[serde(rename = "type", borrow)]
+        kind: std::borrow::Cow<'a, str>,
+    }
+    match serde_json::from_slice::<Kind<'_>>(payload) {
+        Ok(k) if k.kind == common::events::ORDER_CONFIRMED => common::events::ORDER_CONFIRMED,
+        Ok(k) if k.kind == common::events::ORDER_CANCELLED => common::events::ORDER_CANCELLED,
+        Ok(_) => "other",
+        Err(_) => "invalid",
+    }
+}
+
 /// Handles `payload`, retrying transient failures with backoff until it succeeds,
 /// fails permanently, or shutdown. `None` means shutdown came first.
 pub async fn handle_with_retry(
@@ -115,6 +130,7 @@ pub async fn handle_with_retry(
     payload: &[u8],
     shutdown: &CancellationToken,
 ) -> Option<Result<Handled, HandleError>> {
+    metrics::counter!("notification_events_consumed_total", "type" => event_type(payload)).increment(1);
     let mut backoff = Duration::from_millis(200);
     loop {
         match handle(state, templates, payload).await {

@@ -111,7 +111,10 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     let before_kill: usize = emails_per_order(&mailpit, &address, &orders).await.values().sum();
     assert!(before_kill < orders.len(), "the kill must land mid-burst");
     service.kill().await;
+    // Drop the held bytes with their connections before letting anything through again.
     proxy.cut();
+    let dropped = eventually(Duration::from_secs(10), || async { (!proxy.client_waiting()).then_some(()) }).await;
+    assert!(dropped.is_some(), "the held connection was not dropped");
     proxy.release();
     proxy.restore();
 
