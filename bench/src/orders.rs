@@ -199,7 +199,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         mails.len(),
         sent.len(),
     );
-    ensure!(missing == 0 && doubled == 0, "emails lost or doubled");
+    ensure!(
+        missing == 0 && doubled == 0,
+        "emails lost or doubled: {} emails for {} confirmed orders, {missing} missing, {doubled} doubled",
+        mails.len(),
+        sent.len()
+    );
     Ok(())
 }
 

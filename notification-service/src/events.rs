@@ -222,22 +222,16 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
     // as they happen while the client keeps reconnecting by itself: read them promptly,
     // or a long outage leaves a queue of stale reports in front of the first message.
     // They are logged at most every 10 s, with the count in between.
-    let mut last_report: Option<std::time::Instant> = None;
-    let mut unreported = 0u64;
+    let mut errors = ErrorReports::default();
     loop {
-        let message = tokio::select! {
+        let first = tokio::select! {
             message = consumer.recv() => message,
             () = shutdown.cancelled() => break,
         };
-        let message = match message {
-            Ok(m) => m,
+        let first = match first {
+            Ok(m) => m.detach(),
             Err(err) => {
-                unreported += 1;
-                if last_report.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-                    tracing::warn!(error = %err, errors = unreported, "consume failed; the client keeps reconnecting");
-                    last_report = Some(std::time::Instant::now());
-                    unreported = 0;
-                }
+                errors.report(&err);
                 // A short pause, so that an error repeating at once cannot spin.
                 tokio::select! {
                     () = tokio::time::sleep(Duration::from_millis(50)) => {}
@@ -246,51 +240,133 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
                 continue;
             }
         };
-        let headers = message.headers().map(common::kafka::headers_to_map).unwrap_or_default();
-        let span = tracing::info_span!(
-            "consume",
-            otel.kind = "consumer",
-            topic = message.topic(),
-            partition = message.partition(),
-            offset = message.offset()
-        );
-        let _ = span.set_parent(common::propagation::extract_map(&headers));
-        let payload = message.payload().unwrap_or_default().to_vec();
-        let outcome = handle_with_retry(&state, &templates, &payload, &shutdown).instrument(span.clone()).await;
-        match outcome {
-            None => break,
-            Some(Ok(_)) => {}
-            Some(Err(err)) => {
-                let mut dead_headers = headers.clone();
-                dead_headers.insert("x-error".into(), err.to_string());
-                dead_headers.insert("x-original-topic".into(), message.topic().to_owned());
-                dead_headers.insert("x-original-partition".into(), message.partition().to_string());
-                dead_headers.insert("x-original-offset".into(), message.offset().to_string());
-                let dead = common::bus::Message {
-                    topic: format!("{topic}.dlq"),
-                    key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
-                    payload: bytes::Bytes::from(payload),
-                    headers: dead_headers,
-                };
-                // Not committed until the dead letter is safely written.
-                let mut backoff = Duration::from_millis(200);
-                while let Err(publish_err) = common::bus::Publisher::publish(&dlq, dead.clone()).await {
-                    tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
-                    tokio::select! {
-                        () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.cancelled() => return drop_off_runtime(consumer),
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+        // Whatever else is already fetched joins the batch, up to BATCH messages.
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+                Ok(Ok(m)) => batch.push(m.detach()),
+                Ok(Err(err)) => {
+                    errors.report(&err);
+                    break;
                 }
-                metrics::counter!("notification_dead_lettered_total").increment(1);
-                span.in_scope(|| tracing::error!(error = %err, "event dead-lettered"));
+                Err(_) => break,
             }
         }
-        if let Err(err) = consumer.commit_message(&message, CommitMode::Async) {
-            tracing::warn!(error = %err, "offset commit failed; the event may be redelivered (and skipped)");
+        // Events of one order (one key) in order, different orders concurrently. The
+        // next `recv`, and so any rebalance, waits for the whole batch.
+        let mut by_key: Vec<(Option<Vec<u8>>, Vec<&rdkafka::message::OwnedMessage>)> = Vec::new();
+        for message in &batch {
+            let key = message.key().map(<[u8]>::to_vec);
+            match by_key.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, messages)) => messages.push(message),
+                None => by_key.push((key, vec![message])),
+            }
+        }
+        let (state, templates, dlq, topic, shutdown) = (&state, &templates, &dlq, &topic, &shutdown);
+        let done = futures::future::join_all(by_key.iter().map(|(_, messages)| async move {
+            for message in messages {
+                if !handle_message(state, templates, dlq, topic, message, shutdown).await {
+                    return false;
+                }
+            }
+            true
+        }))
+        .await;
+        if done.iter().any(|finished| !finished) {
+            // Shutdown mid-batch: nothing of it is committed; what was handled is
+            // recorded and skipped on redelivery.
+            break;
+        }
+        let mut next: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
+        for message in &batch {
+            let at = next.entry((message.topic(), message.partition())).or_default();
+            *at = (*at).max(message.offset() + 1);
+        }
+        let mut offsets = rdkafka::TopicPartitionList::new();
+        for ((topic, partition), offset) in next {
+            let _ = offsets.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset));
+        }
+        if let Err(err) = consumer.commit(&offsets, CommitMode::Async) {
+            tracing::warn!(error = %err, "offset commit failed; the events may be redelivered (and skipped)");
         }
     }
     drop_off_runtime(consumer);
+}
+
+/// Most messages handled together between two polls of the consumer.
+const BATCH: usize = 64;
+
+/// Consumer errors, logged at most every 10 s with the count in between.
+#[derive(Default)]
+struct ErrorReports {
+    last: Option<Instant>,
+    unreported: u64,
+}
+
+impl ErrorReports {
+    fn report(&mut self, err: &rdkafka::error::KafkaError) {
+        self.unreported += 1;
+        if self.last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
+            tracing::warn!(error = %err, errors = self.unreported, "consume failed; the client keeps reconnecting");
+            self.last = Some(Instant::now());
+            self.unreported = 0;
+        }
+    }
+}
+
+/// Handles one message: the email, or the dead-letter topic for what cannot be handled.
+/// `false` when shutdown interrupted it (it is then neither handled nor dead-lettered).
+async fn handle_message(
+    state: &AppState,
+    templates: &Templates,
+    dlq: &common::kafka::KafkaPublisher,
+    topic: &str,
+    message: &rdkafka::message::OwnedMessage,
+    shutdown: &CancellationToken,
+) -> bool {
+    use rdkafka::Message as _;
+    let headers = message.headers().map(common::kafka::headers_to_map).unwrap_or_default();
+    let span = tracing::info_span!(
+        "consume",
+        otel.name = format!("consume {}", message.topic()),
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        topic = message.topic(),
+        partition = message.partition(),
+        offset = message.offset()
+    );
+    let _ = span.set_parent(common::propagation::extract_map(&headers));
+    let payload = message.payload().unwrap_or_default();
+    let outcome = handle_with_retry(state, templates, payload, shutdown).instrument(span.clone()).await;
+    let err = match outcome {
+        None => return false,
+        Some(Ok(_)) => return true,
+        Some(Err(err)) => err,
+    };
+    let mut dead_headers = headers;
+    dead_headers.insert("x-error".into(), err.to_string());
+    dead_headers.insert("x-original-topic".into(), message.topic().to_owned());
+    dead_headers.insert("x-original-partition".into(), message.partition().to_string());
+    dead_headers.insert("x-original-offset".into(), message.offset().to_string());
+    let dead = common::bus::Message {
+        topic: format!("{topic}.dlq"),
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+        payload: bytes::Bytes::copy_from_slice(payload),
+        headers: dead_headers,
+    };
+    // Not committed until the dead letter is safely written.
+    let mut backoff = Duration::from_millis(200);
+    while let Err(publish_err) = common::bus::Publisher::publish(dlq, dead.clone()).await {
+        tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
+        tokio::select! {
+            () = tokio::time::sleep(backoff) => {}
+            () = shutdown.cancelled() => return false,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(10));
+    }
+    metrics::counter!("notification_dead_lettered_total").increment(1);
+    span.in_scope(|| tracing::error!(error = %err, "event dead-lettered"));
+    true
 }
 
 /// Publishes `kafka_consumer_lag` per partition from the client's statistics.
