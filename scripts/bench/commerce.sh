@@ -13,6 +13,7 @@
 # Knobs (env): BENCH_SECONDS=15 BENCH_TASKS=32 BENCH_ORDER_TASKS=32 BENCH_RATES="50 200"
 #   BENCH_RELAY_EVENTS=20000 BENCH_KEEP=DIR (keep service logs)
 #   BENCH_PARTS="reservations orders mail relay" (which sections to run)
+#   BENCH_OTLP=1 (services export spans to the stack's trace backend, to see where time goes)
 # Ports 127.0.0.1:1908x.
 set -euo pipefail
 
@@ -83,6 +84,8 @@ db_url() { echo "$MYSQL_BASE/${RUN}_$1"; }
 
 TOPIC="bench.orders.$RUN"
 common_env=(RUST_LOG=warn ECOM_LOG_FORMAT=json ECOM_JWKS_URL=http://127.0.0.1:19081/.well-known/jwks.json)
+# BENCH_OTLP=1: export spans to the test stack's trace backend (costs some CPU; off for the numbers).
+[[ "${BENCH_OTLP:-0}" == 1 ]] && common_env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$ECOM_TEST_OTLP_ENDPOINT")
 start() {
     local name=$1 port=$2
     shift 2
