@@ -117,7 +117,7 @@ impl Running {
 /// A TCP forwarder in front of a real dependency that a test can cut and restore,
 /// to lose a dependency at run time without stopping the shared server; or hold,
 /// to stop the client's bytes (only those) at the proxy and see that the client is
-/// waiting on them.
+/// waiting on them, and that no request already let through is still unanswered.
 #[derive(Debug)]
 pub struct TcpProxy {
     pub addr: std::net::SocketAddr,
@@ -125,6 +125,7 @@ pub struct TcpProxy {
     cut: tokio::sync::watch::Sender<u64>,
     hold: tokio::sync::watch::Sender<bool>,
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    unanswered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -135,10 +136,11 @@ impl TcpProxy {
         let addr = listener.local_addr().expect("bound address");
         let open = std::sync::Arc::new(AtomicBool::new(true));
         let waiting = std::sync::Arc::new(AtomicUsize::new(0));
+        let unanswered = std::sync::Arc::new(AtomicUsize::new(0));
         let (cut, _) = tokio::sync::watch::channel(0u64);
         let (hold, _) = tokio::sync::watch::channel(false);
-        let (accept_open, accept_cut, accept_hold, accept_waiting) =
-            (open.clone(), cut.clone(), hold.clone(), waiting.clone());
+        let (accept_open, accept_cut, accept_hold, accept_waiting, accept_unanswered) =
+            (open.clone(), cut.clone(), hold.clone(), waiting.clone(), unanswered.clone());
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !accept_open.load(Ordering::SeqCst) {
@@ -147,6 +149,7 @@ impl TcpProxy {
                 }
                 let mut cut = accept_cut.subscribe();
                 let (hold, waiting) = (accept_hold.subscribe(), accept_waiting.clone());
+                let asked = Asked { open: AtomicBool::new(false), count: accept_unanswered.clone() };
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
                     let (mut from_client, mut to_client) = inbound.into_split();
@@ -155,13 +158,13 @@ impl TcpProxy {
                     tokio::select! {
                         biased;
                         _ = cut.changed() => {}
-                        _ = forward_held(&mut from_client, &mut to_target, hold, waiting) => {}
-                        _ = tokio::io::copy(&mut from_target, &mut to_client) => {}
+                        _ = forward_held(&mut from_client, &mut to_target, hold, waiting, &asked) => {}
+                        _ = forward_answers(&mut from_target, &mut to_client, &asked) => {}
                     }
                 });
             }
         });
-        Self { addr, open, cut, hold, waiting, task }
+        Self { addr, open, cut, hold, waiting, unanswered, task }
     }
 
     /// Drops every open connection (and any bytes held) and refuses new ones.
@@ -189,6 +192,56 @@ impl TcpProxy {
     pub fn client_waiting(&self) -> bool {
         self.waiting.load(std::sync::atomic::Ordering::SeqCst) > 0
     }
+
+    /// Whether some connection forwarded client bytes that the target has not answered yet.
+    pub fn request_unanswered(&self) -> bool {
+        self.unanswered.load(std::sync::atomic::Ordering::SeqCst) > 0
+    }
+}
+
+/// Whether a connection's last forwarded client bytes still wait for an answer; kept
+/// in the proxy's count of such connections, also when the connection ends.
+struct Asked {
+    open: std::sync::atomic::AtomicBool,
+    count: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Asked {
+    fn asked(&self) {
+        if !self.open.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            self.count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn answered(&self) {
+        if self.open.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+impl Drop for Asked {
+    fn drop(&mut self) {
+        self.answered();
+    }
+}
+
+/// Copies the target's answers back to the client.
+async fn forward_answers(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    asked: &Asked,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        asked.answered();
+        to.write_all(&buf[..n]).await?;
+    }
 }
 
 /// Copies client bytes to the target, waiting at the gate while it is held.
@@ -197,6 +250,7 @@ async fn forward_held(
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     mut hold: tokio::sync::watch::Receiver<bool>,
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    asked: &Asked,
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -220,6 +274,7 @@ async fn forward_held(
                 return Ok(());
             }
         }
+        asked.asked();
         to.write_all(&buf[..n]).await?;
     }
 }

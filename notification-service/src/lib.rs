@@ -4,6 +4,7 @@ pub mod events;
 pub mod mailer;
 pub mod routes;
 pub mod settings;
+pub mod smtp;
 pub mod state;
 pub mod templates;
 
