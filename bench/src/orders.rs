@@ -116,6 +116,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
     let (sku, email, token) = setup(&http, &args).await?;
     let url = format!("{}/api/orders", args.gateway.trim_end_matches('/'));
+    if let Some(mailpit) = args.mailpit.as_deref() {
+        // Warm-up: one order whose email arrives before the clock starts, so the
+        // topic exists and the consumer has its partitions (steady state, not start-up).
+        let warm = place(&http, &url, &token, &sku, Instant::now()).await;
+        ensure!(warm.status == 201, "warm-up order answered {}", warm.status);
+        wait_for_mail(&http, mailpit, &email, 1, Duration::from_secs(args.mail_wait_seconds)).await?;
+    }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let mut placed = Vec::new();
@@ -178,7 +185,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let Some(mailpit) = args.mailpit.as_deref() else { return Ok(()) };
     let sent: HashMap<&str, DateTime<Utc>> =
         confirmed.iter().filter_map(|p| Some((p.order_id.as_deref()?, p.sent_at))).collect();
-    let mails = wait_for_mail(&http, mailpit, &email, sent.len(), Duration::from_secs(args.mail_wait_seconds)).await?;
+    // The warm-up order's email is in the mailbox too (and matches no order of the run).
+    let mails =
+        wait_for_mail(&http, mailpit, &email, sent.len() + 1, Duration::from_secs(args.mail_wait_seconds)).await?;
     let mut per_order: HashMap<&str, usize> = HashMap::new();
     let mut mail_latencies = Vec::new();
     for (subject, received) in &mails {
@@ -196,13 +205,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         mail.ms(0.5),
         mail.ms(0.99),
         mail.ms(1.0),
-        mails.len(),
+        mails.len() - 1,
         sent.len(),
     );
     ensure!(
         missing == 0 && doubled == 0,
         "emails lost or doubled: {} emails for {} confirmed orders, {missing} missing, {doubled} doubled",
-        mails.len(),
+        mails.len() - 1,
         sent.len()
     );
     Ok(())
