@@ -126,7 +126,15 @@ pub struct TcpProxy {
     hold: tokio::sync::watch::Sender<bool>,
     waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     unanswered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    trigger: std::sync::Arc<std::sync::Mutex<Option<HoldTrigger>>>,
     task: tokio::task::JoinHandle<()>,
+}
+
+/// Holds the client's bytes once `count` client writes containing `marker` went through.
+#[derive(Debug)]
+struct HoldTrigger {
+    marker: &'static [u8],
+    count: usize,
 }
 
 impl TcpProxy {
@@ -139,8 +147,9 @@ impl TcpProxy {
         let unanswered = std::sync::Arc::new(AtomicUsize::new(0));
         let (cut, _) = tokio::sync::watch::channel(0u64);
         let (hold, _) = tokio::sync::watch::channel(false);
-        let (accept_open, accept_cut, accept_hold, accept_waiting, accept_unanswered) =
-            (open.clone(), cut.clone(), hold.clone(), waiting.clone(), unanswered.clone());
+        let trigger: std::sync::Arc<std::sync::Mutex<Option<HoldTrigger>>> = std::sync::Arc::default();
+        let (accept_open, accept_cut, accept_hold, accept_waiting, accept_unanswered, accept_trigger) =
+            (open.clone(), cut.clone(), hold.clone(), waiting.clone(), unanswered.clone(), trigger.clone());
         let task = tokio::spawn(async move {
             while let Ok((inbound, _)) = listener.accept().await {
                 if !accept_open.load(Ordering::SeqCst) {
@@ -148,7 +157,12 @@ impl TcpProxy {
                     continue;
                 }
                 let mut cut = accept_cut.subscribe();
-                let (hold, waiting) = (accept_hold.subscribe(), accept_waiting.clone());
+                let gate = Gate {
+                    hold: accept_hold.subscribe(),
+                    holder: accept_hold.clone(),
+                    waiting: accept_waiting.clone(),
+                    trigger: accept_trigger.clone(),
+                };
                 let asked = Asked { open: AtomicBool::new(false), count: accept_unanswered.clone() };
                 tokio::spawn(async move {
                     let Ok(outbound) = tokio::net::TcpStream::connect(target).await else { return };
@@ -158,13 +172,13 @@ impl TcpProxy {
                     tokio::select! {
                         biased;
                         _ = cut.changed() => {}
-                        _ = forward_held(&mut from_client, &mut to_target, hold, waiting, &asked) => {}
+                        _ = forward_held(&mut from_client, &mut to_target, gate, &asked) => {}
                         _ = forward_answers(&mut from_target, &mut to_client, &asked) => {}
                     }
                 });
             }
         });
-        Self { addr, open, cut, hold, waiting, unanswered, task }
+        Self { addr, open, cut, hold, waiting, unanswered, trigger, task }
     }
 
     /// Drops every open connection (and any bytes held) and refuses new ones.
@@ -181,6 +195,14 @@ impl TcpProxy {
     /// Stops forwarding what clients send (answers still flow back).
     pub fn hold(&self) {
         self.hold.send_replace(true);
+    }
+
+    /// Holds what clients send from the moment `count` client writes containing
+    /// `marker` have been forwarded (for SMTP, `b"\r\n.\r\n"`: after `count` messages).
+    pub fn hold_after(&self, marker: &'static [u8], count: usize) {
+        if let Ok(mut trigger) = self.trigger.lock() {
+            *trigger = Some(HoldTrigger { marker, count });
+        }
     }
 
     /// Forwards what clients send again, held bytes first.
@@ -244,12 +266,34 @@ async fn forward_answers(
     }
 }
 
+/// What one connection's client-to-target copy consults before forwarding.
+struct Gate {
+    hold: tokio::sync::watch::Receiver<bool>,
+    holder: tokio::sync::watch::Sender<bool>,
+    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    trigger: std::sync::Arc<std::sync::Mutex<Option<HoldTrigger>>>,
+}
+
+impl Gate {
+    /// Counts a forwarded write against the trigger; holds when it is reached.
+    fn forwarded(&self, bytes: &[u8]) {
+        let Ok(mut trigger) = self.trigger.lock() else { return };
+        let Some(t) = trigger.as_mut() else { return };
+        if bytes.windows(t.marker.len()).any(|w| w == t.marker) {
+            t.count = t.count.saturating_sub(1);
+            if t.count == 0 {
+                *trigger = None;
+                self.holder.send_replace(true);
+            }
+        }
+    }
+}
+
 /// Copies client bytes to the target, waiting at the gate while it is held.
 async fn forward_held(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    mut hold: tokio::sync::watch::Receiver<bool>,
-    waiting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    mut gate: Gate,
     asked: &Asked,
 ) -> std::io::Result<()> {
     use std::sync::atomic::Ordering;
@@ -260,7 +304,7 @@ async fn forward_held(
         if n == 0 {
             return Ok(());
         }
-        if *hold.borrow() {
+        if *gate.hold.borrow() {
             // Counted while waiting, also when a cut drops this future mid-wait.
             struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
             impl Drop for Waiting<'_> {
@@ -268,14 +312,15 @@ async fn forward_held(
                     self.0.fetch_sub(1, Ordering::SeqCst);
                 }
             }
-            waiting.fetch_add(1, Ordering::SeqCst);
-            let _waiting = Waiting(&waiting);
-            if hold.wait_for(|held| !held).await.is_err() {
+            gate.waiting.fetch_add(1, Ordering::SeqCst);
+            let _waiting = Waiting(&gate.waiting);
+            if gate.hold.wait_for(|held| !held).await.is_err() {
                 return Ok(());
             }
         }
         asked.asked();
         to.write_all(&buf[..n]).await?;
+        gate.forwarded(&buf[..n]);
     }
 }
 
