@@ -114,6 +114,61 @@ impl Running {
     }
 }
 
+/// A service binary running as its own process (so it can be killed for real), on a
+/// free loopback port, its stderr appended to `log`.
+#[derive(Debug)]
+pub struct ChildService {
+    process: tokio::process::Child,
+    pub port: u16,
+    log: std::path::PathBuf,
+}
+
+impl ChildService {
+    /// Starts `binary` with `env` (JSON logs at `RUST_LOG=warn` unless `env` says
+    /// otherwise) and waits until `/health/ready` answers 200.
+    pub async fn start(binary: &str, env: &[(&str, String)], log: &std::path::Path) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the service log");
+        let process = tokio::process::Command::new(binary)
+            .env("RUST_LOG", "warn")
+            .env("ECOM_LOG_FORMAT", "json")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .env("ECOM_BIND_ADDR", format!("127.0.0.1:{port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(out)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the service binary");
+        let child = Self { process, port, log: log.to_owned() };
+        let url = child.url("/health/ready");
+        let ready = eventually(std::time::Duration::from_secs(30), || async {
+            (reqwest::get(&url).await.ok()?.status() == 200).then_some(())
+        })
+        .await;
+        assert!(ready.is_some(), "{binary} never became ready:\n{}", child.log_tail());
+        child
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// The last 20 lines of the log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// SIGKILL: no shutdown, no flush, no commit.
+    pub async fn kill(mut self) {
+        self.process.kill().await.expect("kill the service");
+    }
+}
+
 /// A TCP forwarder in front of a real dependency that a test can cut and restore,
 /// to lose a dependency at run time without stopping the shared server; or hold,
 /// to stop the client's bytes (only those) at the proxy and see that the client is

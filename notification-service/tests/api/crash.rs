@@ -1,59 +1,18 @@
 //! The notification-service binary killed with SIGKILL in the middle of a burst.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
 use common::bus::Publisher;
 use common::test_util::{
-    TcpProxy, eventually, fresh_mysql_database, kafka_group_caught_up, mailpit_subjects, real_dependency, unique_name,
+    ChildService, TcpProxy, eventually, fresh_mysql_database, kafka_group_caught_up, mailpit_subjects, real_dependency,
+    unique_name,
 };
 use uuid::Uuid;
 
 use crate::events::{event, message};
 
-/// The service as its own process, so it can be killed for real.
-struct Child {
-    process: tokio::process::Child,
-    log: PathBuf,
-}
-
-impl Child {
-    async fn start(env: &[(&str, String)], log: &Path) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-        let process = tokio::process::Command::new(env!("CARGO_BIN_EXE_notification-service"))
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-            .env("ECOM_BIND_ADDR", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
-            .env("ECOM_LOG_FORMAT", "json")
-            .stdout(Stdio::null())
-            .stderr(out)
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let child = Self { process, log: log.to_owned() };
-        let url = format!("http://127.0.0.1:{port}/health/ready");
-        let ready = eventually(Duration::from_secs(30), || async {
-            let status = reqwest::get(&url).await.ok()?.status();
-            (status == 200).then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "notification-service never became ready:\n{}", child.log_tail());
-        child
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        log.lines().rev().take(20).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n")
-    }
-
-    /// SIGKILL: no shutdown, no flush, no offset commit.
-    async fn kill(mut self) {
-        self.process.kill().await.unwrap();
-    }
-}
+const BINARY: &str = env!("CARGO_BIN_EXE_notification-service");
 
 /// Emails Mailpit holds for `address`, counted per order id (from the subject).
 async fn emails_per_order(mailpit: &str, address: &str, orders: &[Uuid]) -> HashMap<Uuid, usize> {
@@ -109,7 +68,7 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     // Mid-burst by construction: the proxy holds the service's bytes once 40 messages
     // have gone through to the mail server.
     proxy.hold_after(b"\r\n.\r\n", 40);
-    let service = Child::start(&env, &log).await;
+    let service = ChildService::start(BINARY, &env, &log).await;
     // Quiet at the mail server: the service waits on held bytes, every request let
     // through before the hold is answered, and every email the server accepted is
     // recorded. Only then does no email sit between acceptance and its record.
@@ -132,7 +91,7 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     proxy.release();
     proxy.restore();
 
-    let service = Child::start(&env, &log).await;
+    let service = ChildService::start(BINARY, &env, &log).await;
     // The killed member keeps its partitions until its session times out (45 s).
     let all = eventually(Duration::from_secs(120), || async {
         let counts = emails_per_order(&mailpit, &address, &orders).await;

@@ -1,35 +1,13 @@
 //! The order-service binary killed with SIGKILL right after confirming orders.
 
 use std::collections::{HashMap, HashSet};
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::test_util::{eventually, fresh_mysql_database, real_dependency, unique_name};
+use common::test_util::{ChildService, eventually, fresh_mysql_database, real_dependency, unique_name};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::{Value, json};
 
 use crate::support::Shop;
-
-async fn start_child(env: &[(&str, String)], port: u16, log: &std::path::Path) -> tokio::process::Child {
-    let out = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_order-service"))
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .env("ECOM_BIND_ADDR", format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .env("ECOM_LOG_FORMAT", "json")
-        .stdout(Stdio::null())
-        .stderr(out)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let url = format!("http://127.0.0.1:{port}/health/ready");
-    let ready = eventually(Duration::from_secs(30), || async {
-        (reqwest::get(&url).await.ok()?.status() == 200).then_some(())
-    })
-    .await;
-    assert!(ready.is_some(), "order-service never became ready: {}", std::fs::read_to_string(log).unwrap_or_default());
-    child
-}
 
 /// Every message on `topic`, from the beginning to the current end of each partition.
 fn read_topic(brokers: &str, topic: &str) -> Vec<Value> {
@@ -98,11 +76,11 @@ async fn killed_with_sigkill_right_after_confirming_every_confirmed_order_is_pub
         ("ECOM_INVENTORY_URL", shop.inventory.url("")),
         ("ECOM_JWKS_URL", shop.auth.url("/.well-known/jwks.json")),
     ];
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let log = dir.path().join("order-service.log");
-    let mut child = start_child(&env, port, &log).await;
+    let binary = env!("CARGO_BIN_EXE_order-service");
+    let child = ChildService::start(binary, &env, &log).await;
 
-    let url = format!("http://127.0.0.1:{port}/api/orders");
+    let url = child.url("/api/orders");
     let placements = (0..30).map(|_| {
         let request =
             shop.http.post(&url).bearer_auth(&token).json(&json!({"lines": [{"sku": "CRASH-1", "quantity": 1}]}));
@@ -114,10 +92,10 @@ async fn killed_with_sigkill_right_after_confirming_every_confirmed_order_is_pub
     });
     let confirmed: HashSet<String> = futures::future::join_all(placements).await.into_iter().collect();
     // No shutdown, no flush: whatever the relay was doing is cut short.
-    child.kill().await.unwrap();
+    child.kill().await;
     let sent_before_restart = 30 - unsent(&db).await;
 
-    let _child = start_child(&env, port, &log).await;
+    let _child = ChildService::start(binary, &env, &log).await;
     let drained = eventually(Duration::from_secs(30), || async { (unsent(&db).await == 0).then_some(()) }).await;
     assert!(drained.is_some(), "the outbox never emptied after the restart");
 
