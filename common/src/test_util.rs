@@ -121,39 +121,58 @@ pub struct ChildService {
     process: tokio::process::Child,
     pub port: u16,
     log: std::path::PathBuf,
+    binary: String,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ChildService {
     /// Starts `binary` with `env` (JSON logs at `RUST_LOG=warn` unless `env` says
     /// otherwise) and waits until `/health/ready` answers 200.
     pub async fn start(binary: &str, env: &[(&str, String)], log: &std::path::Path) -> Self {
+        Self::start_with_args(binary, &[], env, log).await
+    }
+
+    /// As [`ChildService::start`], with command-line arguments (`ecom serve order-service`).
+    pub async fn start_with_args(binary: &str, args: &[&str], env: &[(&str, String)], log: &std::path::Path) -> Self {
+        let args = args.iter().map(|a| (*a).to_owned()).collect();
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+        Self::launch(binary.to_owned(), args, env, log.to_owned()).await
+    }
+
+    async fn launch(binary: String, args: Vec<String>, env: Vec<(String, String)>, log: std::path::PathBuf) -> Self {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free loopback port")
             .port();
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("open the service log");
-        let process = tokio::process::Command::new(binary)
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(&log).expect("open the service log");
+        let process = tokio::process::Command::new(&binary)
+            .args(&args)
             .env("RUST_LOG", "warn")
             .env("ECOM_LOG_FORMAT", "json")
-            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("ECOM_BIND_ADDR", format!("127.0.0.1:{port}"))
             .stdout(std::process::Stdio::null())
             .stderr(out)
             .kill_on_drop(true)
             .spawn()
             .expect("start the service binary");
-        let child = Self { process, port, log: log.to_owned() };
+        let child = Self { process, port, log, binary, args, env };
         let url = child.url("/health/ready");
         let ready = eventually(std::time::Duration::from_secs(30), || async {
             (reqwest::get(&url).await.ok()?.status() == 200).then_some(())
         })
         .await;
-        assert!(ready.is_some(), "{binary} never became ready:\n{}", child.log_tail());
+        assert!(ready.is_some(), "{} {:?} never became ready:\n{}", child.binary, child.args, child.log_tail());
         child
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
     /// The last 20 lines of the log, for failure messages.
@@ -166,6 +185,14 @@ impl ChildService {
     /// SIGKILL: no shutdown, no flush, no commit.
     pub async fn kill(mut self) {
         self.process.kill().await.expect("kill the service");
+    }
+
+    /// SIGKILL, then the same command again, on a new port (as a restarted pod gets a
+    /// new address); returns once the new process is ready.
+    pub async fn kill_and_restart(&mut self) {
+        self.process.kill().await.expect("kill the service");
+        let (binary, args, env, log) = (self.binary.clone(), self.args.clone(), self.env.clone(), self.log.clone());
+        *self = Self::launch(binary, args, env, log).await;
     }
 }
 
@@ -380,6 +407,110 @@ async fn forward_held(
 }
 
 impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A TCP balancer in front of several replicas of one service, as a Kubernetes
+/// Service with readiness is: each new connection goes to the next backend in turn,
+/// and a backend whose connect is refused (a replica that is down) is skipped. A
+/// restarted replica listens on a new port: [`TcpBalancer::set_backend`] points its
+/// slot there.
+#[derive(Debug)]
+pub struct TcpBalancer {
+    pub addr: std::net::SocketAddr,
+    backends: std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>,
+    unanswered: Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TcpBalancer {
+    pub async fn start(backends: &[std::net::SocketAddr]) -> Self {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        assert!(!backends.is_empty(), "a balancer needs a backend");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+        let addr = listener.local_addr().expect("bound address");
+        let slots = Arc::new(std::sync::Mutex::new(backends.to_vec()));
+        let unanswered: Vec<Arc<AtomicUsize>> = backends.iter().map(|_| Arc::default()).collect();
+        let (accept_slots, accept_unanswered) = (slots.clone(), unanswered.clone());
+        let task = tokio::spawn(async move {
+            let next = AtomicUsize::new(0);
+            while let Ok((inbound, _)) = listener.accept().await {
+                let first = next.fetch_add(1, Ordering::Relaxed);
+                let (slots, unanswered) = (accept_slots.clone(), accept_unanswered.clone());
+                tokio::spawn(async move {
+                    let Some((index, outbound)) = connect_in_turn(&slots, first).await else { return };
+                    let asked =
+                        Asked { open: std::sync::atomic::AtomicBool::new(false), count: unanswered[index].clone() };
+                    let (mut from_client, mut to_backend) = inbound.into_split();
+                    let (mut from_backend, mut to_client) = outbound.into_split();
+                    tokio::select! {
+                        _ = forward_requests(&mut from_client, &mut to_backend, &asked) => {}
+                        _ = forward_answers(&mut from_backend, &mut to_client, &asked) => {}
+                    }
+                });
+            }
+        });
+        Self { addr, backends: slots, unanswered, task }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sends new connections for slot `index` to `addr` from now on.
+    pub fn set_backend(&self, index: usize, addr: std::net::SocketAddr) {
+        if let Ok(mut slots) = self.backends.lock() {
+            slots[index] = addr;
+        }
+    }
+
+    /// How many connections to slot `index` carry a request its backend has not
+    /// started to answer.
+    pub fn requests_in_flight(&self, index: usize) -> usize {
+        self.unanswered[index].load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Connects to the backends in turn from `first`, skipping those that refuse or do
+/// not answer within a second; the slot and the connection.
+async fn connect_in_turn(
+    slots: &std::sync::Mutex<Vec<std::net::SocketAddr>>,
+    first: usize,
+) -> Option<(usize, tokio::net::TcpStream)> {
+    let backends = slots.lock().ok()?.clone();
+    for offset in 0..backends.len() {
+        let index = (first + offset) % backends.len();
+        let connect = tokio::net::TcpStream::connect(backends[index]);
+        if let Ok(Ok(stream)) = tokio::time::timeout(std::time::Duration::from_secs(1), connect).await {
+            let _ = stream.set_nodelay(true);
+            return Some((index, stream));
+        }
+    }
+    None
+}
+
+/// Copies the client's bytes to the backend, noting that they await an answer.
+async fn forward_requests(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    asked: &Asked,
+) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        asked.asked();
+        to.write_all(&buf[..n]).await?;
+    }
+}
+
+impl Drop for TcpBalancer {
     fn drop(&mut self) {
         self.task.abort();
     }

@@ -1,8 +1,8 @@
-//! `ecom`: the platform in one process.
+//! `ecom`: the platform in one process, or any one of its services alone.
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(name = "ecom", version, about = "The ecom platform")]
@@ -20,12 +20,55 @@ enum Command {
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
     },
+    /// Runs one service alone, exactly as its own binary does: configured by its
+    /// environment variables, stopped by SIGTERM or Ctrl-C.
+    Serve {
+        #[arg(value_enum)]
+        service: Service,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Service {
+    ApiGateway,
+    AuthService,
+    ProductService,
+    OrderService,
+    InventoryService,
+    NotificationService,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    use common::runtime::run_main;
     let cli = Cli::parse();
     match cli.command {
         Command::Dev { data_dir } => ecom::dev::main(data_dir).await,
+        Command::Serve { service } => match service {
+            Service::ApiGateway => {
+                run_main(api_gateway::SERVICE, api_gateway::Settings::from_env, api_gateway::run).await
+            }
+            Service::AuthService => {
+                run_main(auth_service::SERVICE, auth_service::Settings::from_env, auth_service::run).await
+            }
+            Service::ProductService => {
+                run_main(product_service::SERVICE, product_service::Settings::from_env, product_service::run).await
+            }
+            Service::OrderService => {
+                run_main(order_service::SERVICE, order_service::Settings::from_env, order_service::run).await
+            }
+            Service::InventoryService => {
+                run_main(inventory_service::SERVICE, inventory_service::Settings::from_env, inventory_service::run)
+                    .await
+            }
+            Service::NotificationService => {
+                run_main(
+                    notification_service::SERVICE,
+                    notification_service::Settings::from_env,
+                    notification_service::run,
+                )
+                .await
+            }
+        },
     }
 }
