@@ -4,8 +4,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use url::Url;
 
@@ -13,6 +14,11 @@ use crate::settings::redact_url as redact;
 
 /// The URL schemes a SQL `DATABASE_URL` may use.
 pub const SCHEMES: &[&str] = &["mysql", "sqlite"];
+
+/// How long a starting process waits for another process's migrations on the same MySQL
+/// database before it gives up and exits (to be restarted). Within the 120 s that the
+/// Kubernetes startup probe allows.
+pub const MIGRATION_LOCK_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A connected SQL database of either backend.
 #[derive(Debug, Clone)]
@@ -53,13 +59,10 @@ impl SqlPool {
                 let pool = MySqlPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
                     .with_context(|| format!("{var}: cannot connect to MySQL at {}", redact(url)))?;
-                mysql_migrations
-                    .run(&pool)
-                    .await
-                    .with_context(|| format!("{var}: migrations failed on {}", redact(url)))?;
+                migrate_mysql(var, url, &options, mysql_migrations).await?;
                 Ok(Self::MySql(pool))
             }
             "sqlite" => {
@@ -125,6 +128,93 @@ impl SqlPool {
     }
 }
 
+/// Runs `migrations` while holding a lock named after the database, so that processes
+/// starting together on one database migrate one after the other.
+///
+/// sqlx's own lock is `GET_LOCK(name, -1)` with the answer ignored: MariaDB answers NULL
+/// at once to a negative timeout, so no lock is taken and the second process fails on a
+/// duplicate version. Ours waits a bounded time on MySQL and MariaDB alike, on a connection
+/// of its own that is closed at the end: a process that dies mid-way releases the lock
+/// with its session.
+async fn migrate_mysql(
+    var: &str,
+    url: &Url,
+    options: &MySqlConnectOptions,
+    migrations: &Migrator,
+) -> anyhow::Result<()> {
+    let mut conn = MySqlConnection::connect_with(options)
+        .await
+        .with_context(|| format!("{var}: cannot connect to MySQL at {}", redact(url)))?;
+    let migrated = migrate_locked(var, url, &mut conn, migrations).await;
+    if let Err(e) = conn.close().await {
+        tracing::warn!(error = %e, "closing the migration connection failed; the server ends its session");
+    }
+    migrated
+}
+
+async fn migrate_locked(var: &str, url: &Url, conn: &mut MySqlConnection, migrations: &Migrator) -> anyhow::Result<()> {
+    let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
+        .fetch_one(&mut *conn)
+        .await
+        .with_context(|| format!("{var}: cannot read the database name on {}", redact(url)))?;
+    let database = database.with_context(|| format!("{var}: the URL names no database ({})", redact(url)))?;
+    let lock = migration_lock_name(&database);
+    take_lock(var, conn, &lock, &database).await?;
+    // `run_direct` is `run` on one connection: `run(&mut conn)` needs `Acquire` for every
+    // lifetime, which hides that the future is `Send` (sqlx issue 2016).
+    let migrated = without_sqlx_lock(migrations)
+        .run_direct(None, &mut *conn, false)
+        .await
+        .with_context(|| format!("{var}: migrations failed on {}", redact(url)));
+    let released: Result<Option<i64>, _> =
+        sqlx::query_scalar("SELECT RELEASE_LOCK(?)").bind(&lock).fetch_one(&mut *conn).await;
+    if let Err(e) = released {
+        tracing::warn!(error = %e, lock, "releasing the migration lock failed; closing the connection releases it");
+    }
+    migrated
+}
+
+/// The user-level lock for migrating `database`. Such locks are server-wide, so the name
+/// carries the database: services on one server do not wait for each other. MySQL refuses
+/// names over 64 characters; a longer one is cut, and two databases sharing that prefix
+/// then only migrate one after the other.
+fn migration_lock_name(database: &str) -> String {
+    format!("migrations:{database}").chars().take(64).collect()
+}
+
+async fn take_lock(var: &str, conn: &mut MySqlConnection, lock: &str, database: &str) -> anyhow::Result<()> {
+    let secs = MIGRATION_LOCK_TIMEOUT.as_secs();
+    let taken: Option<i64> = sqlx::query_scalar("SELECT GET_LOCK(?, ?)")
+        .bind(lock)
+        .bind(secs)
+        .fetch_one(&mut *conn)
+        .await
+        .with_context(|| format!("{var}: cannot take the migration lock {lock:?}"))?;
+    match taken {
+        Some(1) => Ok(()),
+        Some(_) => anyhow::bail!(
+            "{var}: waited {secs} s for the migration lock {lock:?} of database {database:?}, held by \
+             another process that is still migrating or stuck (its connection id: \
+             SELECT IS_USED_LOCK('{lock}'))"
+        ),
+        None => anyhow::bail!("{var}: the server refused the migration lock {lock:?} (GET_LOCK answered NULL)"),
+    }
+}
+
+/// `migrations` with sqlx's own locking off, for running under our lock. Every field is
+/// named, so a field a later sqlx adds is a compile error here rather than dropped.
+fn without_sqlx_lock(migrations: &Migrator) -> Migrator {
+    let Migrator { migrations, ignore_missing, locking: _, no_tx, table_name, create_schemas } = migrations;
+    Migrator {
+        migrations: migrations.clone(),
+        ignore_missing: *ignore_missing,
+        locking: false,
+        no_tx: *no_tx,
+        table_name: table_name.clone(),
+        create_schemas: create_schemas.clone(),
+    }
+}
+
 /// A database error as a short reason without connection details.
 fn short_error(err: &sqlx::Error) -> String {
     match err {
@@ -153,4 +243,17 @@ macro_rules! on_pool {
 /// Whether `err` is a unique-key violation (by error code, on either backend).
 pub fn is_unique_violation(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::migration_lock_name;
+
+    #[test]
+    fn each_database_has_its_own_migration_lock_within_mysqls_64_characters() {
+        assert_ne!(migration_lock_name("orders"), migration_lock_name("inventory"));
+        let longest = "d".repeat(64);
+        assert_eq!(migration_lock_name(&longest).chars().count(), 64);
+        assert!(migration_lock_name(&longest).starts_with("migrations:ddd"));
+    }
 }

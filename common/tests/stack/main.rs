@@ -5,4 +5,5 @@
 
 mod http_stack;
 mod kafka;
+mod migrations;
 mod otlp;
