@@ -3,6 +3,7 @@
 pub mod clients;
 pub mod domain;
 pub mod events;
+pub mod idempotency;
 pub mod routes;
 pub mod saga;
 pub mod settings;

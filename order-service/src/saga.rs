@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::clients::{Reserve, Shortage, Unavailable};
 use crate::domain::{Event, MAX_LINES, MAX_QUANTITY, Money, Order, OrderLine, Status};
-use crate::store::{OutboxEvent, StoreError};
+use crate::store::{KeyRef, OutboxEvent, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
@@ -28,6 +28,8 @@ pub enum SagaError {
     NotFound,
     #[error("the order cannot be cancelled in its current state")]
     NotCancellable,
+    #[error("another request took the Idempotency-Key over")]
+    KeyLost,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -64,7 +66,12 @@ pub fn validate(lines: &[Wanted]) -> Result<(), Vec<FieldError>> {
 
 /// validate → prices from product-service → `PENDING` → reserve → `CONFIRMED` + outbox.
 #[tracing::instrument(skip_all, fields(order_id, user_id = %who.user_id))]
-pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Result<Order, SagaError> {
+pub async fn place(
+    state: &AppState,
+    who: &Identity,
+    wanted: Vec<Wanted>,
+    key: Option<&KeyRef>,
+) -> Result<Order, SagaError> {
     validate(&wanted).map_err(SagaError::Validation)?;
     let skus: Vec<String> = {
         let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.clone()).collect();
@@ -77,6 +84,12 @@ pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Res
     })?;
     let order = price(who, &wanted, &catalog).map_err(SagaError::Validation)?;
     tracing::Span::current().record("order_id", tracing::field::display(order.id));
+    // Recorded before the order exists, so whoever takes the key over can settle it.
+    if let Some(key) = key
+        && !state.store.attach_order(key, order.id).await?
+    {
+        return Err(SagaError::KeyLost);
+    }
     state.store.insert_pending(&order).await?;
 
     let mut totals: BTreeMap<String, i64> = BTreeMap::new();
@@ -97,7 +110,9 @@ pub async fn place(state: &AppState, who: &Identity, wanted: Vec<Wanted>) -> Res
                 .transition(order.id, Status::Pending, order.version, to, false, Some(&event), confirmed.updated_at)
                 .await?;
             if !moved {
-                // The sweeper rolled it back first (it only does after a long stall).
+                // Rolled back first (by the sweeper after a long stall, or by a retry that
+                // took the key over): the units just reserved go back.
+                release_later(state, order.id).await?;
                 return Err(SagaError::Unavailable(Unavailable {
                     service: "order-service",
                     reason: "the placement stalled and was rolled back".into(),
@@ -233,6 +248,10 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
     if matches!(order.status, Status::Pending | Status::Failed) {
         return Err(SagaError::NotFound);
     }
+    if order.status == Status::Cancelled {
+        // A repeated cancel (its first answer was lost) gets the same answer.
+        return Ok(order);
+    }
     let to = order.status.apply(Event::Cancel).map_err(|_| SagaError::NotCancellable)?;
     let mut cancelled = order.clone();
     cancelled.status = to;
@@ -240,7 +259,11 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
     cancelled.updated_at = now();
     let event = outbox_event(&cancelled, events::ORDER_CANCELLED, &state.orders_topic)?;
     if !state.store.transition(id, order.status, order.version, to, true, Some(&event), cancelled.updated_at).await? {
-        return Err(SagaError::NotCancellable);
+        // A concurrent change won: a concurrent cancel is this one's answer too.
+        return match state.store.fetch(id).await? {
+            Some(now) if now.status == Status::Cancelled => Ok(now),
+            _ => Err(SagaError::NotCancellable),
+        };
     }
     state.outbox_wake.notify_one();
     metrics::counter!("orders_cancelled_total").increment(1);
@@ -258,6 +281,10 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
 // A debug span: the periodic sweep is not exported as a trace of its own.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn sweep_once(state: &AppState) -> Result<usize, StoreError> {
+    let purged = state.store.purge_keys(1000).await?;
+    if purged > 0 {
+        tracing::debug!(purged, "purged expired idempotency keys");
+    }
     let cutoff = Utc::now() - state.sweep_pending_after;
     let mut settled = 0;
     for id in state.store.unsettled(cutoff, 100).await? {
@@ -276,4 +303,37 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, StoreError> {
         }
     }
     Ok(settled)
+}
+
+/// Settles the order a request recorded under its key before it died (or was dropped):
+/// a `PENDING` one is rolled back and its stock released. Returns the order when it had
+/// reached a final state the client should get as the answer.
+#[tracing::instrument(skip_all, fields(order_id = %id))]
+pub async fn settle_abandoned(state: &AppState, id: Uuid) -> Result<Option<Order>, SagaError> {
+    let Some(order) = state.store.fetch(id).await? else { return Ok(None) };
+    match order.status {
+        Status::Confirmed | Status::Cancelled => Ok(Some(order)),
+        Status::Failed => Ok(None),
+        Status::Pending => {
+            if !state.store.transition(id, Status::Pending, order.version, Status::Failed, true, None, now()).await? {
+                // Settled meanwhile (by the sweeper, or the holder was alive after all).
+                let settled = state.store.fetch(id).await?;
+                return Ok(settled.filter(|o| matches!(o.status, Status::Confirmed | Status::Cancelled)));
+            }
+            tracing::warn!("rolled back an order whose request died holding its Idempotency-Key");
+            if state.inventory.release(id).await.is_ok() {
+                state.store.clear_release_pending(id).await?;
+            }
+            Ok(None)
+        }
+    }
+}
+
+/// Releases `id`'s stock now if inventory answers, else leaves it to the sweeper.
+async fn release_later(state: &AppState, id: Uuid) -> Result<(), StoreError> {
+    state.store.mark_release_pending(id).await?;
+    if state.inventory.release(id).await.is_ok() {
+        state.store.clear_release_pending(id).await?;
+    }
+    Ok(())
 }

@@ -23,6 +23,8 @@ pub struct AppState {
     pub products: Products,
     pub inventory: Inventory,
     pub sweep_pending_after: Duration,
+    /// How long a request holds its `Idempotency-Key`: longer than any request may run.
+    pub key_lease: Duration,
     /// Where the outbox relay publishes.
     pub publisher: Arc<dyn Publisher>,
     pub orders_topic: String,
@@ -53,6 +55,7 @@ impl AppState {
                 base: settings.inventory_url.clone(),
             },
             sweep_pending_after: settings.sweep_pending_after,
+            key_lease: settings.server.request_timeout + Duration::from_secs(1),
             publisher: match &settings.bus {
                 BusConfig::Kafka { brokers } => Arc::new(
                     common::kafka::KafkaPublisher::new(brokers, crate::SERVICE)

@@ -26,17 +26,42 @@ pub struct OutboxEvent {
     pub trace_context: String,
 }
 
+/// How long an `Idempotency-Key` is remembered.
+pub const KEY_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
+/// One request's hold on a user's `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRef {
+    pub user: Uuid,
+    pub key: String,
+    /// The request holding it.
+    pub owner: Uuid,
+}
+
 /// What an `Idempotency-Key` says about a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KeyState {
     /// First use: this request owns the key.
     Claimed,
+    /// The previous owner's lease ran out before it answered: this request owns the key
+    /// now, and must settle the order the previous owner recorded, if any.
+    TakenOver { previous_order: Option<Uuid> },
     /// Completed before with the same body: replay this answer.
     Replay { status: u16, body: String },
-    /// Another request with this key is still running.
-    InProgress,
+    /// Another request holds the key until `until`.
+    InProgress { until: DateTime<Utc> },
     /// Used before with a different body.
     Mismatch,
+}
+
+#[derive(sqlx::FromRow)]
+struct KeyRow {
+    request_hash: String,
+    status_code: Option<i64>,
+    response: Option<String>,
+    owner: Option<String>,
+    locked_until: Option<DateTime<Utc>>,
+    order_id: Option<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -170,6 +195,18 @@ impl Store {
         Ok(changed)
     }
 
+    /// Marks that a rolled-back or cancelled order's stock must (still) be released.
+    pub async fn mark_release_pending(&self, id: Uuid) -> Result<(), StoreError> {
+        on_pool!(&self.pool, pool => {
+            sqlx::query("UPDATE orders SET release_pending = TRUE WHERE id = ? AND status IN ('FAILED', 'CANCELLED')")
+                .bind(id.to_string())
+                .execute(pool)
+                .await
+                .map(drop)?
+        });
+        Ok(())
+    }
+
     /// Marks that inventory confirmed the release of this order's stock.
     pub async fn clear_release_pending(&self, id: Uuid) -> Result<(), StoreError> {
         on_pool!(&self.pool, pool => {
@@ -269,77 +306,173 @@ impl Store {
         ids.into_iter().map(|(id,)| Uuid::parse_str(&id).map_err(corrupt)).collect()
     }
 
-    /// Claims `key` for this request, or says what happened to it before.
-    pub async fn claim_key(&self, user: Uuid, key: &str, request_hash: &str) -> Result<KeyState, StoreError> {
+    /// Claims `key` for the request `owner` until `lease_until`, takes it over when
+    /// the previous owner's lease ran out, or says what happened to it before.
+    pub async fn claim_key(
+        &self,
+        key: &KeyRef,
+        request_hash: &str,
+        lease_until: DateTime<Utc>,
+    ) -> Result<KeyState, StoreError> {
+        let now = Utc::now();
         // A key is remembered for 24 hours; after that it may be used afresh.
-        let expired = Utc::now() - chrono::Duration::hours(24);
+        let expired = now - KEY_RETENTION;
         on_pool!(&self.pool, pool => {
             sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND created_at < ?")
-                .bind(user.to_string())
-                .bind(key)
+                .bind(key.user.to_string())
+                .bind(&key.key)
                 .bind(expired)
                 .execute(pool)
                 .await
                 .map(drop)?
         });
         let inserted = on_pool!(&self.pool, pool => {
-            sqlx::query("INSERT INTO idempotency_keys (user_id, idem_key, request_hash, created_at) VALUES (?, ?, ?, ?)")
-                .bind(user.to_string())
-                .bind(key)
-                .bind(request_hash)
-                .bind(Utc::now())
-                .execute(pool)
-                .await
-                .map(drop)
+            sqlx::query(
+                "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, owner, locked_until, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(key.user.to_string())
+            .bind(&key.key)
+            .bind(request_hash)
+            .bind(key.owner.to_string())
+            .bind(lease_until)
+            .bind(now)
+            .execute(pool)
+            .await
+            .map(drop)
         });
         match inserted {
             Ok(()) => return Ok(KeyState::Claimed),
             Err(err) if common::db::is_unique_violation(&err) => {}
             Err(err) => return Err(err.into()),
         }
-        let row: Option<(String, Option<i64>, Option<String>)> = on_pool!(&self.pool, pool => {
-            sqlx::query_as(
-                "SELECT request_hash, CAST(status_code AS SIGNED), response FROM idempotency_keys WHERE user_id = ? AND idem_key = ?",
+        // Someone used the key before: take it over if their lease ran out.
+        let taken = on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE idempotency_keys SET owner = ?, locked_until = ? WHERE user_id = ? AND idem_key = ? \
+                 AND request_hash = ? AND status_code IS NULL AND (locked_until IS NULL OR locked_until < ?)",
             )
-            .bind(user.to_string())
-            .bind(key)
+            .bind(key.owner.to_string())
+            .bind(lease_until)
+            .bind(key.user.to_string())
+            .bind(&key.key)
+            .bind(request_hash)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        let row: Option<KeyRow> = on_pool!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT request_hash, CAST(status_code AS SIGNED) AS status_code, response, owner, locked_until, order_id \
+                 FROM idempotency_keys WHERE user_id = ? AND idem_key = ?",
+            )
+            .bind(key.user.to_string())
+            .bind(&key.key)
             .fetch_optional(pool)
             .await?
         });
+        let Some(row) = row else {
+            // Purged between the insert and the read: the client may simply retry.
+            return Ok(KeyState::InProgress { until: now });
+        };
+        if taken && row.owner.as_deref() == Some(key.owner.to_string().as_str()) {
+            let previous_order = row.order_id.as_deref().map(Uuid::parse_str).transpose().map_err(corrupt)?;
+            return Ok(KeyState::TakenOver { previous_order });
+        }
         Ok(match row {
-            None => KeyState::InProgress,
-            Some((hash, _, _)) if hash != request_hash => KeyState::Mismatch,
-            Some((_, Some(status), Some(body))) => {
+            KeyRow { request_hash: hash, .. } if hash != request_hash => KeyState::Mismatch,
+            KeyRow { status_code: Some(status), response: Some(body), .. } => {
                 KeyState::Replay { status: u16::try_from(status).map_err(corrupt)?, body }
             }
-            Some(_) => KeyState::InProgress,
+            KeyRow { locked_until, .. } => KeyState::InProgress { until: locked_until.unwrap_or(now) },
         })
     }
 
-    pub async fn complete_key(&self, user: Uuid, key: &str, status: u16, body: &str) -> Result<(), StoreError> {
+    /// Records which order the request holding `key` is about to write, so a takeover
+    /// can settle it. `false` if the request no longer holds the key.
+    pub async fn attach_order(&self, key: &KeyRef, order: Uuid) -> Result<bool, StoreError> {
+        let attached = on_pool!(&self.pool, pool => {
+            sqlx::query(
+                "UPDATE idempotency_keys SET order_id = ? WHERE user_id = ? AND idem_key = ? AND owner = ? \
+                 AND status_code IS NULL",
+            )
+            .bind(order.to_string())
+            .bind(key.user.to_string())
+            .bind(&key.key)
+            .bind(key.owner.to_string())
+            .execute(pool)
+            .await?
+            .rows_affected()
+                == 1
+        });
+        Ok(attached)
+    }
+
+    /// Stores the final answer for `key`; later requests with it replay this answer.
+    pub async fn complete_key(&self, key: &KeyRef, status: u16, body: &str) -> Result<(), StoreError> {
         on_pool!(&self.pool, pool => {
-            sqlx::query("UPDATE idempotency_keys SET status_code = ?, response = ? WHERE user_id = ? AND idem_key = ?")
-                .bind(i64::from(status))
-                .bind(body)
-                .bind(user.to_string())
-                .bind(key)
-                .execute(pool)
-                .await
-                .map(drop)?
+            sqlx::query(
+                "UPDATE idempotency_keys SET status_code = ?, response = ?, locked_until = NULL \
+                 WHERE user_id = ? AND idem_key = ? AND owner = ? AND status_code IS NULL",
+            )
+            .bind(i64::from(status))
+            .bind(body)
+            .bind(key.user.to_string())
+            .bind(&key.key)
+            .bind(key.owner.to_string())
+            .execute(pool)
+            .await
+            .map(drop)?
         });
         Ok(())
     }
 
-    /// Gives the key back (the request failed in a way worth retrying).
-    pub async fn release_key(&self, user: Uuid, key: &str) -> Result<(), StoreError> {
+    /// Ends the lease of `key` without an answer (nothing final was decided, or the
+    /// request was dropped): the next request with the key takes it over at once and
+    /// settles whatever order it recorded.
+    pub async fn release_key(&self, key: &KeyRef) -> Result<(), StoreError> {
         on_pool!(&self.pool, pool => {
-            sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND status_code IS NULL")
-                .bind(user.to_string())
-                .bind(key)
-                .execute(pool)
-                .await
-                .map(drop)?
+            sqlx::query(
+                "UPDATE idempotency_keys SET locked_until = NULL WHERE user_id = ? AND idem_key = ? AND owner = ? \
+                 AND status_code IS NULL",
+            )
+            .bind(key.user.to_string())
+            .bind(&key.key)
+            .bind(key.owner.to_string())
+            .execute(pool)
+            .await
+            .map(drop)?
         });
         Ok(())
+    }
+
+    /// Deletes keys older than their retention; returns how many.
+    pub async fn purge_keys(&self, limit: u32) -> Result<u64, StoreError> {
+        let expired = Utc::now() - KEY_RETENTION;
+        let purged = on_pool!(&self.pool, pool => {
+            // MySQL has no LIMIT in a DELETE with a subquery on the same table; SQLite
+            // has no LIMIT in DELETE at all: select the victims first.
+            let keys: Vec<(String, String)> = sqlx::query_as(
+                "SELECT user_id, idem_key FROM idempotency_keys WHERE created_at < ? ORDER BY created_at LIMIT ?",
+            )
+            .bind(expired)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            let mut purged = 0;
+            for (user, key) in keys {
+                purged += sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND created_at < ?")
+                    .bind(user)
+                    .bind(key)
+                    .bind(expired)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+            }
+            purged
+        });
+        Ok(purged)
     }
 }

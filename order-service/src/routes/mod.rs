@@ -1,9 +1,6 @@
 //! The HTTP surface of order-service (API.md, Orders).
 
-use std::time::Duration;
-
 use axum::Router;
-use axum::body::Body;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,8 +16,9 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::{Money, Order, OrderLine, Status};
+use crate::idempotency::{self, Begun};
 use crate::saga::{self, SagaError, Wanted};
-use crate::store::KeyState;
+use crate::store::KeyRef;
 
 pub const MAX_PER_PAGE: u32 = 100;
 
@@ -78,11 +76,18 @@ impl IntoResponse for SagaError {
             }
             Self::Unavailable(err) => {
                 tracing::warn!(error = %err, "placement failed: dependency unavailable");
-                Problem::unavailable(format!("{} cannot be reached; retry later", err.service), err.retry_after_secs)
-                    .into_response()
+                Problem::dependency_unavailable(
+                    format!("{} cannot be reached; retry later", err.service),
+                    err.retry_after_secs,
+                )
+                .into_response()
             }
             Self::NotFound => Problem::not_found("no such order").into_response(),
             Self::NotCancellable => Problem::conflict("only a confirmed order can be cancelled").into_response(),
+            Self::KeyLost => Problem::new(StatusCode::CONFLICT, "idempotency-key-in-use", "Idempotency key in use")
+                .detail("another request with this Idempotency-Key took it over; retry to get its answer")
+                .header(header::RETRY_AFTER, HeaderValue::from(1u64))
+                .into_response(),
             Self::Store(err) => {
                 tracing::error!(error = %err, "order store failed");
                 Problem::internal().into_response()
@@ -91,22 +96,17 @@ impl IntoResponse for SagaError {
     }
 }
 
-fn created(order: Order) -> Response {
-    let location = format!("/api/orders/{}", order.id);
-    let mut response = (StatusCode::CREATED, axum::Json(order)).into_response();
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    response
-}
-
 /// Places an order: prices come from the catalog, stock is reserved, and the order
 /// is confirmed with its event in one transaction.
 #[utoipa::path(post, path = "/api/orders", tag = "orders", security(("bearer" = [])), request_body = PlaceOrderRequest,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats within 24 h replay the first answer")),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Repeats within 24 h replay the first answer; \
+        a repeat while the first is still running is answered 409 at once")),
     responses(
         (status = 201, body = Order),
-        (status = 401), (status = 409, description = "Out of stock; lists the skus", content_type = "application/problem+json"),
+        (status = 401),
+        (status = 409, description = "Out of stock (type `/problems/out-of-stock`, lists the skus); or another request \
+            with this Idempotency-Key is in progress (type `/problems/idempotency-key-in-use`, retry after `Retry-After`)",
+            content_type = "application/problem+json"),
         (status = 422, content_type = "application/problem+json"),
         (status = 503, description = "Products or inventory unreachable", content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id))]
@@ -116,80 +116,32 @@ async fn place_order(
     headers: HeaderMap,
     Json(body): Json<PlaceOrderRequest>,
 ) -> Response {
-    let key = match headers.get("idempotency-key").map(|v| v.to_str().map(str::to_owned)) {
-        None => None,
-        Some(Ok(key)) if (1..=255).contains(&key.len()) => Some(key),
-        Some(_) => {
-            return Problem::validation(vec![FieldError::new("Idempotency-Key", "must be 1-255 visible characters")])
-                .into_response();
-        }
+    let key = match idempotency::key_from(&headers) {
+        Ok(Some(key)) => key,
+        Ok(None) => return place(&state, &who, body, None).await,
+        Err(refused) => return Problem::validation(vec![refused]).into_response(),
     };
-    let Some(key) = key else { return place(&state, &who, body).await };
-    let hash = request_hash(&body);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match state.store.claim_key(who.user_id, &key, &hash).await {
-            Ok(KeyState::Claimed) => break,
-            Ok(KeyState::Replay { status, body }) => return replay(status, body),
-            Ok(KeyState::Mismatch) => {
-                return Problem::validation(vec![FieldError::new(
-                    "Idempotency-Key",
-                    "was already used with a different request body",
-                )])
-                .into_response();
-            }
-            Ok(KeyState::InProgress) if tokio::time::Instant::now() < deadline => {
-                // The first request with this key is still running: wait for its answer.
-                tokio::time::sleep(Duration::from_millis(25)).await;
-            }
-            Ok(KeyState::InProgress) => {
-                return Problem::conflict("a request with this Idempotency-Key is still in progress").into_response();
-            }
-            Err(err) => return SagaError::Store(err).into_response(),
-        }
-    }
-    let response = place(&state, &who, body).await;
-    let status = response.status();
-    if status.is_server_error() {
-        // Nothing was decided: let the client retry with the same key.
-        if let Err(err) = state.store.release_key(who.user_id, &key).await {
-            tracing::error!(error = %err, "cannot release an idempotency key");
-        }
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let bytes = match axum::body::to_bytes(body, 4 * 1024 * 1024).await {
-        Ok(bytes) => bytes,
-        Err(_) => return Problem::internal().into_response(),
+    let lease = match idempotency::begin(&state, &who, key, &request_hash(&body)).await {
+        Ok(Begun::Run(lease)) => lease,
+        Ok(Begun::Answer(answer)) => return answer,
+        Err(err) => return err.into_response(),
     };
-    if let Err(err) =
-        state.store.complete_key(who.user_id, &key, status.as_u16(), &String::from_utf8_lossy(&bytes)).await
-    {
-        tracing::error!(error = %err, "cannot store the idempotent answer");
-    }
-    Response::from_parts(parts, Body::from(bytes))
+    let response = place(&state, &who, body, Some(lease.key())).await;
+    lease.finish(response).await
 }
 
-async fn place(state: &AppState, who: &Identity, body: PlaceOrderRequest) -> Response {
+async fn place(state: &AppState, who: &Identity, body: PlaceOrderRequest, key: Option<&KeyRef>) -> Response {
     let wanted = body.lines.into_iter().map(|l| Wanted { sku: l.sku, quantity: l.quantity }).collect();
-    match saga::place(state, who, wanted).await {
-        Ok(order) => created(order),
+    match saga::place(state, who, wanted, key).await {
+        Ok(order) => idempotency::created(order),
         Err(err) => err.into_response(),
     }
 }
 
-fn request_hash(body: &PlaceOrderRequest) -> String {
+/// The fingerprint a key is bound to: a repeat must send the same body.
+pub fn request_hash(body: &PlaceOrderRequest) -> String {
     let canonical = serde_json::to_vec(body).unwrap_or_default();
     Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn replay(status: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let content_type = if status.is_success() { "application/json" } else { common::problem::CONTENT_TYPE };
-    let mut response = (status, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -251,10 +203,12 @@ async fn get_order(
     Ok(Json(order))
 }
 
-/// Cancels a confirmed order and releases its stock.
+/// Cancels a confirmed order and releases its stock. Cancelling an order that is
+/// already cancelled answers 200 with the order, so a retried cancel is safe.
 #[utoipa::path(post, path = "/api/orders/{id}/cancel", tag = "orders", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = Order), (status = 401), (status = 404), (status = 409, description = "Not cancellable")))]
+    responses((status = 200, description = "The order, cancelled (now or before)", body = Order), (status = 401), (status = 404),
+        (status = 409, description = "Not cancellable", content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(order_id = %id, user_id = %who.user_id))]
 async fn cancel_order(
     State(state): State<AppState>,

@@ -113,13 +113,29 @@ impl Shop {
     }
 
     pub async fn customer(&self, email: &str) -> String {
-        self.http
+        self.customer_identity(email).await.0
+    }
+
+    /// A new customer's access token and who the services see in it.
+    pub async fn customer_identity(&self, email: &str) -> (String, common::auth::Identity) {
+        let user: Value = self
+            .http
             .post(self.auth.url("/api/auth/register"))
             .json(&json!({"email": email, "password": "customer-password", "name": "Customer Name"}))
             .send()
             .await
+            .unwrap()
+            .json()
+            .await
             .unwrap();
-        login(&self.http, &self.auth, email, "customer-password").await
+        let token = login(&self.http, &self.auth, email, "customer-password").await;
+        let who = common::auth::Identity {
+            user_id: user["id"].as_str().unwrap().parse().unwrap(),
+            email: email.to_owned(),
+            name: Some("Customer Name".into()),
+            roles: vec!["customer".into()],
+        };
+        (token, who)
     }
 
     pub async fn product(&self, sku: &str, amount: i64, currency: &str, stock: i64) {
