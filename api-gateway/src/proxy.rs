@@ -3,6 +3,10 @@
 //! timeout, and one circuit breaker per upstream.
 
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
@@ -13,6 +17,7 @@ use common::problem::Problem;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
+use hyper::body::{Body as HttpBody, Frame};
 
 use crate::state::{AppState, Upstream};
 
@@ -101,13 +106,17 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
     common::propagation::inject_http(headers);
     *req.uri_mut() = uri;
     let (parts, body) = req.into_parts();
-    let body = Body::new(Limited::new(body, MAX_BODY_BYTES).map_err(axum::Error::new));
-    let request = http::Request::from_parts(parts, body);
+    let (body, sent) = TrackedBody::new(Limited::new(body, MAX_BODY_BYTES).map_err(axum::Error::new));
+    let request = http::Request::from_parts(parts, Body::new(body));
 
     match tokio::time::timeout(state.upstream_timeout, state.client.request(request)).await {
         Ok(Ok(response)) => {
-            permit.record(if response.status().is_server_error() { Outcome::Failure } else { Outcome::Success });
             let (mut parts, body) = response.into_parts();
+            let blames_dependency = parts.headers.remove(common::problem::FAULT_HEADER).is_some();
+            match judge(parts.status, blames_dependency, sent.is_complete()) {
+                Some(outcome) => permit.record(outcome),
+                None => drop(permit),
+            }
             strip_hop_by_hop(&mut parts.headers);
             Response::from_parts(parts, Body::new(body))
         }
@@ -119,9 +128,22 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
                     .detail(format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
                     .into_response();
             }
+            if sent.failed() {
+                // The client's body broke off (it went away or sent garbage).
+                drop(permit);
+                return Problem::bad_request("the request body could not be read").into_response();
+            }
             permit.record(Outcome::Failure);
             tracing::warn!(upstream = upstream.name, error = %err, "upstream request failed");
             Problem::unavailable(format!("{} cannot be reached", upstream.name), 1).into_response()
+        }
+        Err(_) if !sent.is_complete() => {
+            // The client is still sending its body: its slowness, not the upstream's.
+            drop(permit);
+            Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
+                .detail("the request body did not arrive in time")
+                .header(header::CONNECTION, HeaderValue::from_static("close"))
+                .into_response()
         }
         Err(_) => {
             permit.record(Outcome::Failure);
@@ -132,6 +154,87 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
             );
             Problem::unavailable(format!("{} did not answer in time", upstream.name), 1).into_response()
         }
+    }
+}
+
+/// What an upstream's answer says about its health, for its breaker: `None` when it
+/// says nothing (the call is not counted).
+///
+/// Only a 5xx the upstream owns is a failure. A 5xx it attributes to one of its own
+/// dependencies (`ecom-fault: dependency`) shows it alive and answering; a 5xx given
+/// before the client finished sending its body was the client's doing.
+fn judge(status: StatusCode, blames_dependency: bool, body_complete: bool) -> Option<Outcome> {
+    if !status.is_server_error() || blames_dependency {
+        Some(Outcome::Success)
+    } else if body_complete {
+        Some(Outcome::Failure)
+    } else {
+        None
+    }
+}
+
+/// How far the client's body got on its way to the upstream.
+#[derive(Debug, Clone, Default)]
+struct BodyProgress(Arc<[AtomicBool; 2]>);
+
+impl BodyProgress {
+    const COMPLETE: usize = 0;
+    const FAILED: usize = 1;
+
+    fn is_complete(&self) -> bool {
+        self.0[Self::COMPLETE].load(Ordering::Acquire)
+    }
+
+    fn failed(&self) -> bool {
+        self.0[Self::FAILED].load(Ordering::Acquire)
+    }
+
+    fn set(&self, which: usize) {
+        self.0[which].store(true, Ordering::Release);
+    }
+}
+
+/// A request body that reports when it has been read to its end (or failed), so a
+/// timeout or an error can be blamed on the side that caused it.
+struct TrackedBody<B> {
+    inner: B,
+    progress: BodyProgress,
+}
+
+impl<B: HttpBody> TrackedBody<B> {
+    fn new(inner: B) -> (Self, BodyProgress) {
+        let progress = BodyProgress::default();
+        if inner.is_end_stream() {
+            progress.set(BodyProgress::COMPLETE);
+        }
+        (Self { inner, progress: progress.clone() }, progress)
+    }
+}
+
+impl<B: HttpBody + Unpin> HttpBody for TrackedBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => self.progress.set(BodyProgress::COMPLETE),
+            Poll::Ready(Some(Err(_))) => self.progress.set(BodyProgress::FAILED),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.progress.set(BodyProgress::COMPLETE),
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -149,6 +252,26 @@ fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_5xx_the_upstream_owns_after_the_whole_request_counts_against_it() {
+        let cases = [
+            (StatusCode::OK, false, true, Some(Outcome::Success)),
+            (StatusCode::CONFLICT, false, true, Some(Outcome::Success)),
+            (StatusCode::UNPROCESSABLE_ENTITY, false, false, Some(Outcome::Success)),
+            (StatusCode::INTERNAL_SERVER_ERROR, false, true, Some(Outcome::Failure)),
+            (StatusCode::SERVICE_UNAVAILABLE, false, true, Some(Outcome::Failure)),
+            (StatusCode::SERVICE_UNAVAILABLE, true, true, Some(Outcome::Success)),
+            (StatusCode::SERVICE_UNAVAILABLE, false, false, None),
+        ];
+        for (status, blames_dependency, body_complete, expected) in cases {
+            assert_eq!(
+                judge(status, blames_dependency, body_complete),
+                expected,
+                "{status} {blames_dependency} {body_complete}"
+            );
+        }
+    }
 
     #[test]
     fn hop_by_hop_headers_and_those_named_in_connection_are_removed() {

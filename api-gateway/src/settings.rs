@@ -68,8 +68,19 @@ impl Settings {
             }
             Ok(value)
         };
+        // The timeout budget nests: the gateway's own bound on a request outlasts its wait
+        // for an upstream, which outlasts the services' own request timeout.
+        let upstream_timeout = env.millis("ECOM_UPSTREAM_TIMEOUT_MS", Duration::from_secs(10))?;
+        let server =
+            ServerSettings::from_env_with_timeout(env, DEFAULT_PORT, upstream_timeout + Duration::from_secs(2))?;
+        if server.request_timeout <= upstream_timeout {
+            return Err(SettingsError::new(
+                "ECOM_REQUEST_TIMEOUT_MS",
+                "must be longer than ECOM_UPSTREAM_TIMEOUT_MS (the gateway's wait for an upstream)",
+            ));
+        }
         Ok(Self {
-            server: ServerSettings::from_env(env, DEFAULT_PORT)?,
+            server,
             upstreams: Upstreams {
                 auth,
                 product: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", HTTP)?,
@@ -85,7 +96,7 @@ impl Settings {
                 .raw("ECOM_CORS_ALLOWED_ORIGINS")
                 .map(|list| list.split(',').map(str::trim).filter(|o| !o.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
-            upstream_timeout: env.millis("ECOM_UPSTREAM_TIMEOUT_MS", Duration::from_secs(10))?,
+            upstream_timeout,
             connect_timeout: env.millis("ECOM_UPSTREAM_CONNECT_TIMEOUT_MS", Duration::from_secs(1))?,
             breaker: BreakerConfig::from_env(env)?,
             trust_forwarded_for: env.flag("ECOM_TRUST_FORWARDED_FOR", false)?,

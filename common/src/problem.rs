@@ -1,12 +1,16 @@
 //! RFC 9457 problem documents, the only error body any service returns.
 
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, StatusCode, header};
+use http::{HeaderName, HeaderValue, StatusCode, header};
 use serde::Serialize;
 
 use crate::request_id::RequestId;
 
 pub const CONTENT_TYPE: &str = "application/problem+json";
+
+/// Response header by which a service says whose fault a 5xx is (`dependency`: one of
+/// its own dependencies failed). The gateway reads and removes it.
+pub const FAULT_HEADER: &str = "ecom-fault";
 
 /// One invalid field of a 422 answer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -114,6 +118,13 @@ impl Problem {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")
             .detail(detail)
             .header(header::RETRY_AFTER, HeaderValue::from(retry_after_secs))
+    }
+
+    /// 503 because a dependency of this service failed, not the service itself: marked
+    /// with [`FAULT_HEADER`] so the gateway's breaker does not count it against us.
+    pub fn dependency_unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        Self::unavailable(detail, retry_after_secs)
+            .header(HeaderName::from_static(FAULT_HEADER), HeaderValue::from_static("dependency"))
     }
 
     /// 500 with nothing of the cause: log the cause where it happened.

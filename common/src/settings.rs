@@ -150,12 +150,26 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
 }
 
+/// A service's own bound on one request: shorter than the gateway's wait for it
+/// (`ECOM_UPSTREAM_TIMEOUT_MS`, 10 s), so a slow request is answered by the service
+/// that knows why, and never outlives the caller that waits for it.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
+
 impl ServerSettings {
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, SettingsError> {
+        Self::from_env_with_timeout(env, default_port, DEFAULT_REQUEST_TIMEOUT)
+    }
+
+    /// As [`ServerSettings::from_env`], with another default request timeout.
+    pub fn from_env_with_timeout(
+        env: &Env,
+        default_port: u16,
+        default_request_timeout: Duration,
+    ) -> Result<Self, SettingsError> {
         Ok(Self {
             bind_addr: env.or("ECOM_BIND_ADDR", std::net::SocketAddr::from(([0, 0, 0, 0], default_port)))?,
             shutdown_grace: env.millis("ECOM_SHUTDOWN_GRACE_MS", Duration::from_secs(20))?,
-            request_timeout: env.millis("ECOM_REQUEST_TIMEOUT_MS", Duration::from_secs(30))?,
+            request_timeout: env.millis("ECOM_REQUEST_TIMEOUT_MS", default_request_timeout)?,
         })
     }
 
@@ -163,7 +177,7 @@ impl ServerSettings {
         Self {
             bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             shutdown_grace: Duration::from_secs(5),
-            request_timeout: Duration::from_secs(30),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
         }
     }
 }

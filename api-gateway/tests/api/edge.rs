@@ -183,3 +183,49 @@ async fn the_merged_openapi_document_and_the_docs_page_are_served_without_a_cdn(
     let bundle = platform.http.get(platform.url("/api/docs/swagger-ui-bundle.js")).send().await.unwrap();
     assert_eq!(bundle.status(), 200);
 }
+
+/// Sends the headers of a POST announcing a body, then a part of it, and stalls.
+async fn stall_a_body(gateway: &str, path: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+    let mut socket = tokio::net::TcpStream::connect(gateway).await.unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"refresh_token\""
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket
+}
+
+#[tokio::test]
+async fn clients_that_stall_their_bodies_get_408_and_never_open_the_upstreams_breaker() {
+    let platform = Platform::start(&[
+        ("ECOM_BREAKER_MIN_CALLS", "2"),
+        ("ECOM_BREAKER_WINDOW", "4"),
+        ("ECOM_UPSTREAM_TIMEOUT_MS", "300"),
+    ])
+    .await;
+    let addr = platform.gateway.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
+    let mut stalled = Vec::new();
+    for _ in 0..6 {
+        stalled.push(tokio::spawn({
+            let addr = addr.clone();
+            async move {
+                use tokio::io::AsyncReadExt as _;
+                let mut socket = stall_a_body(&addr, "/api/auth/logout").await;
+                let mut answer = vec![0; 1024];
+                let n = socket.read(&mut answer).await.unwrap();
+                String::from_utf8_lossy(&answer[..n]).into_owned()
+            }
+        }));
+    }
+    for stall in stalled {
+        let answer = stall.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    }
+    // auth-service's breaker is still closed (open, it would refuse for the default
+    // 5 s): the admin logs in through the gateway right away.
+    for _ in 0..3 {
+        let response =
+            platform.post("/api/auth/login", json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}), None).await;
+        assert_eq!(response.status(), 200);
+    }
+}
