@@ -5,6 +5,7 @@
 //! is a crash after the mail server accepted and before the record commits: that
 //! event's email is sent again on redelivery. It is a single INSERT long.
 
+use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
 use crate::mailer::MailError;
+use crate::retry::{self, Schedule};
 use crate::templates::Templates;
 
 /// What became of one event.
@@ -33,13 +35,51 @@ pub enum Handled {
 
 #[derive(Debug, thiserror::Error)]
 pub enum HandleError {
-    /// Retrying later may succeed (mail server or database unreachable).
+    /// Not the event's fault (mail server or database unreachable): retried for as
+    /// long as it takes, since giving up would dead-letter every event of an outage.
     #[error("transient: {0}")]
     Transient(String),
+    /// The mail server deferred this email (a 4xx reply to the message or its
+    /// recipient): retried a few times, then dead-lettered, so that one recipient
+    /// cannot hold back everyone else's email.
+    #[error("deferred: {0}")]
+    Deferred(String),
     /// Retrying cannot help (malformed event, rejected address): dead-letter it.
     #[error("permanent: {0}")]
     Permanent(String),
 }
+
+impl From<MailError> for HandleError {
+    fn from(err: MailError) -> Self {
+        match err {
+            MailError::Transient(reason) => Self::Transient(reason),
+            MailError::Deferred(reason) => Self::Deferred(reason),
+            MailError::Permanent(reason) => Self::Permanent(reason),
+        }
+    }
+}
+
+/// How an event is retried, by the kind of failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// [`HandleError::Transient`]: 200 ms doubling to 30 s, without end.
+    pub transient: Schedule,
+    /// [`HandleError::Deferred`]: `ECOM_MAIL_MAX_ATTEMPTS` attempts, 250 ms doubling
+    /// to 30 s apart (five attempts wait 3.75 s in all).
+    pub deferred: Schedule,
+}
+
+impl RetryPolicy {
+    pub fn new(max_attempts: NonZeroU32) -> Self {
+        Self {
+            transient: Schedule::unbounded(Duration::from_millis(200), Duration::from_secs(30)),
+            deferred: Schedule::bounded(max_attempts.get(), Duration::from_millis(250), Duration::from_secs(30)),
+        }
+    }
+}
+
+/// Writing a dead letter: until it is written, however long the broker is away.
+const DEAD_LETTER_RETRY: Schedule = Schedule::unbounded(Duration::from_millis(200), Duration::from_secs(10));
 
 async fn already_handled(db: &SqlPool, event_id: &str) -> Result<bool, sqlx::Error> {
     let row: Option<(String,)> = on_pool!(db, pool => {
@@ -96,10 +136,7 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
         .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
         .map_err(|e| HandleError::Permanent(format!("message: {e}")))?;
     let started = Instant::now();
-    state.mailer.send(message).await.map_err(|e| match e {
-        MailError::Transient(reason) => HandleError::Transient(reason),
-        MailError::Permanent(reason) => HandleError::Permanent(reason),
-    })?;
+    state.mailer.send(message).await?;
     metrics::histogram!("notification_email_send_duration_seconds").record(started.elapsed().as_secs_f64());
     record(&state.db, &event).await.map_err(transient)?;
     metrics::counter!("notification_emails_sent_total", "type" => event.kind).increment(1);
@@ -122,8 +159,9 @@ fn event_type(payload: &[u8]) -> &'static str {
     }
 }
 
-/// Handles `payload`, retrying transient failures with backoff until it succeeds,
-/// fails permanently, or shutdown. `None` means shutdown came first.
+/// Handles `payload`, retrying what may succeed later as `state.retry` says: until it
+/// succeeds, fails for good (permanent, or deferred once too often), or shutdown.
+/// `None` means shutdown came first.
 pub async fn handle_with_retry(
     state: &AppState,
     templates: &Templates,
@@ -131,20 +169,30 @@ pub async fn handle_with_retry(
     shutdown: &CancellationToken,
 ) -> Option<Result<Handled, HandleError>> {
     metrics::counter!("notification_events_consumed_total", "type" => event_type(payload)).increment(1);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match handle(state, templates, payload).await {
-            Err(HandleError::Transient(reason)) => {
-                metrics::counter!("notification_retries_total").increment(1);
-                tracing::warn!(error = %reason, retry_in_ms = backoff.as_millis() as u64, "transient failure; retrying");
-                tokio::select! {
-                    () = tokio::time::sleep(backoff) => {}
-                    () = shutdown.cancelled() => return None,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+    let mut transient = state.retry.transient.start();
+    let mut deferred = state.retry.deferred.start();
+    let outcome = retry::run_with_retries(
+        shutdown,
+        || handle(state, templates, payload),
+        |err| {
+            let (delay, reason) = match err {
+                HandleError::Transient(_) => (transient.next_delay(), "transient"),
+                HandleError::Deferred(_) => (deferred.next_delay(), "deferred"),
+                HandleError::Permanent(_) => return None,
+            };
+            if let Some(delay) = delay {
+                metrics::counter!("notification_retries_total", "reason" => reason).increment(1);
+                tracing::warn!(error = %err, retry_in_ms = delay.as_millis() as u64, "{reason} failure; retrying");
             }
-            other => return Some(other),
+            delay
+        },
+    )
+    .await;
+    match outcome {
+        Some(Err(HandleError::Deferred(reason))) => {
+            Some(Err(HandleError::Deferred(format!("{reason} (gave up after {} attempts)", deferred.failures()))))
         }
+        other => other,
     }
 }
 
@@ -355,14 +403,19 @@ async fn handle_message(
         headers: dead_headers,
     };
     // Not committed until the dead letter is safely written.
-    let mut backoff = Duration::from_millis(200);
-    while let Err(publish_err) = common::bus::Publisher::publish(dlq, dead.clone()).await {
-        tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
-        tokio::select! {
-            () = tokio::time::sleep(backoff) => {}
-            () = shutdown.cancelled() => return false,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
+    let mut backoff = DEAD_LETTER_RETRY.start();
+    let written = retry::run_with_retries(
+        shutdown,
+        || common::bus::Publisher::publish(dlq, dead.clone()),
+        |publish_err| {
+            let delay = backoff.next_delay();
+            tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
+            delay
+        },
+    )
+    .await;
+    if written.is_none() {
+        return false;
     }
     metrics::counter!("notification_dead_lettered_total").increment(1);
     span.in_scope(|| tracing::error!(error = %err, "event dead-lettered"));

@@ -2,6 +2,7 @@
 
 pub mod events;
 pub mod mailer;
+pub mod retry;
 pub mod routes;
 pub mod settings;
 pub mod smtp;
@@ -82,7 +83,10 @@ fn register_metrics() {
     describe_counter!("notification_events_consumed_total", "Order events received, by type");
     describe_counter!("notification_emails_sent_total", "Emails handed to the mail server, by event type");
     describe_counter!("notification_duplicates_skipped_total", "Redelivered events whose email had already gone out");
-    describe_counter!("notification_retries_total", "Transient failures retried");
+    describe_counter!(
+        "notification_retries_total",
+        "Failures retried, by reason: transient (mail server or database unreachable), deferred (4xx to the email)"
+    );
     describe_counter!(
         "notification_dead_lettered_total",
         "Events that could not be handled, sent to the dead-letter topic"
@@ -94,6 +98,8 @@ fn register_metrics() {
         counter!("notification_emails_sent_total", "type" => kind).increment(0);
     }
     counter!("notification_duplicates_skipped_total").increment(0);
-    counter!("notification_retries_total").increment(0);
+    for reason in ["transient", "deferred"] {
+        counter!("notification_retries_total", "reason" => reason).increment(0);
+    }
     counter!("notification_dead_lettered_total").increment(0);
 }

@@ -13,12 +13,58 @@ use crate::settings::{MailSettings, MailTransport};
 
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
-    /// Worth retrying: the server could not be reached or answered 4xx.
+    /// Not this message's fault: the server cannot be reached, is not accepting mail
+    /// (421, 4.3.x, 4.4.x) or could not be set up (greeting, TLS, authentication).
+    /// Worth retrying for as long as it takes.
     #[error("transient mail failure: {0}")]
     Transient(String),
+    /// The server answered this message or its recipient with a temporary refusal
+    /// (4xx during the mail transaction): worth a few more attempts, not many.
+    #[error("mail deferred: {0}")]
+    Deferred(String),
     /// Retrying will not help: the server rejected the message (5xx) or it is malformed.
     #[error("permanent mail failure: {0}")]
     Permanent(String),
+}
+
+/// Where an SMTP error was met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpStage {
+    /// Handing one message over on a connection that is set up (MAIL, RCPT, DATA, the
+    /// content).
+    Transaction,
+    /// Anywhere: lettre's own transport sets its connections up inside `send`.
+    Any,
+}
+
+impl MailError {
+    /// An SMTP error as a mail error. A 4xx reply is about this message unless it
+    /// speaks for the whole server: 421 (closing), 454 (TLS or authentication
+    /// unavailable), or an enhanced status of class 4.3 (mail system) or 4.4 (network,
+    /// routing).
+    pub fn from_smtp(err: &lettre::transport::smtp::Error, stage: SmtpStage) -> Self {
+        // A client error in the transaction is the message's own (a non-ASCII address
+        // the server cannot take): no retry can help. Elsewhere it may be the set-up's.
+        if err.is_permanent() || (err.is_client() && stage == SmtpStage::Transaction) {
+            return Self::Permanent(err.to_string());
+        }
+        let Some(code) = err.status().filter(|_| err.is_transient()) else {
+            return Self::Transient(err.to_string());
+        };
+        let text = std::error::Error::source(err).map(ToString::to_string).unwrap_or_default();
+        if speaks_for_the_server(code.into(), &text) {
+            Self::Transient(err.to_string())
+        } else {
+            Self::Deferred(err.to_string())
+        }
+    }
+}
+
+/// Whether a 4xx reply (`code`, then `text`, which starts with the enhanced status
+/// when the server sends one) is about the server rather than one message.
+fn speaks_for_the_server(code: u16, text: &str) -> bool {
+    let enhanced = text.split_whitespace().next().unwrap_or_default();
+    matches!(code, 421 | 454) || ["4.3.", "4.4."].iter().any(|class| enhanced.starts_with(class))
 }
 
 #[derive(Clone)]
@@ -96,13 +142,9 @@ impl Mailer {
     pub async fn send(&self, message: Message) -> Result<(), MailError> {
         match &self.transport {
             Transport::Smtp(pool) => pool.send(message.envelope(), &message.formatted()).await,
-            Transport::Smtps(smtp) => smtp.send(message).await.map(drop).map_err(|err| {
-                if err.is_permanent() {
-                    MailError::Permanent(err.to_string())
-                } else {
-                    MailError::Transient(err.to_string())
-                }
-            }),
+            Transport::Smtps(smtp) => {
+                smtp.send(message).await.map(drop).map_err(|err| MailError::from_smtp(&err, SmtpStage::Any))
+            }
             Transport::Files(files) => {
                 files.send(message).await.map(drop).map_err(|err| MailError::Transient(err.to_string()))
             }
@@ -121,6 +163,35 @@ impl Mailer {
                 }
             },
             Transport::Files(_) => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::speaks_for_the_server;
+
+    #[test]
+    fn a_4xx_reply_is_the_servers_only_when_it_says_so() {
+        let server = [
+            (421, "4.3.2 Service shutting down"),
+            (454, "4.7.0 TLS not available"),
+            (451, "4.3.0 Temporary lookup failure"),
+            (451, "4.4.1 No answer from host"),
+            (421, "Too many connections"),
+        ];
+        let message = [
+            (450, "4.2.1 Mailbox busy, try again later"),
+            (452, "4.2.2 Mailbox full"),
+            (451, "4.7.1 Greylisted, please retry"),
+            (450, "Requested mail action not taken: mailbox unavailable"),
+            (451, ""),
+        ];
+        for (code, text) in server {
+            assert!(speaks_for_the_server(code, text), "{code} {text}");
+        }
+        for (code, text) in message {
+            assert!(!speaks_for_the_server(code, text), "{code} {text}");
         }
     }
 }

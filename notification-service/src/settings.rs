@@ -1,3 +1,4 @@
+use std::num::NonZeroU32;
 use std::path::PathBuf;
 
 use common::bus::BusConfig;
@@ -32,7 +33,13 @@ pub struct MailSettings {
     /// `ECOM_MAIL_FROM`.
     pub from: String,
     pub transport: MailTransport,
+    /// `ECOM_MAIL_MAX_ATTEMPTS`: attempts at an email the mail server keeps deferring
+    /// (4xx to the message or its recipient) before it goes to the dead-letter topic.
+    pub max_attempts: NonZeroU32,
 }
+
+/// The default of `ECOM_MAIL_MAX_ATTEMPTS`.
+pub const DEFAULT_MAIL_MAX_ATTEMPTS: NonZeroU32 = NonZeroU32::new(5).expect("five is not zero");
 
 #[derive(Debug, Clone)]
 pub enum MailTransport {
@@ -56,6 +63,7 @@ impl Settings {
         let from: String = env.or("ECOM_MAIL_FROM", "ecom <no-reply@ecom.local>".to_owned())?;
         from.parse::<lettre::message::Mailbox>()
             .map_err(|e| SettingsError::new("ECOM_MAIL_FROM", format!("not a mailbox: {e}")))?;
+        let max_attempts = env.or("ECOM_MAIL_MAX_ATTEMPTS", DEFAULT_MAIL_MAX_ATTEMPTS)?;
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.url("DATABASE_URL", "sqlite://data/notifications.db", common::db::SCHEMES)?,
@@ -63,7 +71,7 @@ impl Settings {
             bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
             kafka_group: env.or("ECOM_KAFKA_GROUP", "notification-service".to_owned())?,
-            mail: MailSettings { from, transport },
+            mail: MailSettings { from, transport, max_attempts },
         })
     }
 }

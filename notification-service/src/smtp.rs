@@ -17,11 +17,12 @@ use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::mailer::MailError;
+use crate::mailer::{MailError, SmtpStage};
 
-/// A lettre error as a mail error: 5xx answers are permanent, the rest is worth retrying.
-fn classify(err: &lettre::transport::smtp::Error) -> MailError {
-    if err.is_permanent() { MailError::Permanent(err.to_string()) } else { MailError::Transient(err.to_string()) }
+/// An error while setting a connection up (greeting, EHLO, STARTTLS, AUTH): about the
+/// server, never about a message, whatever the reply, so retried for as long as it takes.
+fn setup(what: &str) -> impl FnOnce(lettre::transport::smtp::Error) -> MailError + '_ {
+    move |err| transient(what, err)
 }
 
 fn transient(what: &str, err: impl std::fmt::Display) -> MailError {
@@ -76,18 +77,21 @@ impl SmtpPool {
         stream.set_nodelay(true).map_err(|e| transient("TCP_NODELAY", e))?;
         let mut connection = AsyncSmtpConnection::connect_with_transport(Box::new(stream), &self.hello)
             .await
-            .map_err(|e| classify(&e))?;
+            .map_err(setup("greeting"))?;
         let upgrade = match self.starttls {
             StartTls::Never => false,
             StartTls::Opportunistic => connection.can_starttls(),
             StartTls::Required => true,
         };
         if upgrade {
-            let parameters = TlsParameters::new(self.host.clone()).map_err(|e| classify(&e))?;
-            connection.starttls(parameters, &self.hello).await.map_err(|e| classify(&e))?;
+            let parameters = TlsParameters::new(self.host.clone()).map_err(setup("TLS"))?;
+            connection.starttls(parameters, &self.hello).await.map_err(setup("STARTTLS"))?;
         }
         if let Some(credentials) = &self.credentials {
-            connection.auth(&[Mechanism::Plain, Mechanism::Login], credentials).await.map_err(|e| classify(&e))?;
+            connection
+                .auth(&[Mechanism::Plain, Mechanism::Login], credentials)
+                .await
+                .map_err(setup("authentication"))?;
         }
         Ok(connection)
     }
@@ -119,7 +123,7 @@ impl SmtpPool {
             }
             Err(err) => {
                 connection.abort().await;
-                Err(classify(&err))
+                Err(MailError::from_smtp(&err, SmtpStage::Transaction))
             }
         }
     }

@@ -2,6 +2,7 @@ use common::db::SqlPool;
 use sqlx::migrate::Migrator;
 
 use crate::Settings;
+use crate::events::RetryPolicy;
 use crate::mailer::Mailer;
 
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -12,6 +13,7 @@ static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 pub struct AppState {
     pub db: SqlPool,
     pub mailer: Mailer,
+    pub retry: RetryPolicy,
 }
 
 impl AppState {
@@ -19,6 +21,6 @@ impl AppState {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let mailer = Mailer::new(&settings.mail)?;
         let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
-        Ok(Self { db, mailer })
+        Ok(Self { db, mailer, retry: RetryPolicy::new(settings.mail.max_attempts) })
     }
 }

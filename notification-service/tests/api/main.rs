@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod deferral;
 mod events;
 mod startup;

@@ -11,7 +11,11 @@ use notification_service::settings::{MailSettings, MailTransport};
 use url::Url;
 
 fn mail(transport: MailTransport) -> MailSettings {
-    MailSettings { from: "ecom <no-reply@ecom.test>".into(), transport }
+    MailSettings {
+        from: "ecom <no-reply@ecom.test>".into(),
+        transport,
+        max_attempts: notification_service::settings::DEFAULT_MAIL_MAX_ATTEMPTS,
+    }
 }
 
 pub fn smtp(url: &str) -> MailTransport {
