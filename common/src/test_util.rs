@@ -115,7 +115,7 @@ impl Running {
 }
 
 /// A service binary running as its own process (so it can be killed for real), on a
-/// free loopback port, its stderr appended to `log`.
+/// free loopback port, its output (the log lines) appended to `log`.
 #[derive(Debug)]
 pub struct ChildService {
     process: tokio::process::Child,
@@ -152,7 +152,7 @@ impl ChildService {
             .env("ECOM_LOG_FORMAT", "json")
             .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .env("ECOM_BIND_ADDR", format!("127.0.0.1:{port}"))
-            .stdout(std::process::Stdio::null())
+            .stdout(out.try_clone().expect("share the service log"))
             .stderr(out)
             .kill_on_drop(true)
             .spawn()
@@ -444,8 +444,8 @@ impl TcpBalancer {
                     let Some((index, outbound)) = connect_in_turn(&slots, first).await else { return };
                     let asked =
                         Asked { open: std::sync::atomic::AtomicBool::new(false), count: unanswered[index].clone() };
-                    let (mut from_client, mut to_backend) = inbound.into_split();
-                    let (mut from_backend, mut to_client) = outbound.into_split();
+                    let (mut from_client, mut to_client) = inbound.into_split();
+                    let (mut from_backend, mut to_backend) = outbound.into_split();
                     tokio::select! {
                         _ = forward_requests(&mut from_client, &mut to_backend, &asked) => {}
                         _ = forward_answers(&mut from_backend, &mut to_client, &asked) => {}
