@@ -31,6 +31,8 @@ pub mod db;
 pub mod kafka;
 #[cfg(feature = "mongo")]
 pub mod mongo;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 #[cfg(feature = "test-util")]
 pub mod test_util;
 
