@@ -51,8 +51,23 @@ pub async fn verify(password: SecretString, stored: String) -> Result<bool, Pass
 async fn run_blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
 ) -> Result<T, PasswordError> {
-    let _permit = PERMITS.clone().acquire_owned().await.map_err(|e| PasswordError::Hash(e.to_string()))?;
-    tokio::task::spawn_blocking(work).await.map_err(|e| PasswordError::Hash(e.to_string()))?
+    run_blocking_within(&PERMITS, work).await
+}
+
+/// Runs `work` on the blocking pool once `permits` has a permit for it. The permit
+/// moves into the blocking task: a request cancelled while its hash runs does not
+/// hand the permit (and its 19 MiB) to the next one before the hash is done.
+async fn run_blocking_within<T: Send + 'static>(
+    permits: &Arc<Semaphore>,
+    work: impl FnOnce() -> Result<T, PasswordError> + Send + 'static,
+) -> Result<T, PasswordError> {
+    let permit = permits.clone().acquire_owned().await.map_err(|e| PasswordError::Hash(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(|e| PasswordError::Hash(e.to_string()))?
 }
 
 #[cfg(test)]
@@ -65,5 +80,34 @@ mod tests {
         assert!(stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert!(verify(SecretString::from("correct horse battery"), stored.clone()).await.unwrap());
         assert!(!verify(SecretString::from("wrong horse battery"), stored).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_request_keeps_its_permit_until_its_hash_is_done() {
+        let permits = Arc::new(Semaphore::new(1));
+        let (started_tx, started_rx) = tokio::sync::oneshot::channel();
+        let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let request = tokio::spawn({
+            let permits = permits.clone();
+            async move {
+                run_blocking_within(&permits, move || {
+                    let _ = started_tx.send(());
+                    let _ = finish_rx.recv();
+                    let _ = done_tx.send(());
+                    Ok(())
+                })
+                .await
+            }
+        });
+        started_rx.await.unwrap();
+        request.abort();
+        assert!(request.await.unwrap_err().is_cancelled());
+        assert_eq!(permits.available_permits(), 0, "the hash still runs, so its permit is still taken");
+
+        finish_tx.send(()).unwrap();
+        done_rx.await.unwrap();
+        let permit = tokio::time::timeout(std::time::Duration::from_secs(10), permits.acquire()).await;
+        assert!(permit.is_ok(), "the permit came back once the hash was done");
     }
 }
