@@ -3,15 +3,16 @@ use std::time::Duration;
 use common::auth::Expectations;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError};
-use secrecy::SecretString;
+use common::settings::{Env, ServerSettings, SettingsError, redact_url};
+use secrecy::{ExposeSecret as _, SecretString};
 use url::Url;
 
 use crate::DEFAULT_PORT;
+use crate::domain::{Email, Password};
 use crate::keys::KeySettings;
 
-/// auth-service configuration.
-#[derive(Debug, Clone)]
+/// auth-service configuration. `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Settings {
     pub server: ServerSettings,
     /// `DATABASE_URL`: `mysql://` or `sqlite://`.
@@ -25,20 +26,56 @@ pub struct Settings {
     pub expectations: Expectations,
     /// `ECOM_ACCESS_TOKEN_TTL_SECS` (900).
     pub access_ttl: Duration,
-    /// `ECOM_REFRESH_TOKEN_TTL_SECS` (30 days).
+    /// `ECOM_REFRESH_TOKEN_TTL_SECS` (30 days): one refresh token, unused.
     pub refresh_ttl: Duration,
+    /// `ECOM_REFRESH_FAMILY_LIFETIME_SECS` (90 days): one login's chain of refresh
+    /// tokens, however often it rotates.
+    pub refresh_family_lifetime: Duration,
 }
 
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("pool", &self.pool)
+            .field("admin", &self.admin)
+            .field("keys", &self.keys)
+            .field("expectations", &self.expectations)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("refresh_family_lifetime", &self.refresh_family_lifetime)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The admin account from configuration. It is created at start, or brought up to
+/// date if it exists and is an admin; an existing account that is not an admin is
+/// never promoted (the start fails instead).
 #[derive(Debug, Clone)]
 pub struct AdminSettings {
     pub email: String,
     pub password: SecretString,
 }
 
+impl AdminSettings {
+    /// The address and password, held to the rules every account follows.
+    pub fn parse(&self) -> Result<(Email, Password), SettingsError> {
+        let email = Email::parse(&self.email).map_err(|e| SettingsError::new("ECOM_ADMIN_EMAIL", e.message))?;
+        let password = Password::parse_new(self.password.expose_secret().to_owned())
+            .map_err(|e| SettingsError::new("ECOM_ADMIN_PASSWORD", e.message))?;
+        Ok((email, password))
+    }
+}
+
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")) {
-            (Some(email), Some(password)) => Some(AdminSettings { email: email.to_owned(), password }),
+            (Some(email), Some(password)) => {
+                let admin = AdminSettings { email: email.to_owned(), password };
+                admin.parse()?;
+                Some(admin)
+            }
             (None, None) => None,
             (Some(_), None) => {
                 return Err(SettingsError::new("ECOM_ADMIN_PASSWORD", "is required with ECOM_ADMIN_EMAIL"));
@@ -63,6 +100,7 @@ impl Settings {
             expectations: Expectations::from_env(env)?,
             access_ttl: Duration::from_secs(env.or("ECOM_ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_ttl: Duration::from_secs(env.or("ECOM_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
+            refresh_family_lifetime: Duration::from_secs(env.or("ECOM_REFRESH_FAMILY_LIFETIME_SECS", 90 * 24 * 3600)?),
         })
     }
 }

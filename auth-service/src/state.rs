@@ -1,6 +1,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
+use chrono::TimeDelta;
+
 use axum::extract::FromRef;
 use common::auth::{Expectations, Verifier};
 use common::db::SqlPool;
@@ -9,7 +12,7 @@ use sqlx::migrate::Migrator;
 
 use crate::Settings;
 use crate::keys::KeyRing;
-use crate::store::Store;
+use crate::store::{RefreshLifetimes, Store};
 
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -30,7 +33,7 @@ pub struct AppState {
 pub struct TokenSettings {
     pub expectations: Expectations,
     pub access_ttl: Duration,
-    pub refresh_ttl: Duration,
+    pub refresh: RefreshLifetimes,
 }
 
 impl FromRef<AppState> for Verifier {
@@ -54,7 +57,12 @@ impl AppState {
             tokens: TokenSettings {
                 expectations: settings.expectations.clone(),
                 access_ttl: settings.access_ttl,
-                refresh_ttl: settings.refresh_ttl,
+                refresh: RefreshLifetimes {
+                    token: TimeDelta::from_std(settings.refresh_ttl)
+                        .context("ECOM_REFRESH_TOKEN_TTL_SECS: too large")?,
+                    family: TimeDelta::from_std(settings.refresh_family_lifetime)
+                        .context("ECOM_REFRESH_FAMILY_LIFETIME_SECS: too large")?,
+                },
             },
             dummy_hash: Arc::new(dummy_hash),
         };

@@ -1,9 +1,11 @@
 //! The only code that talks to the users database.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use common::db::SqlPool;
 use common::on_pool;
 use uuid::Uuid;
+
+use crate::domain::{Email, Name, normalize_email};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -34,8 +36,8 @@ impl UserRow {
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
     pub id: Uuid,
-    pub email: &'a str,
-    pub name: &'a str,
+    pub email: &'a Email,
+    pub name: &'a Name,
     pub password_hash: &'a str,
     pub roles: &'a [&'a str],
 }
@@ -43,11 +45,6 @@ pub struct NewUser<'a> {
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlPool,
-}
-
-/// Emails are compared case-insensitively.
-pub fn normalize_email(email: &str) -> String {
-    email.trim().to_lowercase()
 }
 
 impl Store {
@@ -82,9 +79,9 @@ impl Store {
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(user.id.hyphenated().to_string())
-            .bind(user.email.trim())
-            .bind(normalize_email(user.email))
-            .bind(user.name)
+            .bind(user.email.as_str())
+            .bind(user.email.normalized())
+            .bind(user.name.as_str())
             .bind(user.password_hash)
             .bind(user.roles.join(","))
             .bind(now)
@@ -99,19 +96,42 @@ impl Store {
         }
     }
 
+    /// Sets the password hash and roles, and revokes every refresh token of the user
+    /// in the same transaction: whoever held a session under the old password or
+    /// roles must log in again.
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn update_credentials(&self, id: &str, password_hash: &str, roles: &[String]) -> Result<(), StoreError> {
+        let now = Utc::now();
+        let begin = self.write_transaction();
         on_pool!(&self.pool, pool => {
+            let mut tx = pool.begin_with(begin).await?;
             sqlx::query("UPDATE users SET password_hash = ?, roles = ?, updated_at = ? WHERE id = ?")
                 .bind(password_hash)
                 .bind(roles.join(","))
-                .bind(Utc::now())
+                .bind(now)
                 .bind(id)
-                .execute(pool)
-                .await
-                .map(drop)?
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?
         });
         Ok(())
+    }
+
+    /// How a transaction that will write starts. SQLite's default (deferred) takes
+    /// the write lock only at the first write, and a transaction that read first and
+    /// then finds another writer ahead fails at once with "database is locked",
+    /// whatever the busy timeout; `IMMEDIATE` takes the lock at the start and waits
+    /// its turn instead.
+    fn write_transaction(&self) -> &'static str {
+        match self.pool {
+            SqlPool::Sqlite(_) => "BEGIN IMMEDIATE",
+            SqlPool::MySql(_) => "BEGIN",
+        }
     }
 }
 
@@ -133,6 +153,24 @@ struct TokenRow {
     expires_at: DateTime<Utc>,
     used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
+    family_started_at: DateTime<Utc>,
+}
+
+/// How long refresh tokens live.
+#[derive(Debug, Clone, Copy)]
+pub struct RefreshLifetimes {
+    /// One token, from when it is issued: unused this long, the session ends.
+    pub token: TimeDelta,
+    /// One family, from its login: however often it rotates, it ends then.
+    pub family: TimeDelta,
+}
+
+impl RefreshLifetimes {
+    /// When a token issued `now` in a family started at `family_started_at` expires.
+    pub fn expiry(&self, now: DateTime<Utc>, family_started_at: DateTime<Utc>) -> DateTime<Utc> {
+        let end = |from: DateTime<Utc>, plus| from.checked_add_signed(plus).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        end(now, self.token).min(end(family_started_at, self.family))
+    }
 }
 
 impl Store {
@@ -149,24 +187,27 @@ impl Store {
         Ok(row)
     }
 
-    /// Stores a new refresh token (by hash) in `family_id`.
+    /// Stores the first refresh token (by hash) of a new family `family_id` (a login).
     #[tracing::instrument(skip_all, fields(user_id = %user_id))]
     pub async fn insert_refresh_token(
         &self,
         token_hash: &str,
         family_id: &str,
         user_id: &str,
-        expires_at: DateTime<Utc>,
+        lifetimes: RefreshLifetimes,
     ) -> Result<(), StoreError> {
+        let now = Utc::now();
         on_pool!(&self.pool, pool => {
             sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at, family_started_at) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
             )
             .bind(token_hash)
             .bind(family_id)
             .bind(user_id)
-            .bind(Utc::now())
-            .bind(expires_at)
+            .bind(now)
+            .bind(lifetimes.expiry(now, now))
+            .bind(now)
             .execute(pool)
             .await
             .map(drop)?
@@ -176,19 +217,24 @@ impl Store {
 
     /// Spends `token_hash` and stores `next_hash` in the same family, in one
     /// transaction. The spend is a conditional update, so two concurrent uses of
-    /// one token cannot both succeed: the loser is treated as reuse.
+    /// one token cannot both succeed: the loser is treated as reuse. A family past
+    /// its lifetime is not rotated any more.
     #[tracing::instrument(skip_all)]
     pub async fn rotate_refresh_token(
         &self,
         token_hash: &str,
         next_hash: &str,
-        next_expires_at: DateTime<Utc>,
+        lifetimes: RefreshLifetimes,
     ) -> Result<Spend, StoreError> {
         let now = Utc::now();
+        let begin = self.write_transaction();
         let outcome = on_pool!(&self.pool, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_with(begin).await?;
+            // Rows from before families had a recorded start count from their own creation.
             let row = sqlx::query_as::<_, TokenRow>(
-                "SELECT family_id, user_id, expires_at, used_at, revoked_at FROM refresh_tokens WHERE token_hash = ?",
+                "SELECT family_id, user_id, expires_at, used_at, revoked_at, \
+                 COALESCE(family_started_at, created_at) AS family_started_at \
+                 FROM refresh_tokens WHERE token_hash = ?",
             )
             .bind(token_hash)
             .fetch_optional(&mut *tx)
@@ -197,7 +243,9 @@ impl Store {
                 None => (Spend::Invalid, None),
                 Some(row) if row.revoked_at.is_some() => (Spend::Invalid, None),
                 Some(row) if row.used_at.is_some() => (Spend::Reused, Some(row.family_id)),
-                Some(row) if row.expires_at <= now => (Spend::Invalid, None),
+                Some(row) if row.expires_at <= now || lifetimes.expiry(now, row.family_started_at) <= now => {
+                    (Spend::Invalid, None)
+                }
                 Some(row) => {
                     let spent = sqlx::query(
                         "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL",
@@ -209,13 +257,16 @@ impl Store {
                     .rows_affected();
                     if spent == 1 {
                         sqlx::query(
-                            "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)",
+                            "INSERT INTO refresh_tokens \
+                             (token_hash, family_id, user_id, created_at, expires_at, family_started_at) \
+                             VALUES (?, ?, ?, ?, ?, ?)",
                         )
                         .bind(next_hash)
                         .bind(&row.family_id)
                         .bind(&row.user_id)
                         .bind(now)
-                        .bind(next_expires_at)
+                        .bind(lifetimes.expiry(now, row.family_started_at))
+                        .bind(row.family_started_at)
                         .execute(&mut *tx)
                         .await?;
                         tx.commit().await?;

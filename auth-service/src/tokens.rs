@@ -47,9 +47,8 @@ pub fn access_token(state: &AppState, user: &UserRow) -> Result<String, ApiError
 /// Issues an access token and a refresh token in a new family (a login).
 pub async fn issue_new_family(state: &AppState, user: &UserRow) -> Result<TokensResponse, ApiError> {
     let refresh = new_refresh_token();
-    let expires_at = Utc::now() + state.tokens.refresh_ttl;
     let family = Uuid::now_v7().to_string();
-    state.store.insert_refresh_token(&hash_refresh_token(&refresh), &family, &user.id, expires_at).await?;
+    state.store.insert_refresh_token(&hash_refresh_token(&refresh), &family, &user.id, state.tokens.refresh).await?;
     tokens(state, user, refresh)
 }
 

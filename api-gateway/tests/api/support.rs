@@ -38,6 +38,7 @@ pub fn auth_settings(dir: &std::path::Path) -> auth_service::Settings {
         expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
+        refresh_family_lifetime: Duration::from_secs(24 * 3600),
     }
 }
 

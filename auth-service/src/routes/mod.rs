@@ -8,14 +8,13 @@ use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use common::auth::User;
 use common::http::Json;
-use common::problem::FieldError;
-use secrecy::SecretString;
+use common::openapi::{JsonBodyProblems, ProblemSchema};
 use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain;
+use crate::domain::{self, Email, LoginEmail, Name, Password};
 use crate::error::ApiError;
 use crate::password;
 use crate::store::{NewUser, Spend, UserRow};
@@ -45,19 +44,32 @@ pub fn routes(state: AppState) -> Router {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
-    #[schema(example = "ada@example.com")]
+    /// An addr-spec (`name@example.com`, no display name), at most 254 bytes as UTF-8,
+    /// also once lowercased. Compared case-insensitively.
+    #[schema(example = "ada@example.com", format = "email", max_length = 254)]
     pub email: String,
     /// 10 to 128 characters.
     #[schema(min_length = 10, max_length = 128)]
     pub password: String,
-    #[schema(example = "Ada Lovelace", min_length = 1, max_length = 200)]
+    /// 1 to 200 characters once trimmed; no control characters, line separators or
+    /// bidirectional overrides.
+    #[schema(
+        example = "Ada Lovelace",
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*[^\s\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF][^\u0000-\u001F\u007F-\u009F\u2028\u2029\u202A-\u202E\u2066-\u2069\uFEFF]*$"
+    )]
     pub name: String,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
+    /// At most 254 bytes as UTF-8 once lowercased.
+    #[schema(example = "ada@example.com", max_length = 254)]
     pub email: String,
+    /// At most 128 characters: no password is longer.
+    #[schema(max_length = 128)]
     pub password: String,
 }
 
@@ -100,29 +112,36 @@ pub struct TokensResponse {
     pub refresh_token: String,
 }
 
+/// Tokens are credentials: no cache, shared or private, may keep them (RFC 6749, 5.1).
+impl IntoResponse for TokensResponse {
+    fn into_response(self) -> Response {
+        let mut response = axum::Json(self).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
+}
+
 /// Creates a customer account.
 #[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
-        (status = 201, description = "Created", body = UserResponse),
-        (status = 409, description = "Email already registered", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid email, password or name", content_type = "application/problem+json"),
+        (status = 201, description = "Created", body = UserResponse,
+            headers(("Location" = String, description = "`/api/auth/me`"))),
+        (status = 409, description = "Email already registered", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "Invalid email, password or name, or an unknown field", body = ProblemSchema,
+            content_type = "application/problem+json"),
+        JsonBodyProblems,
     ))]
 #[tracing::instrument(skip_all)]
 async fn register(State(state): State<AppState>, Json(body): Json<RegisterRequest>) -> Result<Response, ApiError> {
-    let mut errors: Vec<FieldError> = Vec::new();
-    domain::check_email(&body.email, &mut errors);
-    domain::check_password(&body.password, &mut errors);
-    domain::check_name(&body.name, &mut errors);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let hash = password::hash(SecretString::from(body.password)).await?;
+    let (email, password, name) =
+        domain::all_or_errors(Email::parse(&body.email), Password::parse_new(body.password), Name::parse(&body.name))
+            .map_err(ApiError::Validation)?;
+    let hash = password::hash(password.into_secret()).await?;
     let id = Uuid::now_v7();
     let roles = ["customer"];
-    state
-        .store
-        .insert_user(&NewUser { id, email: &body.email, name: body.name.trim(), password_hash: &hash, roles: &roles })
-        .await?;
+    state.store.insert_user(&NewUser { id, email: &email, name: &name, password_hash: &hash, roles: &roles }).await?;
     let row = state.store.fetch_user(&id.to_string()).await?.ok_or(ApiError::NotFound)?;
     let mut response = (StatusCode::CREATED, axum::Json(UserResponse::from_row(&row)?)).into_response();
     response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/api/auth/me"));
@@ -130,58 +149,67 @@ async fn register(State(state): State<AppState>, Json(body): Json<RegisterReques
 }
 
 /// Exchanges email and password for tokens. Unknown email and wrong password get
-/// the same answer after the same work.
+/// the same answer after the same work. Lengths are checked before any of it.
 #[utoipa::path(post, path = "/api/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Tokens", body = TokensResponse),
-        (status = 401, description = "Wrong email or password", content_type = "application/problem+json"),
+        (status = 200, description = "Tokens (`Cache-Control: no-store`)", body = TokensResponse),
+        (status = 401, description = "Wrong email or password", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "Email or password longer than any account's, or an unknown field", body = ProblemSchema,
+            content_type = "application/problem+json"),
+        JsonBodyProblems,
     ))]
 #[tracing::instrument(skip_all)]
-async fn login(
-    State(state): State<AppState>,
-    Json(body): Json<LoginRequest>,
-) -> Result<Json<TokensResponse>, ApiError> {
-    let password = SecretString::from(body.password);
-    let Some(user) = state.store.fetch_user_by_email(&body.email).await? else {
+async fn login(State(state): State<AppState>, Json(body): Json<LoginRequest>) -> Result<TokensResponse, ApiError> {
+    let (email, password) = match (LoginEmail::parse(&body.email), Password::parse_presented(body.password)) {
+        (Ok(email), Ok(password)) => (email, password.into_secret()),
+        (email, password) => {
+            return Err(ApiError::Validation([email.err(), password.err()].into_iter().flatten().collect()));
+        }
+    };
+    let Some(user) = state.store.fetch_user_by_email(email.as_str()).await? else {
         let _ = password::verify(password, state.dummy_hash.as_ref().clone()).await?;
         return Err(ApiError::InvalidCredentials);
     };
     if !password::verify(password, user.password_hash.clone()).await? {
         return Err(ApiError::InvalidCredentials);
     }
-    Ok(Json(tokens::issue_new_family(&state, &user).await?))
+    tokens::issue_new_family(&state, &user).await
 }
 
 /// Spends a refresh token for a new pair. A spent token presented again revokes
 /// every token of its family.
 #[utoipa::path(post, path = "/api/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
-        (status = 200, description = "New tokens; the presented refresh token is spent", body = TokensResponse),
-        (status = 401, description = "Unknown, expired, revoked or already spent", content_type = "application/problem+json"),
+        (status = 200, description = "New tokens (`Cache-Control: no-store`); the presented refresh token is spent",
+            body = TokensResponse),
+        (status = 401, description = "Unknown, expired, revoked or already spent; or its family is past its lifetime",
+            body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "An unknown field", body = ProblemSchema, content_type = "application/problem+json"),
+        JsonBodyProblems,
     ))]
 #[tracing::instrument(skip_all)]
-async fn refresh(
-    State(state): State<AppState>,
-    Json(body): Json<RefreshRequest>,
-) -> Result<Json<TokensResponse>, ApiError> {
+async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<TokensResponse, ApiError> {
     let next = tokens::new_refresh_token();
-    let expires_at = Utc::now() + state.tokens.refresh_ttl;
     let spend = state
         .store
         .rotate_refresh_token(
             &tokens::hash_refresh_token(&body.refresh_token),
             &tokens::hash_refresh_token(&next),
-            expires_at,
+            state.tokens.refresh,
         )
         .await?;
     let Spend::Rotated { user_id } = spend else { return Err(ApiError::InvalidRefreshToken) };
     let user = state.store.fetch_user(&user_id).await?.ok_or(ApiError::InvalidRefreshToken)?;
-    Ok(Json(tokens::tokens(&state, &user, next)?))
+    tokens::tokens(&state, &user, next)
 }
 
 /// Revokes the refresh token and its whole family.
 #[utoipa::path(post, path = "/api/auth/logout", tag = "auth", request_body = RefreshRequest,
-    responses((status = 204, description = "Revoked (also when the token was unknown)")))]
+    responses(
+        (status = 204, description = "Revoked (also when the token was unknown)"),
+        (status = 422, description = "An unknown field", body = ProblemSchema, content_type = "application/problem+json"),
+        JsonBodyProblems,
+    ))]
 #[tracing::instrument(skip_all)]
 async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>) -> Result<StatusCode, ApiError> {
     state.store.revoke_family_of(&tokens::hash_refresh_token(&body.refresh_token)).await?;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod accounts;
+mod hostile;
 mod keys;
 mod sessions;
 mod startup;

@@ -31,6 +31,7 @@ pub fn settings(database_url: Url, key_dir: &Path) -> Settings {
         expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
+        refresh_family_lifetime: Duration::from_secs(24 * 3600),
     }
 }
 

@@ -62,6 +62,7 @@ impl Shop {
             expectations: expectations(),
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
+            refresh_family_lifetime: Duration::from_secs(24 * 3600),
         };
         let auth = Running::spawn(move |l, s| auth_service::run(auth_settings, l, s)).await;
         auth.ready().await;

@@ -66,6 +66,7 @@ impl Catalog {
             expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
+            refresh_family_lifetime: Duration::from_secs(24 * 3600),
         };
         let auth = Running::spawn(move |l, s| auth_service::run(auth_settings, l, s)).await;
         auth.ready().await;

@@ -1,0 +1,282 @@
+//! What an anonymous or ordinary client can send, and what it gets: never a 500,
+//! never someone else's privileges, never a session that outlives its rules.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use auth_service::settings::AdminSettings;
+use auth_service::{AppState, Settings};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use url::Url;
+
+use crate::support::{self, Client};
+
+async fn refresh(client: &Client, token: &str) -> (u16, Value) {
+    client.post("/api/auth/refresh", json!({"refresh_token": token})).await
+}
+
+fn with_admin(settings: Settings, email: &str, password: &str) -> Settings {
+    Settings {
+        admin: Some(AdminSettings { email: email.into(), password: SecretString::from(password.to_owned()) }),
+        ..settings
+    }
+}
+
+/// Runs `sql` with `bind` against the service's database, as an operator would.
+async fn execute(settings: &Settings, sql: &'static str, bind: chrono::DateTime<chrono::Utc>) {
+    let state = AppState::connect(&Settings { admin: None, ..settings.clone() }).await.unwrap();
+    common::on_pool!(state.store.pool(), pool => {
+        sqlx::query(sql).bind(bind).execute(pool).await.unwrap();
+    });
+    state.store.pool().close().await;
+}
+
+fn fields(problem: &Value) -> Vec<&str> {
+    problem["errors"].as_array().map(|e| e.iter().filter_map(|e| e["field"].as_str()).collect()).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn an_email_that_grows_past_the_column_when_lowercased_is_422_not_500() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in support::backends(dir.path()).await {
+        let service = support::start(support::settings(url, support::shared_key_dir())).await;
+        let client = Client::new(&service);
+        // 240 characters as sent; 480 once lowercased (`İ` becomes `i` + a combining dot).
+        let email = format!("{}@example.com", "İ".repeat(240));
+        let (status, problem) = client.register(&email, "correct horse battery", "Dotted").await;
+        assert_eq!(status, 422, "{problem}");
+        assert_eq!(fields(&problem), ["email"]);
+        let (status, problem) = client.login(&email, "correct horse battery").await;
+        assert_eq!(status, 422, "{problem}");
+        service.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn only_a_bare_address_is_an_email() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
+    let client = Client::new(&service);
+    for email in
+        ["<eve@example.com>", "\"eve\"@example.com", "eve(x)@example.com", "eve@[127.0.0.1]", "eve..x@example.com"]
+    {
+        let (status, problem) = client.register(email, "correct horse battery", "Eve").await;
+        assert_eq!(status, 422, "{email}: {problem}");
+        assert_eq!(fields(&problem), ["email"]);
+    }
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_name_with_a_line_break_or_control_character_is_422() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
+    let client = Client::new(&service);
+    for (i, name) in
+        ["Eve\r\nBcc: x@example.com", "Eve\nBcc", "Eve\u{0}", "Eve\u{1b}[31m", "Eve\u{2028}Bcc"].iter().enumerate()
+    {
+        let (status, problem) = client.register(&format!("eve{i}@example.com"), "correct horse battery", name).await;
+        assert_eq!(status, 422, "{name:?}: {problem}");
+        assert_eq!(fields(&problem), ["name"]);
+    }
+    let (status, user) = client.register("eve@example.com", "correct horse battery", "  Eve Écrivain ").await;
+    assert_eq!(status, 201, "{user}");
+    assert_eq!(user["name"], "Eve Écrivain");
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_megabyte_password_at_login_is_422_without_waiting_for_a_hash() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
+    let client = Arc::new(Client::new(&service));
+    client.register("gil@example.com", "gils password", "Gil").await;
+
+    // Far more wrong logins than hashes may run at once: whatever needs a hash queues.
+    const QUEUED: usize = 48;
+    let done = Arc::new(AtomicUsize::new(0));
+    let queue: Vec<_> = (0..QUEUED)
+        .map(|_| {
+            let (client, done) = (client.clone(), done.clone());
+            tokio::spawn(async move {
+                let (status, _) = client.login("gil@example.com", "not gils password").await;
+                done.fetch_add(1, Ordering::SeqCst);
+                status
+            })
+        })
+        .collect();
+
+    let (status, problem) = client.login("gil@example.com", &"x".repeat(1_000_000)).await;
+    let finished_meanwhile = done.load(Ordering::SeqCst);
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(fields(&problem), ["password"]);
+    assert!(finished_meanwhile < QUEUED, "the long password waited behind every queued hash");
+
+    let (status, problem) = client.login(&format!("{}@example.com", "x".repeat(300)), "gils password").await;
+    assert_eq!(status, 422, "{problem}");
+    assert_eq!(fields(&problem), ["email"]);
+    for login in queue {
+        assert_eq!(login.await.unwrap(), 401);
+    }
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn token_responses_may_not_be_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
+    let client = Client::new(&service);
+    let post = |path: &str, body: Value| client.http.post(format!("{}{path}", client.base)).json(&body).send();
+
+    let login = post("/api/auth/login", json!({"email": support::ADMIN_EMAIL, "password": support::ADMIN_PASSWORD}))
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    assert_eq!(login.headers()["cache-control"], "no-store");
+    assert_eq!(login.headers()["pragma"], "no-cache");
+    let tokens: Value = login.json().await.unwrap();
+
+    let refreshed = post("/api/auth/refresh", json!({"refresh_token": tokens["refresh_token"]})).await.unwrap();
+    assert_eq!(refreshed.status(), 200);
+    assert_eq!(refreshed.headers()["cache-control"], "no-store");
+    assert_eq!(refreshed.headers()["pragma"], "no-cache");
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_admin_email_that_names_an_existing_customer_fails_the_start_and_promotes_no_one() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in support::backends(dir.path()).await {
+        let plain = Settings { admin: None, ..support::settings(url.clone(), support::shared_key_dir()) };
+        let service = support::start(plain.clone()).await;
+        let client = Client::new(&service);
+        let (status, _) = client.register("Boss@Example.com", "squatters password", "Not the boss").await;
+        assert_eq!(status, 201);
+        let (_, squatter) = client.login("boss@example.com", "squatters password").await;
+        service.stop().await.unwrap();
+
+        let takeover = with_admin(plain.clone(), "boss@example.com", "the-real-admin-password");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let start = auth_service::run(takeover, listener, Default::default());
+        let err = tokio::time::timeout(std::time::Duration::from_secs(60), start)
+            .await
+            .expect("the service started with a customer's address as its admin")
+            .unwrap_err();
+        let message = format!("{err:#}");
+        assert!(message.contains("ECOM_ADMIN_EMAIL"), "{message}");
+        assert!(message.contains("not an admin"), "{message}");
+
+        let service = support::start(plain).await;
+        let client = Client::new(&service);
+        let (status, tokens) = refresh(&client, squatter["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200, "{tokens}");
+        let me: Value = client.get("/api/auth/me", tokens["access_token"].as_str()).await.json().await.unwrap();
+        assert_eq!(me["roles"], json!(["customer"]));
+        let (status, _) = client.login("boss@example.com", "the-real-admin-password").await;
+        assert_eq!(status, 401);
+        service.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_revokes_the_accounts_refresh_tokens() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in support::backends(dir.path()).await {
+        let base = support::settings(url, support::shared_key_dir());
+        let first = with_admin(base.clone(), support::ADMIN_EMAIL, "first-admin-password");
+        let service = support::start(first.clone()).await;
+        let client = Client::new(&service);
+        let (_, before) = client.login(support::ADMIN_EMAIL, "first-admin-password").await;
+        let (status, rotated) = refresh(&client, before["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+        service.stop().await.unwrap();
+
+        // The same password again changes nothing, and keeps the session.
+        let service = support::start(first).await;
+        let client = Client::new(&service);
+        let (status, kept) = refresh(&client, rotated["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200, "{kept}");
+        service.stop().await.unwrap();
+
+        let service = support::start(with_admin(base, support::ADMIN_EMAIL, "second-admin-password")).await;
+        let client = Client::new(&service);
+        let (status, _) = refresh(&client, kept["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 401, "a session from before the password change lives on");
+        let (status, after) = client.login(support::ADMIN_EMAIL, "second-admin-password").await;
+        assert_eq!(status, 200);
+        let (status, _) = refresh(&client, after["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+        service.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_family_past_its_absolute_lifetime_is_refused_however_recently_it_rotated() {
+    let dir = tempfile::tempdir().unwrap();
+    for url in support::backends(dir.path()).await {
+        let settings = support::settings(url, support::shared_key_dir());
+        assert!(settings.refresh_ttl < settings.refresh_family_lifetime);
+        let service = support::start(settings.clone()).await;
+        let client = Client::new(&service);
+        client.register("hal@example.com", "hals password", "Hal").await;
+        let (_, tokens) = client.login("hal@example.com", "hals password").await;
+        let (status, rotated) = refresh(&client, tokens["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200);
+
+        // The login was longer ago than a family may live; the last rotation was just now.
+        let lifetime = chrono::TimeDelta::from_std(settings.refresh_family_lifetime).unwrap();
+        let login_time = chrono::Utc::now() - lifetime - chrono::TimeDelta::minutes(1);
+        execute(&settings, "UPDATE refresh_tokens SET family_started_at = ?", login_time).await;
+
+        let (status, problem) = refresh(&client, rotated["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 401, "{problem}");
+        let (_, again) = client.login("hal@example.com", "hals password").await;
+        let (status, _) = refresh(&client, again["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 200, "a new login starts a new family");
+        service.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn four_concurrent_refreshes_of_one_token_on_sqlite_give_one_200_and_401s_never_a_500() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
+    let client = Client::new(&service);
+    client.register("ivy@example.com", "ivys password", "Ivy").await;
+    for trial in 0..12 {
+        let (_, tokens) = client.login("ivy@example.com", "ivys password").await;
+        let token = tokens["refresh_token"].as_str().unwrap();
+        let (a, b, c, d) = tokio::join!(
+            refresh(&client, token),
+            refresh(&client, token),
+            refresh(&client, token),
+            refresh(&client, token)
+        );
+        let mut statuses = [a.0, b.0, c.0, d.0];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 401, 401, 401], "trial {trial}: {a:?} {b:?} {c:?} {d:?}");
+    }
+    service.stop().await.unwrap();
+}
+
+#[test]
+fn settings_debug_output_holds_no_password() {
+    let url: Url = "mysql://ecom:hunter2-db-secret@db.internal:3306/auth".parse().unwrap();
+    let settings =
+        with_admin(support::settings(url, std::path::Path::new("/keys")), "admin@example.com", "hunter2-admin-secret");
+    let printed = format!("{settings:?}");
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(printed.contains("db.internal"), "the rest of the URL still helps: {printed}");
+}
+
+#[test]
+fn the_configured_admin_must_be_a_valid_account() {
+    let env = |email: &str, password: &str| {
+        common::settings::Env::from_pairs([("ECOM_ADMIN_EMAIL", email), ("ECOM_ADMIN_PASSWORD", password)])
+    };
+    let err = Settings::from_env(&env("Boss <boss@example.com>", "long-enough-password")).unwrap_err();
+    assert_eq!(err.var, "ECOM_ADMIN_EMAIL");
+    let err = Settings::from_env(&env("boss@example.com", "short")).unwrap_err();
+    assert_eq!(err.var, "ECOM_ADMIN_PASSWORD");
+}
