@@ -52,6 +52,8 @@ pub struct Platform {
     pub listeners: Vec<(&'static str, SocketAddr)>,
     pub gateway: SocketAddr,
     pub admin: Admin,
+    /// The in-process bus between order- and notification-service.
+    pub bus: InProcessBus,
     tasks: JoinSet<(&'static str, anyhow::Result<()>)>,
 }
 
@@ -154,7 +156,7 @@ pub async fn start(
         ("DATABASE_URL", sqlite("notifications.db")),
         ("ECOM_MAIL_DIR", data_dir.join("mail").display().to_string()),
     ]))?;
-    notification.bus = BusConfig::InProcess(bus);
+    notification.bus = BusConfig::InProcess(bus.clone());
     let gateway = api_gateway::Settings::from_env(&service_env(&[
         ("ECOM_AUTH_URL", url_of("auth-service")),
         ("ECOM_PRODUCT_URL", url_of("product-service")),
@@ -172,7 +174,7 @@ pub async fn start(
     tasks.spawn(named("api-gateway", api_gateway::run(gateway, gateway_l, token())));
 
     let gateway = addrs[0].1;
-    Ok(Platform { listeners: addrs, gateway, admin, tasks })
+    Ok(Platform { listeners: addrs, gateway, admin, bus, tasks })
 }
 
 async fn named(

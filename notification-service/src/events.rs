@@ -196,10 +196,12 @@ pub async fn handle_with_retry(
     }
 }
 
-/// The in-process consumer of dev mode.
+/// The in-process consumer of dev mode. Each message is acknowledged once it is
+/// handled (or given up on): only then does the outbox relay mark it sent, so one
+/// still being handled when the process stops is published again at the next start.
 pub async fn run_in_process(
     state: AppState,
-    mut messages: tokio::sync::mpsc::UnboundedReceiver<common::bus::Message>,
+    mut deliveries: tokio::sync::mpsc::UnboundedReceiver<common::bus::Delivery>,
     shutdown: CancellationToken,
 ) {
     let templates = match Templates::new() {
@@ -210,17 +212,24 @@ pub async fn run_in_process(
         }
     };
     loop {
-        let message = tokio::select! {
-            message = messages.recv() => match message { Some(m) => m, None => return },
+        let delivery = tokio::select! {
+            delivery = deliveries.recv() => match delivery { Some(d) => d, None => return },
             () = shutdown.cancelled() => return,
         };
+        let message = &delivery.message;
         let span = tracing::info_span!("consume", topic = %message.topic, otel.kind = "consumer");
         let _ = span.set_parent(common::propagation::extract_map(&message.headers));
         let outcome = handle_with_retry(&state, &templates, &message.payload, &shutdown).instrument(span).await;
-        if let Some(Err(err)) = outcome {
-            metrics::counter!("notification_dead_lettered_total").increment(1);
-            tracing::error!(error = %err, "event cannot be handled; dropped (no dead-letter topic in dev mode)");
+        match outcome {
+            // Shutdown: unacknowledged, so the event stays unsent in the outbox.
+            None => return,
+            Some(Ok(_)) => {}
+            Some(Err(err)) => {
+                metrics::counter!("notification_dead_lettered_total").increment(1);
+                tracing::error!(error = %err, "event cannot be handled; dropped (no dead-letter topic in dev mode)");
+            }
         }
+        delivery.ack();
     }
 }
 

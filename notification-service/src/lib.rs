@@ -57,8 +57,8 @@ pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken
             ));
         }
         BusConfig::InProcess(bus) => {
-            let messages = bus.subscribe(&settings.orders_topic);
-            set.spawn(events::run_in_process(state, messages, shutdown));
+            let deliveries = bus.subscribe(&settings.orders_topic);
+            set.spawn(events::run_in_process(state, deliveries, shutdown));
         }
     }
     set

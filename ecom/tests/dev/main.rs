@@ -3,6 +3,7 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
+mod durability;
 mod logs;
 mod metrics;
 mod real_stack;

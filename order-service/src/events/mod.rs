@@ -36,48 +36,64 @@ pub enum RelayError {
     Bus(#[from] common::bus::BusError),
 }
 
-/// Claims up to [`BATCH`] unsent events, publishes them and marks them sent, in one
-/// transaction: on MySQL the rows are claimed with `FOR UPDATE SKIP LOCKED`, so
-/// several replicas share the work without publishing a row twice; a failure rolls
-/// back and the rows stay unsent. Returns how many events went out.
+/// Claims up to [`BATCH`] unsent events, publishes them and marks them sent; a
+/// failure leaves them unsent. Returns how many events went out.
+///
+/// On MySQL the claim, the publish and the marking are one transaction, the rows
+/// claimed with `FOR UPDATE SKIP LOCKED`, so several replicas share the work without
+/// publishing a row twice. SQLite (one process: `ecom dev`, tests) reads the rows,
+/// publishes them and marks them in a short transaction of its own: a read kept open
+/// across the publish (which on the in-process bus waits until the consumer has
+/// handled the events) would make the marking fail whenever an order committed
+/// meanwhile, as SQLite refuses to turn a read of an older snapshot into a write.
 // A debug span: polling an empty outbox every 200 ms must not be a trace each time;
 // the events it publishes get producer spans in their own requests' traces.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn relay_once(pool: &SqlPool, publisher: &dyn Publisher) -> Result<usize, RelayError> {
+    const MARK_SENT: &str = "UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?";
     let started = Instant::now();
-    // SKIP LOCKED lets MySQL replicas share the work; SQLite has one writer at a
-    // time, so there the transaction itself is the claim.
-    let claim = match pool {
-        SqlPool::MySql(_) => {
-            "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL \
-             ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED"
+    let sent = match pool {
+        SqlPool::MySql(pool) => {
+            let mut conn = pool.acquire().await?;
+            // READ COMMITTED: the claim locks the rows it returns and no gaps, so orders
+            // keep inserting their outbox rows while a batch is being published (for up
+            // to the producer's timeout when the broker is away).
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *conn).await?;
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL \
+                 ORDER BY seq LIMIT ? FOR UPDATE SKIP LOCKED",
+            )
+            .bind(BATCH)
+            .fetch_all(&mut *tx)
+            .await?;
+            publish_all(publisher, &rows).await?;
+            for row in &rows {
+                sqlx::query(MARK_SENT).bind(Utc::now()).bind(row.seq).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            rows.len()
         }
-        SqlPool::Sqlite(_) => {
-            "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL ORDER BY seq LIMIT ?"
+        SqlPool::Sqlite(pool) => {
+            let rows: Vec<Row> = sqlx::query_as(
+                "SELECT seq, topic, event_key, payload, trace_context FROM outbox WHERE sent_at IS NULL \
+                 ORDER BY seq LIMIT ?",
+            )
+            .bind(BATCH)
+            .fetch_all(pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok(0);
+            }
+            publish_all(publisher, &rows).await?;
+            let mut tx = pool.begin().await?;
+            for row in &rows {
+                sqlx::query(MARK_SENT).bind(Utc::now()).bind(row.seq).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
+            rows.len()
         }
     };
-    // READ COMMITTED: the claim locks the rows it returns and no gaps, so orders keep
-    // inserting their outbox rows while a batch is being published (for up to the
-    // producer's timeout when the broker is away).
-    let read_committed = matches!(pool, SqlPool::MySql(_));
-    let sent = common::on_pool!(pool, pool => {
-        let mut conn = pool.acquire().await?;
-        if read_committed {
-            sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED").execute(&mut *conn).await?;
-        }
-        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-        let rows: Vec<Row> = sqlx::query_as(claim).bind(BATCH).fetch_all(&mut *tx).await?;
-        publish_all(publisher, &rows).await?;
-        for row in &rows {
-            sqlx::query("UPDATE outbox SET sent_at = ?, attempts = attempts + 1 WHERE seq = ?")
-                .bind(Utc::now())
-                .bind(row.seq)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        rows.len()
-    });
     if sent > 0 {
         metrics::counter!("outbox_published_total").increment(sent as u64);
         metrics::histogram!("outbox_publish_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -140,7 +156,14 @@ pub async fn run_relay(pool: SqlPool, publisher: Arc<dyn Publisher>, wake: Arc<N
             let _ = record_backlog(&pool).await;
             last_backlog = Instant::now();
         }
-        let wait = match relay_once(&pool, publisher.as_ref()).await {
+        // Cut short at shutdown: on the in-process bus a publish waits for a consumer
+        // that may be stopping too. Nothing of the round is marked sent then, so its
+        // rows go out again at the next start, as after a crash.
+        let relayed = tokio::select! {
+            relayed = relay_once(&pool, publisher.as_ref()) => relayed,
+            () = shutdown.cancelled() => return,
+        };
+        let wait = match relayed {
             Ok(n) if n as i64 >= BATCH => {
                 backoff = Duration::from_millis(100);
                 continue;
