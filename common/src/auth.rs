@@ -5,6 +5,12 @@
 //! `iss`, `aud`, `exp`, `nbf` are required and checked with a small leeway; the
 //! header must say `typ: at+jwt`; `jku`, `x5u` and friends are never read; an
 //! unknown `kid` refreshes the key set at most once per interval.
+//!
+//! Services prove who they are to each other with tokens of their own: auth-service
+//! issues them to a client that presents its credentials (`ECOM_SERVICE_CLIENT_*`), with
+//! the audience [`SERVICE_AUDIENCE`] and the role [`SERVICE_ROLE`]. The [`ServiceCaller`]
+//! extractor accepts only those; a user's token, whatever its roles, is refused there,
+//! and a service token is refused wherever a user is expected (its audience differs).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,6 +20,8 @@ use axum::extract::{FromRef, FromRequestParts};
 use http::request::Parts;
 use jsonwebtoken::jwk::{AlgorithmParameters, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use secrecy::{ExposeSecret as _, SecretString};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, RwLock};
 use url::Url;
@@ -26,6 +34,10 @@ pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 5;
+/// The `aud` of service tokens: never the audience of user tokens (`ECOM_JWT_AUDIENCE`).
+pub const SERVICE_AUDIENCE: &str = "ecom-internal";
+/// The role every service token carries, and no user token does.
+pub const SERVICE_ROLE: &str = "service";
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -42,6 +54,29 @@ pub struct Claims {
     /// The user's display name (an extension; absent in tokens from older issuers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+}
+
+/// The claims of a service token (RFC 9068: `client_id` names the client, `sub` too).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ServiceClaims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub exp: u64,
+    pub iat: u64,
+    pub nbf: u64,
+    pub jti: String,
+    pub roles: Vec<String>,
+    /// Absent from user tokens, which are read with this type to tell them apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+}
+
+/// A service that proved its identity with a service token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceIdentity {
+    /// The client the token was issued to (`order-service`).
+    pub client_id: String,
 }
 
 /// The authenticated caller of a request.
@@ -83,6 +118,26 @@ impl From<AuthError> for Problem {
             _ => "the bearer token is invalid or expired",
         };
         Problem::unauthorized(detail)
+    }
+}
+
+/// Why a request was refused a service's endpoint.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ServiceRefusal {
+    /// No token, or one that does not verify: 401.
+    #[error(transparent)]
+    Unauthenticated(#[from] AuthError),
+    /// A valid token of a user (customer or admin): 403.
+    #[error("not a service token")]
+    NotAService,
+}
+
+impl From<ServiceRefusal> for Problem {
+    fn from(refusal: ServiceRefusal) -> Self {
+        match refusal {
+            ServiceRefusal::Unauthenticated(err) => err.into(),
+            ServiceRefusal::NotAService => Problem::forbidden("this endpoint is for services only"),
+        }
     }
 }
 
@@ -186,8 +241,30 @@ impl Verifier {
         }
     }
 
-    /// Verifies a compact JWS access token.
+    /// Verifies a compact JWS access token of a user.
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let claims: Claims = self.decode(token, &[self.inner.expectations.audience.as_str()]).await?;
+        let user_id =
+            uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
+        Ok(Identity { user_id, email: claims.email, name: claims.name, roles: claims.roles })
+    }
+
+    /// Verifies a service token: the audience [`SERVICE_AUDIENCE`] and the role
+    /// [`SERVICE_ROLE`]. A valid user token is told apart from a bad token, so that it
+    /// gets 403 rather than 401.
+    pub async fn verify_service(&self, token: &str) -> Result<ServiceIdentity, ServiceRefusal> {
+        let audiences = [SERVICE_AUDIENCE, self.inner.expectations.audience.as_str()];
+        let claims: ServiceClaims = self.decode(token, &audiences).await?;
+        let is_service = claims.aud == SERVICE_AUDIENCE && claims.roles.iter().any(|r| r == SERVICE_ROLE);
+        if !is_service {
+            return Err(ServiceRefusal::NotAService);
+        }
+        let client_id = claims.client_id.unwrap_or(claims.sub);
+        Ok(ServiceIdentity { client_id })
+    }
+
+    /// Checks the signature, `typ`, `iss`, `exp`, `nbf` and that `aud` is one of `audiences`.
+    async fn decode<T: DeserializeOwned>(&self, token: &str, audiences: &[&str]) -> Result<T, AuthError> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(AuthError::TooLarge);
         }
@@ -209,16 +286,13 @@ impl Verifier {
         }
         let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[&self.inner.expectations.issuer]);
-        validation.set_audience(&[&self.inner.expectations.audience]);
+        validation.set_audience(audiences);
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &validation)
-            .map_err(|e| AuthError::Invalid(e.to_string()))?;
-        let claims = data.claims;
-        let user_id =
-            uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
-        Ok(Identity { user_id, email: claims.email, name: claims.name, roles: claims.roles })
+        let data =
+            jsonwebtoken::decode::<T>(token, &key.key, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
+        Ok(data.claims)
     }
 
     async fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
@@ -304,6 +378,30 @@ where
     }
 }
 
+/// Extractor: a request from another service, with a valid service token (401
+/// without a valid token, 403 with a user's token, an admin's included).
+#[derive(Debug, Clone)]
+pub struct ServiceCaller(pub ServiceIdentity);
+
+impl<S> FromRequestParts<S> for ServiceCaller
+where
+    Verifier: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = Verifier::from_ref(state);
+        let token = bearer_token(parts).map_err(ServiceRefusal::from)?;
+        let caller = verifier
+            .verify_service(token)
+            .await
+            .inspect_err(|err| tracing::debug!(error = %err, "service token refused"))?;
+        tracing::Span::current().record("client_id", tracing::field::display(&caller.client_id));
+        Ok(Self(caller))
+    }
+}
+
 /// How a service finds and checks access tokens: `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`,
 /// `ECOM_JWT_AUDIENCE`, `ECOM_JWKS_MIN_REFRESH_MS`.
 #[derive(Debug, Clone)]
@@ -331,9 +429,197 @@ impl VerifierSettings {
 
 impl Expectations {
     pub fn from_env(env: &crate::settings::Env) -> Result<Self, crate::settings::SettingsError> {
-        Ok(Self {
-            issuer: env.or("ECOM_JWT_ISSUER", "ecom-auth".to_owned())?,
-            audience: env.or("ECOM_JWT_AUDIENCE", "ecom".to_owned())?,
-        })
+        let audience = env.or("ECOM_JWT_AUDIENCE", "ecom".to_owned())?;
+        if audience == SERVICE_AUDIENCE {
+            return Err(crate::settings::SettingsError::new(
+                "ECOM_JWT_AUDIENCE",
+                format!("{SERVICE_AUDIENCE:?} is the audience of service tokens; user tokens need another"),
+            ));
+        }
+        Ok(Self { issuer: env.or("ECOM_JWT_ISSUER", "ecom-auth".to_owned())?, audience })
+    }
+}
+
+/// The client id and secret a service presents to auth-service for a service token:
+/// `ECOM_SERVICE_CLIENT_ID` and `ECOM_SERVICE_CLIENT_SECRET` or
+/// `ECOM_SERVICE_CLIENT_SECRET_FILE`. auth-service reads the same variables to know
+/// the client.
+///
+/// There is no default secret and no placeholder is accepted: the value must look
+/// random (at least [`MIN_SECRET_CHARS`] characters of `A-Z a-z 0-9 - . _ ~`, most of
+/// them different). A file may hold several secrets, one per line: auth-service
+/// accepts each of them and a client presents the first, which lets the secret be
+/// rotated without downtime.
+#[derive(Clone)]
+pub struct ClientCredentials {
+    client_id: String,
+    secrets: Vec<SecretString>,
+}
+
+/// The shortest client secret accepted.
+pub const MIN_SECRET_CHARS: usize = 32;
+const MAX_SECRET_CHARS: usize = 512;
+/// Fewer different characters than this is a pattern, not a random value.
+const MIN_DISTINCT_CHARS: usize = 10;
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials")
+            .field("client_id", &self.client_id)
+            .field("secrets", &self.secrets.len())
+            .finish()
+    }
+}
+
+impl ClientCredentials {
+    /// The default client id: the one client that calls `/internal/*` today.
+    pub const DEFAULT_CLIENT_ID: &str = "order-service";
+
+    /// Credentials from values (tests, `ecom dev`); the same checks as configuration.
+    pub fn new(client_id: &str, secret: &str) -> Result<Self, String> {
+        check_client_id(client_id)?;
+        check_secret(secret)?;
+        Ok(Self { client_id: client_id.to_owned(), secrets: vec![SecretString::from(secret.to_owned())] })
+    }
+
+    pub fn from_env(env: &crate::settings::Env) -> Result<Self, crate::settings::SettingsError> {
+        use crate::settings::SettingsError;
+        const ID: &str = "ECOM_SERVICE_CLIENT_ID";
+        const SECRET: &str = "ECOM_SERVICE_CLIENT_SECRET";
+        const FILE: &str = "ECOM_SERVICE_CLIENT_SECRET_FILE";
+        let client_id = env.or(ID, Self::DEFAULT_CLIENT_ID.to_owned())?;
+        check_client_id(&client_id).map_err(|reason| SettingsError::new(ID, reason))?;
+        let (var, text) = match (env.secret(SECRET), env.raw(FILE)) {
+            (Some(_), Some(_)) => return Err(SettingsError::new(SECRET, format!("set it or {FILE}, not both"))),
+            (Some(secret), None) => (SECRET, secret),
+            (None, Some(path)) => {
+                let text = std::fs::read_to_string(path.trim())
+                    .map_err(|e| SettingsError::new(FILE, format!("cannot read {}: {e}", path.trim())))?;
+                (FILE, SecretString::from(text))
+            }
+            (None, None) => {
+                return Err(SettingsError::new(
+                    FILE,
+                    format!(
+                        "is required (or {SECRET}): the secret of the service client {client_id:?}, the same for \
+                         auth-service and the client; create one with `openssl rand -hex 32`"
+                    ),
+                ));
+            }
+        };
+        let secrets: Vec<SecretString> = text
+            .expose_secret()
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty())
+            .map(|line| check_secret(line).map(|()| SecretString::from(line.to_owned())))
+            .collect::<Result<_, _>>()
+            .map_err(|reason| SettingsError::new(var, reason))?;
+        if secrets.is_empty() {
+            return Err(SettingsError::new(var, "holds no secret"));
+        }
+        Ok(Self { client_id, secrets })
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The secret a client presents: the first one.
+    pub fn secret(&self) -> &SecretString {
+        &self.secrets[0]
+    }
+
+    /// Every secret auth-service accepts for this client.
+    pub fn secrets(&self) -> &[SecretString] {
+        &self.secrets
+    }
+}
+
+fn check_client_id(id: &str) -> Result<(), String> {
+    let valid = (1..=64).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if valid { Ok(()) } else { Err("must be 1-64 characters of A-Z a-z 0-9 - _ .".into()) }
+}
+
+/// Never echoes the value: the reasons name only what is wrong with it.
+fn check_secret(secret: &str) -> Result<(), String> {
+    let chars = secret.chars().count();
+    if !(MIN_SECRET_CHARS..=MAX_SECRET_CHARS).contains(&chars) {
+        return Err(format!(
+            "a secret must be {MIN_SECRET_CHARS} to {MAX_SECRET_CHARS} characters (`openssl rand -hex 32` makes one)"
+        ));
+    }
+    if !secret.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')) {
+        return Err("a secret may hold only A-Z a-z 0-9 - . _ ~ (`openssl rand -hex 32` makes one)".into());
+    }
+    let lower = secret.to_ascii_lowercase();
+    let placeholder = ["change-me", "changeme", "change_me", "placeholder", "example", "secret", "password"]
+        .iter()
+        .any(|word| lower.contains(word));
+    let distinct = secret.bytes().collect::<std::collections::HashSet<u8>>().len();
+    if placeholder || distinct < MIN_DISTINCT_CHARS {
+        return Err("this looks like a placeholder, not a random secret (`openssl rand -hex 32` makes one)".into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Env;
+
+    const GOOD: &str = "3f9c2a7d81e64b05c9e7a1d2f4b8306e";
+
+    #[test]
+    fn a_missing_client_secret_stops_the_start_and_names_the_variable() {
+        let err = ClientCredentials::from_env(&Env::default()).unwrap_err();
+        assert_eq!(err.var, "ECOM_SERVICE_CLIENT_SECRET_FILE");
+        assert!(err.reason.contains("openssl rand"), "{err}");
+    }
+
+    #[test]
+    fn placeholders_and_short_or_patterned_secrets_are_refused_without_echoing_them() {
+        for bad in [
+            "change-me-service-client-secret-value",
+            "short",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababababababababababab",
+            "0123456789abcdef0123456789abcdef with spaces",
+            "my-example-client-s3cr3t-0123456789",
+        ] {
+            let err = ClientCredentials::from_env(&Env::from_pairs([("ECOM_SERVICE_CLIENT_SECRET", bad)])).unwrap_err();
+            assert_eq!(err.var, "ECOM_SERVICE_CLIENT_SECRET", "{bad}");
+            assert!(!err.to_string().contains(bad), "the message repeats the secret: {err}");
+        }
+        let ok = ClientCredentials::from_env(&Env::from_pairs([("ECOM_SERVICE_CLIENT_SECRET", GOOD)])).unwrap();
+        assert_eq!(ok.client_id(), "order-service");
+        assert!(!format!("{ok:?}").contains(GOOD));
+    }
+
+    #[test]
+    fn a_secret_file_may_hold_the_next_and_the_previous_secret() {
+        let dir = std::env::temp_dir().join(format!("ecom-secret-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("client-secret");
+        let next = "9b1e44c07a3f2d6e8c5b0a7f1e2d3c4b";
+        std::fs::write(&file, format!("{next}\n{GOOD}\n")).unwrap();
+        let env = Env::from_pairs([("ECOM_SERVICE_CLIENT_SECRET_FILE", file.display().to_string())]);
+        let credentials = ClientCredentials::from_env(&env).unwrap();
+        assert_eq!(credentials.secret().expose_secret(), next);
+        assert_eq!(credentials.secrets().len(), 2);
+
+        let both = Env::from_pairs([
+            ("ECOM_SERVICE_CLIENT_SECRET_FILE", file.display().to_string()),
+            ("ECOM_SERVICE_CLIENT_SECRET", GOOD.to_owned()),
+        ]);
+        assert!(ClientCredentials::from_env(&both).is_err());
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn the_user_audience_cannot_be_the_service_audience() {
+        let err = Expectations::from_env(&Env::from_pairs([("ECOM_JWT_AUDIENCE", SERVICE_AUDIENCE)])).unwrap_err();
+        assert_eq!(err.var, "ECOM_JWT_AUDIENCE");
     }
 }
