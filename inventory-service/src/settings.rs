@@ -1,13 +1,13 @@
 use common::auth::VerifierSettings;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError};
+use common::settings::{Env, ServerSettings, SettingsError, redact_url};
 use url::Url;
 
 use crate::DEFAULT_PORT;
 
-/// inventory-service configuration.
-#[derive(Debug, Clone)]
+/// inventory-service configuration. `Debug` hides the database password.
+#[derive(Clone)]
 pub struct Settings {
     pub server: ServerSettings,
     /// `DATABASE_URL`: `mysql://` or `sqlite://`.
@@ -16,6 +16,17 @@ pub struct Settings {
     pub pool: PoolSettings,
     /// `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`, `ECOM_JWT_AUDIENCE`: checking admin tokens.
     pub verifier: VerifierSettings,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("pool", &self.pool)
+            .field("verifier", &self.verifier)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {
@@ -32,5 +43,18 @@ impl Settings {
 impl ServiceSettings for Settings {
     fn server(&self) -> &ServerSettings {
         &self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_password() {
+        let env = Env::from_pairs([("DATABASE_URL", "mysql://ecom:hunter2-db-secret@db.internal:3306/inventory")]);
+        let printed = format!("{:?}", Settings::from_env(&env).unwrap());
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("db.internal") || printed.contains("mongo.internal"), "{printed}");
     }
 }

@@ -4,14 +4,14 @@ use std::path::PathBuf;
 use common::bus::BusConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError};
+use common::settings::{Env, ServerSettings, SettingsError, redact_url};
 use secrecy::SecretString;
 use url::Url;
 
 use crate::DEFAULT_PORT;
 
-/// notification-service configuration.
-#[derive(Debug, Clone)]
+/// notification-service configuration. `Debug` hides passwords in URLs.
+#[derive(Clone)]
 pub struct Settings {
     pub server: ServerSettings,
     /// `DATABASE_URL`: `mysql://` or `sqlite://`.
@@ -41,13 +41,42 @@ pub struct MailSettings {
 /// The default of `ECOM_MAIL_MAX_ATTEMPTS`.
 pub const DEFAULT_MAIL_MAX_ATTEMPTS: NonZeroU32 = NonZeroU32::new(5).expect("five is not zero");
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum MailTransport {
     /// `ECOM_SMTP_URL` (`smtp://host:port`, `smtp://host:port?tls=required`, `smtps://host`),
     /// with `ECOM_SMTP_USERNAME` / `ECOM_SMTP_PASSWORD` when the server wants them.
     Smtp { url: Url, username: Option<String>, password: Option<SecretString> },
     /// `ECOM_MAIL_DIR`: one `.eml` file per message (dev mode).
     Files { dir: PathBuf },
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("pool", &self.pool)
+            .field("bus", &self.bus)
+            .field("orders_topic", &self.orders_topic)
+            .field("kafka_group", &self.kafka_group)
+            .field("mail", &self.mail)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The SMTP URL may hold credentials (`smtps://user:pass@host`): printed redacted.
+impl std::fmt::Debug for MailTransport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Smtp { url, username, password } => f
+                .debug_struct("Smtp")
+                .field("url", &redact_url(url))
+                .field("username", username)
+                .field("password", password)
+                .finish(),
+            Self::Files { dir } => f.debug_struct("Files").field("dir", dir).finish(),
+        }
+    }
 }
 
 impl Settings {
@@ -79,5 +108,21 @@ impl Settings {
 impl ServiceSettings for Settings {
     fn server(&self) -> &ServerSettings {
         &self.server
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_holds_no_password() {
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "mysql://ecom:hunter2-db-secret@db.internal:3306/notifications"),
+            ("ECOM_SMTP_URL", "smtps://mailer:hunter2-smtp-secret@smtp.internal"),
+        ]);
+        let printed = format!("{:?}", Settings::from_env(&env).unwrap());
+        assert!(!printed.contains("hunter2"), "{printed}");
+        assert!(printed.contains("db.internal") || printed.contains("mongo.internal"), "{printed}");
     }
 }
