@@ -53,12 +53,24 @@ pub fn validate(lines: &[Wanted]) -> Result<(), Vec<FieldError>> {
     } else if lines.len() > MAX_LINES {
         errors.push(FieldError::new("lines", format!("must hold at most {MAX_LINES} lines")));
     }
+    // The cap holds per sku, not per line: the same sku on several lines is one request.
+    let mut totals: HashMap<&str, i64> = HashMap::new();
     for (i, line) in lines.iter().enumerate().take(MAX_LINES + 1) {
         if !valid_sku(&line.sku) {
             errors.push(FieldError::new(format!("lines[{i}].sku"), "must be 1-64 characters of A-Z a-z 0-9 - _"));
         }
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             errors.push(FieldError::new(format!("lines[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}")));
+            continue;
+        }
+        let total = totals.entry(line.sku.as_str()).or_default();
+        let before = *total;
+        *total += line.quantity;
+        if before <= MAX_QUANTITY && *total > MAX_QUANTITY {
+            errors.push(FieldError::new(
+                format!("lines[{i}].quantity"),
+                format!("with the earlier lines of the same sku comes to {total}; at most {MAX_QUANTITY} per sku"),
+            ));
         }
     }
     if errors.is_empty() { Ok(()) } else { Err(errors) }
