@@ -280,3 +280,38 @@ fn the_configured_admin_must_be_a_valid_account() {
     let err = Settings::from_env(&env("boss@example.com", "short")).unwrap_err();
     assert_eq!(err.var, "ECOM_ADMIN_PASSWORD");
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_the_input_rules_and_every_refusal_with_its_problem_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
+    let client = Client::new(&service);
+    let doc: Value = client.get("/openapi.json", None).await.json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+
+    let register = &schemas["RegisterRequest"]["properties"];
+    assert_eq!(register["email"]["format"], "email", "{register}");
+    assert_eq!(register["email"]["maxLength"], 254);
+    assert_eq!(register["name"]["maxLength"], 200);
+    assert!(register["name"]["pattern"].is_string());
+    let login = &schemas["LoginRequest"]["properties"];
+    assert_eq!(login["password"]["maxLength"], 128);
+    assert!(schemas["Problem"]["properties"]["type"].is_object(), "{}", schemas["Problem"]);
+
+    for (path, statuses) in [
+        ("/api/auth/register", &["201", "400", "409", "413", "415", "422", "503"][..]),
+        ("/api/auth/login", &["200", "400", "401", "413", "415", "422", "503"][..]),
+        ("/api/auth/refresh", &["200", "400", "401", "413", "415", "422", "503"][..]),
+    ] {
+        let responses = &doc["paths"][path]["post"]["responses"];
+        for status in statuses {
+            let response = &responses[*status];
+            assert!(response.is_object(), "{path} does not document {status}: {responses}");
+            if status.starts_with('4') || status.starts_with('5') {
+                let schema = &response["content"]["application/problem+json"]["schema"]["$ref"];
+                assert_eq!(schema, "#/components/schemas/Problem", "{path} {status}: {response}");
+            }
+        }
+    }
+    service.stop().await.unwrap();
+}
