@@ -5,13 +5,13 @@ use common::bus::BusConfig;
 use common::client::ClientConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError};
+use common::settings::{Env, ServerSettings, SettingsError, redact_url};
 use url::Url;
 
 use crate::DEFAULT_PORT;
 
-/// order-service configuration.
-#[derive(Debug, Clone)]
+/// order-service configuration. `Debug` hides passwords in URLs.
+#[derive(Clone)]
 pub struct Settings {
     pub server: ServerSettings,
     /// `DATABASE_URL`: `mysql://` or `sqlite://`.
@@ -34,6 +34,24 @@ pub struct Settings {
     pub sweep_interval: Duration,
     /// `ECOM_SWEEP_PENDING_AFTER_MS`: a `PENDING` order older than this was abandoned by a crash.
     pub sweep_pending_after: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("server", &self.server)
+            .field("database_url", &redact_url(&self.database_url))
+            .field("pool", &self.pool)
+            .field("product_url", &redact_url(&self.product_url))
+            .field("inventory_url", &redact_url(&self.inventory_url))
+            .field("bus", &self.bus)
+            .field("orders_topic", &self.orders_topic)
+            .field("verifier", &self.verifier)
+            .field("client", &self.client)
+            .field("sweep_interval", &self.sweep_interval)
+            .field("sweep_pending_after", &self.sweep_pending_after)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Settings {

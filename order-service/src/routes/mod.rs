@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use common::auth::{Identity, User};
 use common::http::Json;
+use common::openapi::ProblemSchema;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -43,8 +44,9 @@ pub fn routes(state: AppState) -> Router {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedLine {
-    #[schema(example = "MUG-001")]
+    #[schema(example = "MUG-001", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
+    /// 1 to 1000; the lines of one sku together at most 1000.
     #[schema(minimum = 1, maximum = 1000)]
     pub quantity: i64,
 }
@@ -52,6 +54,7 @@ pub struct RequestedLine {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlaceOrderRequest {
+    #[schema(min_items = 1, max_items = 100)]
     pub lines: Vec<RequestedLine>,
 }
 
@@ -103,12 +106,21 @@ impl IntoResponse for SagaError {
         a repeat while the first is still running is answered 409 at once")),
     responses(
         (status = 201, body = Order),
-        (status = 401),
+        (status = 401, description = "No valid access token (`WWW-Authenticate: Bearer`)", body = ProblemSchema,
+            content_type = "application/problem+json"),
         (status = 409, description = "Out of stock (type `/problems/out-of-stock`, lists the skus); or another request \
             with this Idempotency-Key is in progress (type `/problems/idempotency-key-in-use`, retry after `Retry-After`)",
+            body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 422, description = "No lines or more than 100; a quantity under 1 or over 1000, also summed over the \
+            lines of one sku; an unknown sku; mixed currencies; an unknown field; a malformed Idempotency-Key, or one \
+            used before with another body", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 503, description = "Products or inventory unreachable, or the service could not answer in time; \
+            retry after `Retry-After`", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 400, description = "Malformed JSON", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 413, description = "Body over 1 MiB", body = ProblemSchema, content_type = "application/problem+json"),
+        (status = 415, description = "Not `Content-Type: application/json`", body = ProblemSchema,
             content_type = "application/problem+json"),
-        (status = 422, content_type = "application/problem+json"),
-        (status = 503, description = "Products or inventory unreachable", content_type = "application/problem+json")))]
+    ))]
 #[tracing::instrument(skip_all, fields(user_id = %who.user_id))]
 async fn place_order(
     State(state): State<AppState>,

@@ -113,3 +113,22 @@ fn settings_debug_output_holds_no_password() {
     assert!(!printed.contains("3f9c2a7e"), "{printed}");
     assert!(printed.contains("db.internal"), "{printed}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_states_the_order_rules_and_every_refusal_with_its_problem_body() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
+    let shop = Shop::start(orders_db, inventory_db, &[]).await;
+    let doc: Value = shop.http.get(shop.orders.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let schemas = &doc["components"]["schemas"];
+    assert_eq!(schemas["PlaceOrderRequest"]["properties"]["lines"]["maxItems"], 100);
+    assert_eq!(schemas["RequestedLine"]["properties"]["sku"]["maxLength"], 64);
+    assert_eq!(schemas["RequestedLine"]["properties"]["quantity"]["maximum"], 1000);
+
+    let responses = &doc["paths"]["/api/orders"]["post"]["responses"];
+    for status in ["400", "401", "409", "413", "415", "422", "503"] {
+        let schema = &responses[status]["content"]["application/problem+json"]["schema"]["$ref"];
+        assert_eq!(schema, "#/components/schemas/Problem", "{status}: {responses}");
+    }
+    assert!(responses["422"]["description"].as_str().unwrap().contains("sku"), "{}", responses["422"]);
+}

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod crash;
+mod hostile;
 mod idempotency;
 mod placement;
 mod resilience;
