@@ -1,6 +1,7 @@
 //! auth-service: users, argon2id passwords, access and refresh tokens, JWKS.
 
 pub mod admin;
+pub mod clients;
 pub mod domain;
 pub mod error;
 pub mod keys;

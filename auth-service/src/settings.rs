@@ -31,6 +31,8 @@ pub struct Settings {
     /// `ECOM_REFRESH_FAMILY_LIFETIME_SECS` (90 days): one login's chain of refresh
     /// tokens, however often it rotates.
     pub refresh_family_lifetime: Duration,
+    /// `ECOM_SERVICE_CLIENT_*`, `ECOM_SERVICE_TOKEN_TTL_SECS`: who gets service tokens.
+    pub service_tokens: crate::clients::ServiceTokenSettings,
 }
 
 impl std::fmt::Debug for Settings {
@@ -45,6 +47,7 @@ impl std::fmt::Debug for Settings {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("refresh_family_lifetime", &self.refresh_family_lifetime)
+            .field("service_tokens", &self.service_tokens)
             .finish_non_exhaustive()
     }
 }
@@ -101,6 +104,7 @@ impl Settings {
             access_ttl: Duration::from_secs(env.or("ECOM_ACCESS_TOKEN_TTL_SECS", 900)?),
             refresh_ttl: Duration::from_secs(env.or("ECOM_REFRESH_TOKEN_TTL_SECS", 30 * 24 * 3600)?),
             refresh_family_lifetime: Duration::from_secs(env.or("ECOM_REFRESH_FAMILY_LIFETIME_SECS", 90 * 24 * 3600)?),
+            service_tokens: crate::clients::ServiceTokenSettings::from_env(env)?,
         })
     }
 }

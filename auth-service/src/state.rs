@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use sqlx::migrate::Migrator;
 
 use crate::Settings;
+use crate::clients::ServiceClients;
 use crate::keys::KeyRing;
 use crate::store::{RefreshLifetimes, Store};
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub tokens: TokenSettings,
     /// A hash checked when the email is unknown, so both failures take as long.
     pub dummy_hash: Arc<String>,
+    /// The clients that may get service tokens (`POST /internal/token`).
+    pub service_clients: ServiceClients,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +68,7 @@ impl AppState {
                 },
             },
             dummy_hash: Arc::new(dummy_hash),
+            service_clients: ServiceClients::new(&settings.service_tokens),
         };
         if let Some(admin) = &settings.admin {
             crate::admin::ensure_admin(&state.store, admin).await?;

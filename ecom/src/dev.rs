@@ -125,6 +125,14 @@ pub async fn start(
         },
     };
 
+    // order-service's client secret towards auth-service: new at every start, held
+    // only in this process (the tokens it buys live minutes; nothing needs it later).
+    let service_secret = Alphanumeric.sample_string(&mut rand::rng(), 48);
+    let service_client = [
+        ("ECOM_SERVICE_CLIENT_SECRET", service_secret),
+        ("ECOM_SERVICE_CLIENT_SECRET_FILE", String::new()),
+    ];
+
     let jwks_url = format!("{}/.well-known/jwks.json", url_of("auth-service"));
     let service_env = |pairs: &[(&str, String)]| {
         let mut env = env.clone();
@@ -143,6 +151,8 @@ pub async fn start(
         ("ECOM_ADMIN_PASSWORD", admin.password.clone()),
         ("ECOM_JWT_SIGNING_KEY_FILE", data_dir.join("keys").join("jwt-signing-key.pem").display().to_string()),
         ("ECOM_JWT_GENERATE_KEY", "true".to_owned()),
+        service_client[0].clone(),
+        service_client[1].clone(),
     ]))?;
     let product = product_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("products.db"))]))?;
     let inventory = inventory_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("inventory.db"))]))?;
@@ -150,6 +160,9 @@ pub async fn start(
         ("DATABASE_URL", sqlite("orders.db")),
         ("ECOM_PRODUCT_URL", url_of("product-service")),
         ("ECOM_INVENTORY_URL", url_of("inventory-service")),
+        ("ECOM_AUTH_URL", url_of("auth-service")),
+        service_client[0].clone(),
+        service_client[1].clone(),
     ]))?;
     order.bus = BusConfig::InProcess(bus.clone());
     let mut notification = notification_service::Settings::from_env(&service_env(&[

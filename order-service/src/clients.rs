@@ -1,4 +1,5 @@
-//! Calls to product-service and inventory-service through the resilient client.
+//! Calls to product-service and inventory-service through the resilient client, each
+//! with order-service's service token.
 
 use std::collections::HashMap;
 
@@ -8,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
 use uuid::Uuid;
+
+use crate::service_token::ServiceToken;
 
 /// A downstream service could not give an answer.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +27,29 @@ fn unavailable(service: &'static str, err: &CallError) -> Unavailable {
 
 fn bad_status(service: &'static str, status: reqwest::StatusCode) -> Unavailable {
     Unavailable { service, reason: format!("answered {status}"), retry_after_secs: 1 }
+}
+
+/// Sends the request `build` makes with the service token. A 401 means the service
+/// no longer accepts that token (it expired early, or auth-service's key changed): the
+/// token is dropped and the request sent once more with a new one.
+async fn send_as_service(
+    service: &'static str,
+    client: &ResilientClient,
+    token: &ServiceToken,
+    build: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, Unavailable> {
+    let bearer = token.bearer().await?;
+    let response = client.send(build().bearer_auth(&bearer)).await.map_err(|e| unavailable(service, &e))?;
+    if response.status() != reqwest::StatusCode::UNAUTHORIZED {
+        return Ok(response);
+    }
+    token.forget(&bearer);
+    let bearer = token.bearer().await?;
+    let response = client.send(build().bearer_auth(&bearer)).await.map_err(|e| unavailable(service, &e))?;
+    if matches!(response.status().as_u16(), 401 | 403) {
+        tracing::error!(service, status = %response.status(), "the service refused order-service's service token");
+    }
+    Ok(response)
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +75,7 @@ struct Lookup {
 pub struct Products {
     pub client: ResilientClient,
     pub base: Url,
+    pub token: ServiceToken,
 }
 
 impl Products {
@@ -59,7 +86,7 @@ impl Products {
         let mut url = self.base.join("internal/products").map_err(|e| bad_url(NAME, &e))?;
         url.query_pairs_mut().append_pair("skus", &skus.join(","));
         let response =
-            self.client.send(self.client.request(Method::GET, url)).await.map_err(|e| unavailable(NAME, &e))?;
+            send_as_service(NAME, &self.client, &self.token, || self.client.request(Method::GET, url.clone())).await?;
         if !response.status().is_success() {
             return Err(bad_status(NAME, response.status()));
         }
@@ -94,6 +121,7 @@ pub enum Reserve {
 pub struct Inventory {
     pub client: ResilientClient,
     pub base: Url,
+    pub token: ServiceToken,
 }
 
 impl Inventory {
@@ -104,12 +132,11 @@ impl Inventory {
         const NAME: &str = "inventory-service";
         let url = self.base.join("internal/reservations").map_err(|e| bad_url(NAME, &e))?;
         let lines: Vec<_> = lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
-        let request = self
-            .client
-            .request(Method::POST, url)
-            .header("idempotency-key", order_id.to_string())
-            .json(&json!({"order_id": order_id, "lines": lines}));
-        let response = self.client.send(request).await.map_err(|e| unavailable(NAME, &e))?;
+        let body = json!({"order_id": order_id, "lines": lines});
+        let response = send_as_service(NAME, &self.client, &self.token, || {
+            self.client.request(Method::POST, url.clone()).header("idempotency-key", order_id.to_string()).json(&body)
+        })
+        .await?;
         match response.status().as_u16() {
             201 => Ok(Reserve::Reserved),
             409 => {
@@ -131,7 +158,8 @@ impl Inventory {
         const NAME: &str = "inventory-service";
         let url = self.base.join(&format!("internal/reservations/{order_id}")).map_err(|e| bad_url(NAME, &e))?;
         let response =
-            self.client.send(self.client.request(Method::DELETE, url)).await.map_err(|e| unavailable(NAME, &e))?;
+            send_as_service(NAME, &self.client, &self.token, || self.client.request(Method::DELETE, url.clone()))
+                .await?;
         if response.status().is_success() { Ok(()) } else { Err(bad_status(NAME, response.status())) }
     }
 }

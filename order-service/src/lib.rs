@@ -6,6 +6,7 @@ pub mod events;
 pub mod idempotency;
 pub mod routes;
 pub mod saga;
+pub mod service_token;
 pub mod settings;
 pub mod state;
 pub mod store;

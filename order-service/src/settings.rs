@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use common::auth::VerifierSettings;
+use common::auth::{ClientCredentials, VerifierSettings};
 use common::bus::BusConfig;
 use common::client::ClientConfig;
 use common::db::PoolSettings;
@@ -22,6 +22,11 @@ pub struct Settings {
     pub product_url: Url,
     /// `ECOM_INVENTORY_URL`: inventory-service's base URL.
     pub inventory_url: Url,
+    /// `ECOM_AUTH_URL`: auth-service's base URL, where the service token comes from.
+    pub auth_url: Url,
+    /// `ECOM_SERVICE_CLIENT_ID`, `ECOM_SERVICE_CLIENT_SECRET[_FILE]`: how order-service
+    /// proves its identity to product- and inventory-service.
+    pub service_client: ClientCredentials,
     /// `ECOM_KAFKA_BROKERS`: where the outbox relay publishes.
     pub bus: BusConfig,
     /// `ECOM_ORDERS_TOPIC`: the topic order events go to (`orders.v1`).
@@ -62,6 +67,8 @@ impl Settings {
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
             product_url: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
             inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
+            auth_url: env.url("ECOM_AUTH_URL", "http://127.0.0.1:8081", &["http", "https"])?,
+            service_client: ClientCredentials::from_env(env)?,
             bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
             verifier: VerifierSettings::from_env(env)?,

@@ -10,6 +10,7 @@ use sqlx::migrate::Migrator;
 
 use crate::Settings;
 use crate::clients::{Inventory, Products};
+use crate::service_token::ServiceToken;
 use crate::store::Store;
 
 pub static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
@@ -43,16 +44,24 @@ impl AppState {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
         let verifier = settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?;
+        let token = ServiceToken::new(
+            ResilientClient::new("auth-service", &settings.client)?,
+            &settings.auth_url,
+            settings.service_client.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!("ECOM_AUTH_URL: {e}"))?;
         Ok(Self {
             store: Store::new(db),
             verifier,
             products: Products {
                 client: ResilientClient::new("product-service", &settings.client)?,
                 base: settings.product_url.clone(),
+                token: token.clone(),
             },
             inventory: Inventory {
                 client: ResilientClient::new("inventory-service", &settings.client)?,
                 base: settings.inventory_url.clone(),
+                token,
             },
             sweep_pending_after: settings.sweep_pending_after,
             key_lease: settings.server.request_timeout + Duration::from_secs(1),

@@ -47,6 +47,15 @@ async fn internal_paths_and_unknown_paths_are_not_routed() {
     }
     let response = platform.http.delete(platform.url("/internal/reservations/abc")).send().await.unwrap();
     assert_eq!(response.status(), 404);
+    // Nor the grant that hands out service tokens.
+    let response = platform
+        .http
+        .post(platform.url("/internal/token"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
 }
 
 #[tokio::test]

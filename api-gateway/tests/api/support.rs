@@ -39,6 +39,7 @@ pub fn auth_settings(dir: &std::path::Path) -> auth_service::Settings {
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
         refresh_family_lifetime: Duration::from_secs(24 * 3600),
+        service_tokens: auth_service::clients::ServiceTokenSettings::disabled(),
     }
 }
 

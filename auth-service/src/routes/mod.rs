@@ -1,5 +1,7 @@
 //! The HTTP surface of auth-service (API.md, Auth).
 
+pub mod service_token;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -38,6 +40,7 @@ pub fn routes(state: AppState) -> Router {
         .route("/api/auth/me", get(me))
         .route("/.well-known/jwks.json", get(jwks))
         .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .merge(service_token::routes())
         .with_state(state)
 }
 

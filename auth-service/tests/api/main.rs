@@ -6,6 +6,7 @@
 mod accounts;
 mod hostile;
 mod keys;
+mod service_tokens;
 mod sessions;
 mod startup;
 mod support;

@@ -4,9 +4,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use auth_service::Settings;
+use auth_service::clients::ServiceTokenSettings;
 use auth_service::keys::KeySettings;
 use auth_service::settings::AdminSettings;
-use common::auth::Expectations;
+use common::auth::{ClientCredentials, Expectations};
 use common::db::PoolSettings;
 use common::settings::ServerSettings;
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
@@ -32,7 +33,19 @@ pub fn settings(database_url: Url, key_dir: &Path) -> Settings {
         access_ttl: Duration::from_secs(900),
         refresh_ttl: Duration::from_secs(3600),
         refresh_family_lifetime: Duration::from_secs(24 * 3600),
+        service_tokens: ServiceTokenSettings {
+            client: Some(ClientCredentials::new(SERVICE_CLIENT, service_secret()).unwrap()),
+            ttl: Duration::from_secs(300),
+        },
     }
+}
+
+pub const SERVICE_CLIENT: &str = "order-service";
+
+/// The service client's secret: random, made once per test binary.
+pub fn service_secret() -> &'static str {
+    static SECRET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
+    &SECRET
 }
 
 pub fn sqlite_url(dir: &Path) -> Url {

@@ -51,6 +51,7 @@ impl Platform {
         let key = dir.path().join("key.pem").display().to_string();
         std::mem::forget(dir);
         let env = |pairs: &[(&str, String)]| Env::from_pairs(pairs.iter().map(|(k, v)| (*k, v.clone())));
+        let service_secret = ("ECOM_SERVICE_CLIENT_SECRET", uuid::Uuid::new_v4().simple().to_string());
 
         let auth = auth_service::Settings::from_env(&env(&[
             ("DATABASE_URL", fresh_mysql_database(&b.mysql).await.to_string()),
@@ -58,6 +59,7 @@ impl Platform {
             ("ECOM_ADMIN_PASSWORD", "admin-password-1".into()),
             ("ECOM_JWT_SIGNING_KEY_FILE", key),
             ("ECOM_JWT_GENERATE_KEY", "true".into()),
+            service_secret.clone(),
         ]))
         .unwrap();
         let auth = Running::spawn(move |l, s| auth_service::run(auth, l, s)).await;
@@ -83,6 +85,8 @@ impl Platform {
             ("ECOM_ORDERS_TOPIC", topic.clone()),
             ("ECOM_PRODUCT_URL", products.url("")),
             ("ECOM_INVENTORY_URL", inventory.url("")),
+            ("ECOM_AUTH_URL", auth.url("")),
+            service_secret.clone(),
             jwks.clone(),
         ]))
         .unwrap();

@@ -9,5 +9,6 @@ mod hostile;
 mod idempotency;
 mod placement;
 mod resilience;
+mod service_identity;
 mod startup;
 mod support;

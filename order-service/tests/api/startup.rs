@@ -10,6 +10,7 @@ fn settings(database_url: Url, bus: BusConfig) -> Settings {
         ("ECOM_PRODUCT_URL", "http://127.0.0.1:9"),
         ("ECOM_INVENTORY_URL", "http://127.0.0.1:9"),
         ("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json"),
+        ("ECOM_SERVICE_CLIENT_SECRET", &uuid::Uuid::new_v4().simple().to_string()),
     ]);
     Settings {
         server: ServerSettings::for_tests(),
@@ -52,4 +53,17 @@ async fn stays_ready_while_the_brokers_cannot_be_reached_because_the_outbox_hold
     assert_eq!(body["checks"]["database"], "up");
     assert!(body["checks"].get("kafka").is_none(), "{body}");
     service.stop().await.unwrap();
+}
+
+#[test]
+fn without_a_usable_client_secret_the_service_refuses_to_start_and_names_the_variable() {
+    let base = [("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json")];
+    let missing = Settings::from_env(&common::settings::Env::from_pairs(base)).unwrap_err();
+    assert_eq!(missing.var, "ECOM_SERVICE_CLIENT_SECRET_FILE");
+    for placeholder in ["change-me-service-client-secret-0000", "tooshort"] {
+        let env =
+            common::settings::Env::from_pairs(base.into_iter().chain([("ECOM_SERVICE_CLIENT_SECRET", placeholder)]));
+        let err = Settings::from_env(&env).unwrap_err();
+        assert_eq!(err.var, "ECOM_SERVICE_CLIENT_SECRET", "{placeholder}");
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use common::auth::{Expectations, VerifierSettings};
+use common::auth::{ClientCredentials, Expectations, VerifierSettings};
 use common::bus::{BusConfig, InProcessBus};
 use common::client::ClientConfig;
 use common::db::PoolSettings;
@@ -20,6 +20,8 @@ pub struct Shop {
     pub order_settings: order_service::Settings,
     pub http: reqwest::Client,
     pub admin: String,
+    /// The service client's secret auth-service knows (random per shop).
+    pub service_secret: String,
     _dir: tempfile::TempDir,
 }
 
@@ -46,6 +48,8 @@ pub async fn sql_backends(dir: &std::path::Path) -> Vec<(Url, Url)> {
 impl Shop {
     pub async fn start(orders_db: Url, inventory_db: Url, client_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let service_secret = uuid::Uuid::new_v4().simple().to_string();
+        let service_client = ClientCredentials::new("order-service", &service_secret).unwrap();
         let auth_settings = auth_service::Settings {
             server: ServerSettings::for_tests(),
             database_url: format!("sqlite://{}/auth.db", dir.path().display()).parse().unwrap(),
@@ -63,6 +67,10 @@ impl Shop {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
             refresh_family_lifetime: Duration::from_secs(24 * 3600),
+            service_tokens: auth_service::clients::ServiceTokenSettings {
+                client: Some(service_client.clone()),
+                ttl: Duration::from_secs(300),
+            },
         };
         let auth = Running::spawn(move |l, s| auth_service::run(auth_settings, l, s)).await;
         auth.ready().await;
@@ -97,6 +105,8 @@ impl Shop {
             pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
             product_url: products.url("").parse().unwrap(),
             inventory_url: inventory.url("").parse().unwrap(),
+            auth_url: auth.url("").parse().unwrap(),
+            service_client,
             bus: BusConfig::InProcess(InProcessBus::new()),
             orders_topic: common::events::ORDERS_TOPIC.to_owned(),
             verifier: verifier(&jwks),
@@ -110,7 +120,18 @@ impl Shop {
 
         let http = reqwest::Client::new();
         let admin = login(&http, &auth, "admin@example.com", "admin-password-1").await;
-        Self { auth, products, inventory, inventory_settings, orders, order_settings, http, admin, _dir: dir }
+        Self {
+            auth,
+            products,
+            inventory,
+            inventory_settings,
+            orders,
+            order_settings,
+            http,
+            admin,
+            service_secret,
+            _dir: dir,
+        }
     }
 
     pub async fn customer(&self, email: &str) -> String {

@@ -125,15 +125,7 @@ async fn listing_filters_sorts_and_pages_and_rejects_bad_parameters() {
             assert_eq!(response.status(), 422, "{bad}");
         }
 
-        let lookup: Value = catalog
-            .http
-            .get(catalog.service.url("/internal/products?skus=A-1,C-1,NOPE"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let lookup: Value = catalog.lookup_as(Some(&catalog.service_token), "A-1,C-1,NOPE").await.json().await.unwrap();
         assert_eq!(lookup["items"].as_array().unwrap().len(), 2);
         catalog.stop().await;
     }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use common::auth::{Expectations, VerifierSettings};
+use common::auth::{ClientCredentials, Expectations, VerifierSettings};
 use common::db::PoolSettings;
 use common::settings::ServerSettings;
 use common::test_util::{Running, real_dependency, unique_name};
@@ -44,12 +44,15 @@ pub struct Catalog {
     pub http: reqwest::Client,
     pub admin: String,
     pub customer: String,
+    /// What order-service would present: a service token from auth-service.
+    pub service_token: String,
     _dir: tempfile::TempDir,
 }
 
 impl Catalog {
     pub async fn start(database_url: Url) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        let secret = uuid::Uuid::new_v4().simple().to_string();
         let auth_settings = auth_service::Settings {
             server: ServerSettings::for_tests(),
             database_url: format!("sqlite://{}/auth.db", dir.path().display()).parse().unwrap(),
@@ -67,6 +70,10 @@ impl Catalog {
             access_ttl: Duration::from_secs(900),
             refresh_ttl: Duration::from_secs(3600),
             refresh_family_lifetime: Duration::from_secs(24 * 3600),
+            service_tokens: auth_service::clients::ServiceTokenSettings {
+                client: Some(ClientCredentials::new("order-service", &secret).unwrap()),
+                ttl: Duration::from_secs(300),
+            },
         };
         let auth = Running::spawn(move |l, s| auth_service::run(auth_settings, l, s)).await;
         auth.ready().await;
@@ -86,10 +93,21 @@ impl Catalog {
             .unwrap();
         let admin = login("admin@example.com", "admin-password-1").await;
         let customer = login("shopper@example.com", "shopper-password").await;
+        let token: Value = http
+            .post(auth.url("/internal/token"))
+            .basic_auth("order-service", Some(&secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let service_token = token["access_token"].as_str().unwrap().to_owned();
         let settings = settings(database_url, auth.url("/.well-known/jwks.json").parse().unwrap());
         let service = Running::spawn(move |l, s| product_service::run(settings, l, s)).await;
         service.ready().await;
-        Self { service, auth, http, admin, customer, _dir: dir }
+        Self { service, auth, http, admin, customer, service_token, _dir: dir }
     }
 
     pub async fn create(&self, body: Value) -> reqwest::Response {
@@ -100,6 +118,15 @@ impl Catalog {
         let response = self.http.get(self.service.url(&format!("/api/products{query}"))).send().await.unwrap();
         assert_eq!(response.status(), 200, "{query}");
         response.json().await.unwrap()
+    }
+
+    /// `GET /internal/products?skus=...` with `token` (none: anonymous).
+    pub async fn lookup_as(&self, token: Option<&str>, skus: &str) -> reqwest::Response {
+        let mut request = self.http.get(self.service.url(&format!("/internal/products?skus={skus}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().await.unwrap()
     }
 
     pub async fn stop(self) {

@@ -1,0 +1,178 @@
+//! order-service's identity towards product- and inventory-service: a service token
+//! from auth-service (client-credentials grant), kept until shortly before it expires.
+//!
+//! The token is renewed once half its lifetime has passed. While a renewal is under
+//! way, or after one failed, requests go on with the current token as long as it has
+//! [`MIN_REMAINING`] left: an auth-service outage costs placements nothing for about
+//! half a token's lifetime.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::auth::ClientCredentials;
+use common::client::ResilientClient;
+use reqwest::Method;
+use secrecy::ExposeSecret as _;
+use serde::Deserialize;
+use tokio::time::Instant;
+use url::Url;
+
+use crate::clients::Unavailable;
+
+/// A token with less than this left is not sent: it could expire on the way.
+pub const MIN_REMAINING: Duration = Duration::from_secs(15);
+/// After a failed renewal, the next attempt waits this long (the current token is used).
+const RETRY_RENEWAL_AFTER: Duration = Duration::from_secs(1);
+const NAME: &str = "auth-service";
+
+/// Fetches and caches the service token; cheap to clone, shared by every client.
+#[derive(Clone)]
+pub struct ServiceToken {
+    client: ResilientClient,
+    url: Url,
+    credentials: ClientCredentials,
+    current: Arc<Mutex<Option<Cached>>>,
+    /// When the last fetch failed: requests waiting for a token then fail at once
+    /// instead of each waiting for another attempt.
+    failed_at: Arc<Mutex<Option<Instant>>>,
+    /// Held by the one request that fetches; others wait on it only when no token is usable.
+    fetching: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl std::fmt::Debug for ServiceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceToken")
+            .field("url", &self.url.as_str())
+            .field("client_id", &self.credentials.client_id())
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: String,
+    renew_at: Instant,
+    usable_until: Instant,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    expires_in: u64,
+}
+
+impl ServiceToken {
+    /// `auth` is auth-service's base URL; the token comes from `<auth>/internal/token`.
+    pub fn new(client: ResilientClient, auth: &Url, credentials: ClientCredentials) -> Result<Self, url::ParseError> {
+        Ok(Self {
+            client,
+            url: auth.join("internal/token")?,
+            credentials,
+            current: Arc::default(),
+            failed_at: Arc::default(),
+            fetching: Arc::default(),
+        })
+    }
+
+    /// A token to send now: the cached one, or a new one.
+    pub async fn bearer(&self) -> Result<String, Unavailable> {
+        if let Some(cached) = self.cached() {
+            let now = Instant::now();
+            if now < cached.renew_at {
+                return Ok(cached.token);
+            }
+            if now < cached.usable_until {
+                // Due for renewal but still good: one request renews, the others go on.
+                let Ok(_renewing) = self.fetching.try_lock() else { return Ok(cached.token) };
+                return Ok(match self.fetch().await {
+                    Ok(fresh) => fresh,
+                    Err(err) => {
+                        tracing::warn!(error = %err, "service token renewal failed; the current one is still valid");
+                        self.postpone_renewal(&cached.token);
+                        cached.token
+                    }
+                });
+            }
+        }
+        let _fetching = self.fetching.lock().await;
+        // Another request may have fetched one while this one waited.
+        if let Some(cached) = self.cached().filter(|c| Instant::now() < c.usable_until) {
+            return Ok(cached.token);
+        }
+        let failed_at = *self.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failed_at.is_some_and(|at| at.elapsed() < RETRY_RENEWAL_AFTER) {
+            return Err(Unavailable {
+                service: NAME,
+                reason: "no service token: the last request for one failed just now".into(),
+                retry_after_secs: 1,
+            });
+        }
+        let fetched = self.fetch().await;
+        *self.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fetched.is_err().then(Instant::now);
+        fetched
+    }
+
+    /// Drops `token` if it is still the cached one (a service refused it).
+    pub fn forget(&self, token: &str) {
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if current.as_ref().is_some_and(|c| c.token == token) {
+            *current = None;
+        }
+    }
+
+    fn cached(&self) -> Option<Cached> {
+        self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn postpone_renewal(&self, token: &str) {
+        let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(cached) = current.as_mut().filter(|c| c.token == token) {
+            cached.renew_at = Instant::now() + RETRY_RENEWAL_AFTER;
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    async fn fetch(&self) -> Result<String, Unavailable> {
+        let started = Instant::now();
+        let request = self
+            .client
+            .request(Method::POST, self.url.clone())
+            .basic_auth(self.credentials.client_id(), Some(self.credentials.secret().expose_secret()))
+            .form(&[("grant_type", "client_credentials")]);
+        let response = self.client.send(request).await.map_err(|err| Unavailable {
+            service: NAME,
+            reason: err.to_string(),
+            retry_after_secs: err.retry_after_secs(),
+        })?;
+        let status = response.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::BAD_REQUEST {
+            // Configuration, not an outage: the secret differs from auth-service's.
+            tracing::error!(
+                %status,
+                client_id = self.credentials.client_id(),
+                "auth-service refused this service's credentials: ECOM_SERVICE_CLIENT_SECRET[_FILE] must hold \
+                 the same secret as auth-service's"
+            );
+        }
+        if !status.is_success() {
+            return Err(Unavailable {
+                service: NAME,
+                reason: format!("token request answered {status}"),
+                retry_after_secs: 1,
+            });
+        }
+        let body: TokenResponse = response.json().await.map_err(|e| Unavailable {
+            service: NAME,
+            reason: format!("unreadable token answer: {e}"),
+            retry_after_secs: 1,
+        })?;
+        let lifetime = Duration::from_secs(body.expires_in);
+        let cached = Cached {
+            token: body.access_token.clone(),
+            renew_at: started + lifetime / 2,
+            usable_until: started + lifetime.saturating_sub(MIN_REMAINING).max(lifetime / 2),
+        };
+        *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached);
+        Ok(body.access_token)
+    }
+}

@@ -1,0 +1,80 @@
+//! order-service proves its identity to product- and inventory-service with a service
+//! token from auth-service; without the right client secret it cannot touch stock.
+
+use common::auth::ClientCredentials;
+use common::client::{ClientConfig, ResilientClient};
+use common::test_util::Running;
+use order_service::service_token::ServiceToken;
+use serde_json::json;
+
+use crate::support::{Shop, sql_backends};
+
+fn token_source(shop: &Shop, secret: &str) -> ServiceToken {
+    let config = ClientConfig::from_env(&common::settings::Env::default()).unwrap();
+    ServiceToken::new(
+        ResilientClient::new("auth-service", &config).unwrap(),
+        &shop.auth.url("").parse().unwrap(),
+        ClientCredentials::new("order-service", secret).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn the_service_token_is_fetched_once_reused_and_fetched_again_once_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
+    let shop = Shop::start(orders_db, inventory_db, &[]).await;
+    let tokens = token_source(&shop, &shop.service_secret);
+
+    let first = tokens.bearer().await.unwrap();
+    assert_eq!(tokens.bearer().await.unwrap(), first, "a valid token was not reused");
+    // A clone shares the cache: one token for product- and inventory-service.
+    assert_eq!(tokens.clone().bearer().await.unwrap(), first);
+
+    tokens.forget(&first);
+    let second = tokens.bearer().await.unwrap();
+    assert_ne!(second, first, "a refused token was sent again");
+
+    // And it opens the internal endpoints.
+    shop.product("SI-1", 500, "EUR", 3).await;
+    let response =
+        shop.http.get(shop.products.url("/internal/products?skus=SI-1")).bearer_auth(&second).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn an_order_service_with_the_wrong_client_secret_answers_503_and_reserves_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
+    let shop = Shop::start(orders_db, inventory_db, &[]).await;
+    shop.product("SI-2", 700, "EUR", 4).await;
+    let customer = shop.customer("impostor-victim@example.com").await;
+
+    let wrong = uuid::Uuid::new_v4().simple().to_string();
+    let impostor_dir = tempfile::tempdir().unwrap();
+    let settings = order_service::Settings {
+        database_url: format!("sqlite://{}/orders.db", impostor_dir.path().display()).parse().unwrap(),
+        service_client: ClientCredentials::new("order-service", &wrong).unwrap(),
+        ..shop.order_settings.clone()
+    };
+    let impostor = Running::spawn(move |l, s| order_service::run(settings, l, s)).await;
+    impostor.ready().await;
+
+    let response = shop
+        .http
+        .post(impostor.url("/api/orders"))
+        .bearer_auth(&customer)
+        .json(&json!({"lines": [{"sku": "SI-2", "quantity": 4}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().contains_key("retry-after"));
+    assert_eq!(shop.stock("SI-2").await, (4, 0), "stock moved without a service token");
+
+    // The right secret, same everything else: the order goes through.
+    let (status, order) = shop.place(&customer, json!([{"sku": "SI-2", "quantity": 4}]), None).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(shop.stock("SI-2").await, (0, 4));
+    impostor.stop().await.unwrap();
+}
