@@ -7,12 +7,13 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use common::auth::Admin;
+use common::auth::{Admin, ServiceCaller};
 use common::http::Json;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -30,12 +31,34 @@ pub const MAX_LINES: usize = 100;
 )]
 pub struct ApiDoc;
 
+/// The endpoints order-service calls, served at `/internal/openapi.json` (never part of
+/// the public document: the gateway does not route them).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "inventory-service (internal)", description = "Reservations, for order-service."),
+    paths(reserve, release),
+    components(schemas(ReserveRequest, ReserveLine, Insufficient)),
+    modifiers(&ServiceTokenScheme),
+    tags((name = "internal", description = "Between services only; a service token from auth-service's /internal/token"))
+)]
+pub struct InternalApiDoc;
+
+struct ServiceTokenScheme;
+
+impl Modify for ServiceTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("service_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
 pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/inventory/{sku}", get(get_stock).put(put_stock))
         .route("/internal/reservations", post(reserve))
         .route("/internal/reservations/{order_id}", delete(release))
         .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .route("/internal/openapi.json", get(|| async { axum::Json(InternalApiDoc::openapi()) }))
         .with_state(state)
 }
 
@@ -103,23 +126,37 @@ async fn put_stock(
     Ok(Json(state.store.set_available(&sku, body.available).await.map_err(internal)?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
     pub order_id: Uuid,
     pub lines: Vec<ReserveLine>,
 }
 
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveLine {
     pub sku: String,
     pub quantity: i64,
 }
 
-/// Reserves every line or none (order-service only).
+/// Reserves every line or none; the same `order_id` again answers as the first call
+/// did and reserves nothing more (order-service only).
+#[utoipa::path(post, path = "/internal/reservations", tag = "internal", security(("service_token" = [])),
+    request_body = ReserveRequest,
+    responses(
+        (status = 201, description = "Reserved: `{\"order_id\", \"lines\"}`"),
+        (status = 401, description = "No service token, or one that does not verify", content_type = "application/problem+json"),
+        (status = 403, description = "A user's token (customer or admin)", content_type = "application/problem+json"),
+        (status = 409, description = "Not enough stock: `insufficient` lists each short line", content_type = "application/problem+json"),
+        (status = 422, description = "Invalid lines", content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(order_id = %body.order_id))]
-async fn reserve(State(state): State<AppState>, Json(body): Json<ReserveRequest>) -> Result<Response, Problem> {
+async fn reserve(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Json(body): Json<ReserveRequest>,
+) -> Result<Response, Problem> {
     let mut errors = Vec::new();
     if body.lines.is_empty() || body.lines.len() > MAX_LINES {
         errors.push(FieldError::new("lines", format!("must hold 1 to {MAX_LINES} lines")));
@@ -166,9 +203,21 @@ fn out_of_stock(insufficient: Vec<Insufficient>) -> Response {
         .into_response()
 }
 
-/// Releases an order's reservation; 204 also when already released or unknown.
+/// Releases an order's reservation; 204 also when already released or unknown
+/// (order-service only).
+#[utoipa::path(delete, path = "/internal/reservations/{order_id}", tag = "internal", security(("service_token" = [])),
+    params(("order_id" = Uuid, Path, description = "The order whose reservation is released")),
+    responses(
+        (status = 204, description = "Released, or nothing to release"),
+        (status = 401, description = "No service token, or one that does not verify", content_type = "application/problem+json"),
+        (status = 403, description = "A user's token (customer or admin)", content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-async fn release(State(state): State<AppState>, Path(order_id): Path<Uuid>) -> Result<StatusCode, Problem> {
+async fn release(
+    State(state): State<AppState>,
+    _caller: ServiceCaller,
+    Path(order_id): Path<Uuid>,
+) -> Result<StatusCode, Problem> {
     state.store.release(&order_id.hyphenated().to_string()).await.map_err(internal)?;
     metrics::counter!("inventory_releases_total").increment(1);
     Ok(StatusCode::NO_CONTENT)

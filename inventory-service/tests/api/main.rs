@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod reservations;
+mod service_auth;
 mod startup;
 mod stock;
 mod support;

@@ -5,11 +5,12 @@ use axum::extract::{Path, Query as QueryParams, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::auth::Admin;
+use common::auth::{Admin, ServiceCaller};
 use common::http::Json;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, OpenApi, ToSchema};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -29,12 +30,34 @@ pub const MAX_SKUS: usize = 100;
 )]
 pub struct ApiDoc;
 
+/// The endpoint order-service calls, served at `/internal/openapi.json` (never part of
+/// the public document: the gateway does not route it).
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "product-service (internal)", description = "Catalog lookups, for order-service."),
+    paths(lookup_products),
+    components(schemas(LookupResponse, Product, Money)),
+    modifiers(&ServiceTokenScheme),
+    tags((name = "internal", description = "Between services only; a service token from auth-service's /internal/token"))
+)]
+pub struct InternalApiDoc;
+
+struct ServiceTokenScheme;
+
+impl Modify for ServiceTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("service_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
 pub fn routes(state: AppState) -> Router {
     Router::new()
         .route("/api/products", get(list_products).post(create_product))
         .route("/api/products/{id}", get(get_product).put(replace_product).delete(delete_product))
         .route("/internal/products", get(lookup_products))
         .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
+        .route("/internal/openapi.json", get(|| async { axum::Json(InternalApiDoc::openapi()) }))
         .with_state(state)
 }
 
@@ -217,22 +240,34 @@ async fn delete_product(
     if state.store.delete(id).await.map_err(store_problem)? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found()) }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct LookupParams {
-    /// Comma-separated skus.
+    /// Comma-separated skus, 1 to 100.
+    #[param(example = "MUG-1,PEN-2")]
     skus: String,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LookupResponse {
     pub items: Vec<Product>,
 }
 
-/// Authoritative names and prices of several skus in one call (order-service only).
+/// Authoritative names and prices of several skus in one call; unknown skus are
+/// left out (order-service only).
+#[utoipa::path(get, path = "/internal/products", tag = "internal", security(("service_token" = [])),
+    params(LookupParams),
+    responses(
+        (status = 200, description = "The products among `skus`", body = LookupResponse),
+        (status = 401, description = "No service token, or one that does not verify", content_type = "application/problem+json"),
+        (status = 403, description = "A user's token (customer or admin)", content_type = "application/problem+json"),
+        (status = 422, description = "No sku, more than 100, or an invalid one", content_type = "application/problem+json"),
+    ))]
 #[tracing::instrument(skip_all)]
 async fn lookup_products(
     State(state): State<AppState>,
+    _caller: ServiceCaller,
     params: Result<QueryParams<LookupParams>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<LookupResponse>, Problem> {
     let QueryParams(params) = params.map_err(|e| Problem::validation(vec![FieldError::new("skus", e.body_text())]))?;

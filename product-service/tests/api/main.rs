@@ -5,5 +5,6 @@
 
 mod catalog;
 mod contract;
+mod service_auth;
 mod startup;
 mod support;
