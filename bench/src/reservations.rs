@@ -1,6 +1,7 @@
 //! Hot-sku reservations: every request takes one unit of the same sku.
 //!
-//! `service` posts `/internal/reservations` to inventory-service; `raw-sql` runs the
+//! `service` posts `/internal/reservations` to inventory-service, with a service token
+//! from auth-service (as order-service does); `raw-sql` runs the
 //! statements inventory-service runs (claim the order id, the conditional update,
 //! the line) in a transaction straight on the same database: the ceiling. Each mode
 //! then checks its books (available + reserved = the stock set, reserved = the
@@ -24,6 +25,12 @@ pub struct Args {
     /// inventory-service base URL.
     #[arg(long)]
     inventory: String,
+    /// auth-service base URL, for the service token `/internal/reservations` requires.
+    #[arg(long)]
+    auth: String,
+    /// The service client's secret (the one auth-service was started with).
+    #[arg(long, env = "ECOM_SERVICE_CLIENT_SECRET", hide_env_values = true)]
+    client_secret: String,
     /// The MySQL database inventory-service uses.
     #[arg(long)]
     mysql: String,
@@ -61,6 +68,8 @@ struct Target {
     mode: Mode,
     http: reqwest::Client,
     url: String,
+    /// The service token sent with each reservation.
+    token: String,
     db: MySqlPool,
 }
 
@@ -71,7 +80,7 @@ impl Target {
         match self.mode {
             Mode::Service => {
                 let body = json!({"order_id": order_id, "lines": [{"sku": sku, "quantity": 1}]});
-                let status = self.http.post(&self.url).json(&body).send().await?.status();
+                let status = self.http.post(&self.url).bearer_auth(&self.token).json(&body).send().await?.status();
                 match status.as_u16() {
                     201 => Ok(true),
                     409 => Ok(false),
@@ -212,13 +221,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .context("connect to MySQL")?;
     let http = reqwest::Client::builder().pool_max_idle_per_host(args.tasks).build()?;
     let url = format!("{}/internal/reservations", args.inventory.trim_end_matches('/'));
+    let token = service_token(&http, &args.auth, &args.client_secret).await?;
     let run_id = &Uuid::new_v4().simple().to_string()[..8];
 
     println!("| mode | tasks | reservations/s | p50 ms | p99 ms | reserved | refused | errors | books |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut rates = Vec::new();
     for mode in [Mode::Service, Mode::RawSql] {
-        let target = Target { mode, http: http.clone(), url: url.clone(), db: db.clone() };
+        let target = Target { mode, http: http.clone(), url: url.clone(), token: token.clone(), db: db.clone() };
         let sku = format!("HOT-{run_id}-{}", rates.len());
         let stock = 100_000_000;
         set_stock(&db, &sku, stock).await?;
@@ -254,7 +264,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!("| mode | reserved | refused | errors | available after | oversold |");
     println!("|---|---:|---:|---:|---:|---:|");
     for mode in [Mode::Service, Mode::RawSql] {
-        let target = Target { mode, http: http.clone(), url: url.clone(), db: db.clone() };
+        let target = Target { mode, http: http.clone(), url: url.clone(), token: token.clone(), db: db.clone() };
         let sku = format!("DRAIN-{run_id}-{}", mode.label().len());
         set_stock(&db, &sku, args.drain_units).await?;
         let budget = u64::try_from(args.drain_units * 2)?;
@@ -271,4 +281,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A service token from auth-service's client-credentials grant, as order-service gets one.
+async fn service_token(http: &reqwest::Client, auth: &str, secret: &str) -> anyhow::Result<String> {
+    let response = http
+        .post(format!("{}/internal/token", auth.trim_end_matches('/')))
+        .basic_auth("order-service", Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .context("ask auth-service for a service token")?;
+    ensure!(response.status().is_success(), "auth-service refused a service token: {}", response.status());
+    let body: serde_json::Value = response.json().await?;
+    body["access_token"].as_str().map(str::to_owned).context("no access_token in the token answer")
 }

@@ -83,6 +83,9 @@ done
 db_url() { echo "$MYSQL_BASE/${RUN}_$1"; }
 
 TOPIC="bench.orders.$RUN"
+# order-service's (and the reservations benchmark's) client secret towards auth-service.
+ECOM_SERVICE_CLIENT_SECRET="$(openssl rand -hex 32)"
+export ECOM_SERVICE_CLIENT_SECRET
 common_env=(RUST_LOG=warn ECOM_LOG_FORMAT=json ECOM_JWKS_URL=http://127.0.0.1:19081/.well-known/jwks.json)
 # BENCH_OTLP=1: export spans to the test stack's trace backend (costs some CPU; off for the numbers).
 [[ "${BENCH_OTLP:-0}" == 1 ]] && common_env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$ECOM_TEST_OTLP_ENDPOINT")
@@ -96,11 +99,12 @@ start() {
 
 log "starting the six services (MariaDB, FerretDB, Kafka, Mailpit)"
 start auth-service 19081 DATABASE_URL="$(db_url auth)" ECOM_JWT_SIGNING_KEY_FILE="$WORK/key.pem" \
-    ECOM_JWT_GENERATE_KEY=true ECOM_ACCESS_TOKEN_TTL_SECS=3600
+    ECOM_JWT_GENERATE_KEY=true ECOM_ACCESS_TOKEN_TTL_SECS=3600 ECOM_SERVICE_TOKEN_TTL_SECS=3600
 start product-service 19082 DATABASE_URL="${ECOM_TEST_MONGODB_URL%/}/${RUN}_products"
 start inventory-service 19084 DATABASE_URL="$(db_url inventory)"
 start order-service 19083 DATABASE_URL="$(db_url orders)" ECOM_KAFKA_BROKERS="$ECOM_TEST_KAFKA_BROKERS" \
-    ECOM_ORDERS_TOPIC="$TOPIC" ECOM_PRODUCT_URL=http://127.0.0.1:19082 ECOM_INVENTORY_URL=http://127.0.0.1:19084
+    ECOM_ORDERS_TOPIC="$TOPIC" ECOM_PRODUCT_URL=http://127.0.0.1:19082 ECOM_INVENTORY_URL=http://127.0.0.1:19084 \
+    ECOM_AUTH_URL=http://127.0.0.1:19081
 start notification-service 19085 DATABASE_URL="$(db_url notification)" ECOM_KAFKA_BROKERS="$ECOM_TEST_KAFKA_BROKERS" \
     ECOM_ORDERS_TOPIC="$TOPIC" ECOM_KAFKA_GROUP="bench-$RUN" ECOM_SMTP_URL="$ECOM_TEST_SMTP_URL"
 start api-gateway 19080 ECOM_AUTH_URL=http://127.0.0.1:19081 ECOM_PRODUCT_URL=http://127.0.0.1:19082 \
@@ -129,7 +133,8 @@ available - ? ... WHERE sku = ? AND available >= ?\`, the line) in one transacti
 connections, straight on the same MariaDB: the ceiling.
 
 EOF
-"$BIN/ecom-bench" reservations --inventory http://127.0.0.1:19084 --mysql "$(db_url inventory)" \
+"$BIN/ecom-bench" reservations --inventory http://127.0.0.1:19084 --auth http://127.0.0.1:19081 \
+    --mysql "$(db_url inventory)" \
     --tasks "$TASKS" --sql-connections 10 --seconds "$SECONDS_PER_RUN"
 fi
 

@@ -47,6 +47,8 @@ for port in 8080 8081 8082 8083 8084 8085 18080 18081 18082 18083 18084 18085 "$
 done
 
 WORK="$(mktemp -d /tmp/ecom-bench-footprint.XXXXXX)"
+# auth- and order-service refuse to start without the service client's secret.
+SERVICE_SECRET="$(openssl rand -hex 32)"
 CURRENT_PID=""
 cleanup() {
     local rc=$?
@@ -136,10 +138,12 @@ for s in "${SERVICES[@]}"; do
         vars=(ECOM_BIND_ADDR="127.0.0.1:$port" RUST_LOG=warn ECOM_JWKS_URL="$closed/.well-known/jwks.json")
         case $s in
             api-gateway) vars+=(ECOM_AUTH_URL="$closed" ECOM_PRODUCT_URL="$closed" ECOM_ORDER_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
-            auth-service) vars+=(DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true) ;;
+            auth-service) vars+=(DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true
+                ECOM_SERVICE_CLIENT_SECRET="$SERVICE_SECRET") ;;
             product-service) vars+=(DATABASE_URL="sqlite://$dir/products.db") ;;
             order-service) vars+=(DATABASE_URL="sqlite://$dir/orders.db" ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT"
-                ECOM_PRODUCT_URL="$closed" ECOM_INVENTORY_URL="$closed") ;;
+                ECOM_PRODUCT_URL="$closed" ECOM_INVENTORY_URL="$closed" ECOM_AUTH_URL="$closed"
+                ECOM_SERVICE_CLIENT_SECRET="$SERVICE_SECRET") ;;
             inventory-service) vars+=(DATABASE_URL="sqlite://$dir/inventory.db") ;;
             notification-service) vars+=(DATABASE_URL="sqlite://$dir/notifications.db"
                 ECOM_KAFKA_BROKERS="127.0.0.1:$CLOSED_PORT" ECOM_MAIL_DIR="$dir/mail") ;;
@@ -200,6 +204,7 @@ for variant in default mmap-threshold; do
     env -i PATH="$PATH" HOME="$dir" "${tunables[@]}" ECOM_BIND_ADDR=127.0.0.1:18081 RUST_LOG=warn \
         DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true \
         ECOM_ADMIN_EMAIL=bench@example.com ECOM_ADMIN_PASSWORD=bench-password-1 \
+        ECOM_SERVICE_CLIENT_SECRET="$SERVICE_SECRET" \
         "$BIN/auth-service" >"$WORK/auth-logins-$variant.log" 2>&1 &
     CURRENT_PID=$!
     for _ in $(seq 3000); do

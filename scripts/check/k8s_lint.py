@@ -2,9 +2,11 @@
 
     k8s_lint.py vars                      every ECOM_* name under k8s/ and in
                                           docs/kubernetes.md is read by the Rust code
-    k8s_lint.py build NAME FILE [--pinned] [--external-secrets]
+    k8s_lint.py build NAME FILE [--pinned] [--external-secrets] [--external-secret=NAME]
                                           one `kustomize build` output: the ecom
-                                          Deployments and everything they refer to
+                                          Deployments and everything they refer to;
+                                          Secrets created by hand (every one, or the
+                                          one named) must be in docs/kubernetes.md
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -74,7 +76,7 @@ def labels_match(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def check_build(name, path, pinned, external_secrets):
+def check_build(name, path, pinned, external_secrets, external_names=()):
     docs = [d for d in yaml.safe_load_all(pathlib.Path(path).read_text(encoding="utf-8")) if d]
     objects = {}
     for d in docs:
@@ -98,7 +100,7 @@ def check_build(name, path, pinned, external_secrets):
     def resolve(kind, ref, d):
         if (kind, ref) in objects:
             return objects[(kind, ref)]
-        if kind == "Secret" and external_secrets:
+        if kind == "Secret" and (external_secrets or ref in external_names):
             if not re.search(rf"create secret (generic|tls) {re.escape(ref)}\b", doc_text):
                 problem(where(d), f"Secret {ref} is neither generated nor documented in docs/kubernetes.md")
         else:
@@ -259,7 +261,9 @@ def main(argv):
     if argv[:1] == ["vars"]:
         check_vars()
     elif argv[:1] == ["build"] and len(argv) >= 3:
-        check_build(argv[1], argv[2], "--pinned" in argv[3:], "--external-secrets" in argv[3:])
+        options = argv[3:]
+        external_names = [o.split("=", 1)[1] for o in options if o.startswith("--external-secret=")]
+        check_build(argv[1], argv[2], "--pinned" in options, "--external-secrets" in options, external_names)
     else:
         print(__doc__, file=sys.stderr)
         return 2
