@@ -128,10 +128,8 @@ pub async fn start(
     // order-service's client secret towards auth-service: new at every start, held
     // only in this process (the tokens it buys live minutes; nothing needs it later).
     let service_secret = Alphanumeric.sample_string(&mut rand::rng(), 48);
-    let service_client = [
-        ("ECOM_SERVICE_CLIENT_SECRET", service_secret),
-        ("ECOM_SERVICE_CLIENT_SECRET_FILE", String::new()),
-    ];
+    let service_client =
+        [("ECOM_SERVICE_CLIENT_SECRET", service_secret), ("ECOM_SERVICE_CLIENT_SECRET_FILE", String::new())];
 
     let jwks_url = format!("{}/.well-known/jwks.json", url_of("auth-service"));
     let service_env = |pairs: &[(&str, String)]| {

@@ -49,6 +49,8 @@ impl std::fmt::Debug for Settings {
             .field("pool", &self.pool)
             .field("product_url", &redact_url(&self.product_url))
             .field("inventory_url", &redact_url(&self.inventory_url))
+            .field("auth_url", &redact_url(&self.auth_url))
+            .field("service_client", &self.service_client)
             .field("bus", &self.bus)
             .field("orders_topic", &self.orders_topic)
             .field("verifier", &self.verifier)
