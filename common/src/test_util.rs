@@ -157,14 +157,20 @@ impl ChildService {
             .kill_on_drop(true)
             .spawn()
             .expect("start the service binary");
-        let child = Self { process, port, log, binary, args, env };
+        let mut child = Self { process, port, log, binary, args, env };
         let url = child.url("/health/ready");
-        let ready = eventually(std::time::Duration::from_secs(30), || async {
-            (reqwest::get(&url).await.ok()?.status() == 200).then_some(())
-        })
-        .await;
-        assert!(ready.is_some(), "{} {:?} never became ready:\n{}", child.binary, child.args, child.log_tail());
-        child
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(Some(status)) = child.process.try_wait() {
+                panic!("{} {:?} exited at start ({status}):\n{}", child.binary, child.args, child.log_tail());
+            }
+            if reqwest::get(&url).await.is_ok_and(|r| r.status() == 200) {
+                return child;
+            }
+            let waited = tokio::time::Instant::now() < until;
+            assert!(waited, "{} {:?} never became ready:\n{}", child.binary, child.args, child.log_tail());
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -175,10 +181,10 @@ impl ChildService {
         std::net::SocketAddr::from(([127, 0, 0, 1], self.port))
     }
 
-    /// The last 20 lines of the log, for failure messages.
+    /// The last 20 lines of the log, for failure messages (without backtraces).
     pub fn log_tail(&self) -> String {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
+        let lines: Vec<&str> = log.lines().filter(|l| !l.starts_with(char::is_whitespace)).collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
@@ -190,7 +196,13 @@ impl ChildService {
     /// SIGKILL, then the same command again, on a new port (as a restarted pod gets a
     /// new address); returns once the new process is ready.
     pub async fn kill_and_restart(&mut self) {
+        self.kill_and_restart_after(async {}).await;
+    }
+
+    /// As [`ChildService::kill_and_restart`], doing `meanwhile` between the two.
+    pub async fn kill_and_restart_after(&mut self, meanwhile: impl Future<Output = ()>) {
         self.process.kill().await.expect("kill the service");
+        meanwhile.await;
         let (binary, args, env, log) = (self.binary.clone(), self.args.clone(), self.env.clone(), self.log.clone());
         *self = Self::launch(binary, args, env, log).await;
     }
@@ -421,39 +433,42 @@ impl Drop for TcpProxy {
 pub struct TcpBalancer {
     pub addr: std::net::SocketAddr,
     backends: std::sync::Arc<std::sync::Mutex<Vec<std::net::SocketAddr>>>,
-    unanswered: Vec<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    pending: Pending,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// Requests the backends have not started to answer: per connection, its slot and the
+/// request's first bytes (for HTTP, the request line).
+type Pending = std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, (usize, Vec<u8>)>>>;
+
 impl TcpBalancer {
     pub async fn start(backends: &[std::net::SocketAddr]) -> Self {
-        use std::sync::Arc;
-        use std::sync::atomic::{AtomicUsize, Ordering};
+        use std::sync::atomic::{AtomicU64, Ordering};
         assert!(!backends.is_empty(), "a balancer needs a backend");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("bound address");
-        let slots = Arc::new(std::sync::Mutex::new(backends.to_vec()));
-        let unanswered: Vec<Arc<AtomicUsize>> = backends.iter().map(|_| Arc::default()).collect();
-        let (accept_slots, accept_unanswered) = (slots.clone(), unanswered.clone());
+        let slots = std::sync::Arc::new(std::sync::Mutex::new(backends.to_vec()));
+        let pending = Pending::default();
+        let (accept_slots, accept_pending) = (slots.clone(), pending.clone());
         let task = tokio::spawn(async move {
-            let next = AtomicUsize::new(0);
+            let next = AtomicU64::new(0);
             while let Ok((inbound, _)) = listener.accept().await {
-                let first = next.fetch_add(1, Ordering::Relaxed);
-                let (slots, unanswered) = (accept_slots.clone(), accept_unanswered.clone());
+                let id = next.fetch_add(1, Ordering::Relaxed);
+                let (slots, pending) = (accept_slots.clone(), accept_pending.clone());
                 tokio::spawn(async move {
-                    let Some((index, outbound)) = connect_in_turn(&slots, first).await else { return };
-                    let asked =
-                        Asked { open: std::sync::atomic::AtomicBool::new(false), count: unanswered[index].clone() };
+                    let first = usize::try_from(id).unwrap_or_default();
+                    let Some((slot, outbound)) = connect_in_turn(&slots, first).await else { return };
+                    let exchange = Exchange { pending, id, slot };
                     let (mut from_client, mut to_client) = inbound.into_split();
                     let (mut from_backend, mut to_backend) = outbound.into_split();
                     tokio::select! {
-                        _ = forward_requests(&mut from_client, &mut to_backend, &asked) => {}
-                        _ = forward_answers(&mut from_backend, &mut to_client, &asked) => {}
+                        _ = exchange.requests(&mut from_client, &mut to_backend) => {}
+                        _ = exchange.answers(&mut from_backend, &mut to_client) => {}
                     }
                 });
             }
         });
-        Self { addr, backends: slots, unanswered, task }
+        Self { addr, backends: slots, pending, task }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -467,10 +482,14 @@ impl TcpBalancer {
         }
     }
 
-    /// How many connections to slot `index` carry a request its backend has not
-    /// started to answer.
-    pub fn requests_in_flight(&self, index: usize) -> usize {
-        self.unanswered[index].load(std::sync::atomic::Ordering::SeqCst)
+    /// How many requests whose first bytes contain `marker` (any request for an empty
+    /// one) the backend of slot `index` (any backend for `None`) holds without having
+    /// started to answer them.
+    pub fn requests_in_flight(&self, index: Option<usize>, marker: &str) -> usize {
+        let Ok(pending) = self.pending.lock() else { return 0 };
+        let marker = marker.as_bytes();
+        let matches = |head: &[u8]| marker.is_empty() || head.windows(marker.len()).any(|w| w == marker);
+        pending.values().filter(|(slot, head)| index.is_none_or(|i| i == *slot) && matches(head)).count()
     }
 }
 
@@ -492,21 +511,63 @@ async fn connect_in_turn(
     None
 }
 
-/// Copies the client's bytes to the backend, noting that they await an answer.
-async fn forward_requests(
-    from: &mut tokio::net::tcp::OwnedReadHalf,
-    to: &mut tokio::net::tcp::OwnedWriteHalf,
-    asked: &Asked,
-) -> std::io::Result<()> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
+/// One balanced connection, noting in the balancer's pending list which request it
+/// forwarded and is still waiting on; forgotten when answered or closed.
+struct Exchange {
+    pending: Pending,
+    id: u64,
+    slot: usize,
+}
+
+impl Exchange {
+    const HEAD: usize = 256;
+
+    async fn requests(
+        &self,
+        from: &mut tokio::net::tcp::OwnedReadHalf,
+        to: &mut tokio::net::tcp::OwnedWriteHalf,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = from.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if let Ok(mut pending) = self.pending.lock() {
+                pending.entry(self.id).or_insert_with(|| (self.slot, buf[..n.min(Self::HEAD)].to_vec()));
+            }
+            to.write_all(&buf[..n]).await?;
         }
-        asked.asked();
-        to.write_all(&buf[..n]).await?;
+    }
+
+    async fn answers(
+        &self,
+        from: &mut tokio::net::tcp::OwnedReadHalf,
+        to: &mut tokio::net::tcp::OwnedWriteHalf,
+    ) -> std::io::Result<()> {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            let n = from.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.answered();
+            to.write_all(&buf[..n]).await?;
+        }
+    }
+
+    fn answered(&self) {
+        if let Ok(mut pending) = self.pending.lock() {
+            pending.remove(&self.id);
+        }
+    }
+}
+
+impl Drop for Exchange {
+    fn drop(&mut self) {
+        self.answered();
     }
 }
 

@@ -24,12 +24,12 @@ enum Command {
     /// environment variables, stopped by SIGTERM or Ctrl-C.
     Serve {
         #[arg(value_enum)]
-        service: Service,
+        service: ServiceName,
     },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
-enum Service {
+enum ServiceName {
     ApiGateway,
     AuthService,
     ProductService,
@@ -45,23 +45,23 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Dev { data_dir } => ecom::dev::main(data_dir).await,
         Command::Serve { service } => match service {
-            Service::ApiGateway => {
+            ServiceName::ApiGateway => {
                 run_main(api_gateway::SERVICE, api_gateway::Settings::from_env, api_gateway::run).await
             }
-            Service::AuthService => {
+            ServiceName::AuthService => {
                 run_main(auth_service::SERVICE, auth_service::Settings::from_env, auth_service::run).await
             }
-            Service::ProductService => {
+            ServiceName::ProductService => {
                 run_main(product_service::SERVICE, product_service::Settings::from_env, product_service::run).await
             }
-            Service::OrderService => {
+            ServiceName::OrderService => {
                 run_main(order_service::SERVICE, order_service::Settings::from_env, order_service::run).await
             }
-            Service::InventoryService => {
+            ServiceName::InventoryService => {
                 run_main(inventory_service::SERVICE, inventory_service::Settings::from_env, inventory_service::run)
                     .await
             }
-            Service::NotificationService => {
+            ServiceName::NotificationService => {
                 run_main(
                     notification_service::SERVICE,
                     notification_service::Settings::from_env,

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod durability;
+mod faults;
 mod logs;
 mod metrics;
 mod real_stack;
@@ -15,6 +16,32 @@ use std::time::Duration;
 use common::settings::Env;
 use ecom::dev::{self, Ports};
 use tokio_util::sync::CancellationToken;
+
+/// Tests on the real stack share its one Kafka broker, and some of them stop it.
+static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Stops the stack's Kafka; starts it again when dropped, also after a failed assertion.
+/// Both block: call them from `spawn_blocking`.
+struct BrokerStopped;
+
+fn stack(command: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
+    let status = Command::new("bash").args([script, command, "kafka"]).stdout(Stdio::null()).status().unwrap();
+    assert!(status.success(), "scripts/stack.sh {command} kafka failed");
+}
+
+impl BrokerStopped {
+    fn new() -> Self {
+        stack("down");
+        Self
+    }
+}
+
+impl Drop for BrokerStopped {
+    fn drop(&mut self) {
+        stack("up");
+    }
+}
 
 const ANY_PORT: Ports = Ports { gateway: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
 

@@ -11,18 +11,17 @@ use common::test_util::{
 };
 use serde_json::{Value, json};
 
-/// Tests here share the one Kafka broker, and one of them stops it.
-static BROKER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+use crate::{BROKER, BrokerStopped};
 
-struct Backends {
-    mysql: String,
-    mongodb: String,
-    brokers: String,
-    smtp: String,
-    mailpit: String,
+pub(crate) struct Backends {
+    pub(crate) mysql: String,
+    pub(crate) mongodb: String,
+    pub(crate) brokers: String,
+    pub(crate) smtp: String,
+    pub(crate) mailpit: String,
 }
 
-fn backends() -> Option<Backends> {
+pub(crate) fn backends() -> Option<Backends> {
     Some(Backends {
         mysql: real_dependency("ECOM_TEST_MYSQL_URL")?,
         mongodb: real_dependency("ECOM_TEST_MONGODB_URL")?,
@@ -257,32 +256,6 @@ async fn an_order_through_the_gateway_sends_one_confirmation_and_its_cancellatio
     })
     .await;
     assert!(lag.is_some(), "no kafka_consumer_lag series for the topic");
-}
-
-/// Stops the stack's Kafka; starts it again when dropped, also after a failed assertion.
-struct BrokerStopped;
-
-fn stack(command: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/stack.sh");
-    let status = std::process::Command::new("bash")
-        .args([script, command, "kafka"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(status.success(), "scripts/stack.sh {command} kafka failed");
-}
-
-impl BrokerStopped {
-    fn new() -> Self {
-        stack("down");
-        Self
-    }
-}
-
-impl Drop for BrokerStopped {
-    fn drop(&mut self) {
-        stack("up");
-    }
 }
 
 #[tokio::test]
