@@ -1,5 +1,6 @@
 //! api-gateway: the only public entry.
 
+pub mod edge;
 pub mod proxy;
 pub mod routes;
 pub mod settings;
@@ -7,9 +8,11 @@ pub mod state;
 
 use std::time::Duration;
 
+use anyhow::Context as _;
 use axum::Router;
+use axum::middleware;
 use common::health::Health;
-use common::server::{self, StackConfig};
+use common::server;
 use http::{HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -21,12 +24,32 @@ pub use state::AppState;
 
 pub const SERVICE: &str = "api-gateway";
 pub const DEFAULT_PORT: u16 = 8080;
+/// The operations port of the deployments (compose, Kubernetes) and of `ecom dev`.
+pub const DEFAULT_OPS_PORT: u16 = 9080;
 
-/// The gateway's routes inside the standard stack. It is ready once it holds
-/// auth-service's signing keys (fetched on demand).
+/// The gateway's public routes inside the standard stack: every path under the rate
+/// budget, every answer with the security headers, and no `/metrics` (that is on the
+/// operations listener, [`ops_router`]). It is ready once it holds auth-service's signing
+/// keys (fetched on demand).
 pub fn router(state: AppState, settings: &Settings) -> Router {
+    let health = health(&state);
+    let mut routes = routes::routes(state.clone());
+    if let Some(cors) = cors(&settings.cors_origins) {
+        routes = routes.layer(cors);
+    }
+    let budget = move |router: Router| router.layer(middleware::from_fn_with_state(state, edge::rate_limit));
+    server::edge_stack(routes, health, server::stack_config(SERVICE, &settings.server), budget)
+        .layer(middleware::from_fn(edge::security_headers))
+}
+
+/// `/metrics` and `/health/*`, for the operations listener (`ECOM_OPS_BIND_ADDR`).
+pub fn ops_router(state: &AppState, settings: &Settings) -> Router {
+    server::ops_stack(health(state), server::stack_config(SERVICE, &settings.server))
+}
+
+fn health(state: &AppState) -> Health {
     let verifier = state.verifier.clone();
-    let health = Health::new().check("jwks", move || {
+    Health::new().check("jwks", move || {
         let verifier = verifier.clone();
         async move {
             if verifier.has_keys().await {
@@ -34,12 +57,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
             }
             verifier.refresh().await
         }
-    });
-    let mut routes = routes::routes(state);
-    if let Some(cors) = cors(&settings.cors_origins) {
-        routes = routes.layer(cors);
-    }
-    server::stack(routes, health, StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout })
+    })
 }
 
 /// CORS for the configured origins. Credentials are allowed only for an explicit
@@ -82,12 +100,41 @@ pub fn workers(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     set
 }
 
-/// Serves on `listener` until `shutdown`, then drains.
+/// Serves on `listener` until `shutdown`, then drains; with `ECOM_OPS_BIND_ADDR` set,
+/// serves `/metrics` and `/health/*` there too.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let ops = match settings.ops_bind_addr {
+        Some(addr) => Some(
+            TcpListener::bind(addr).await.with_context(|| format!("ECOM_OPS_BIND_ADDR: cannot listen on {addr}"))?,
+        ),
+        None => {
+            tracing::info!("ECOM_OPS_BIND_ADDR is not set: the gateway serves no /metrics");
+            None
+        }
+    };
+    run_with_ops(settings, listener, ops, shutdown).await
+}
+
+/// As [`run`], on an operations listener bound by the caller.
+pub async fn run_with_ops(
+    settings: Settings,
+    listener: TcpListener,
+    ops: Option<TcpListener>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let state = AppState::new(&settings)?;
     let mut workers = workers(state.clone(), shutdown.clone());
-    let app = router(state, &settings);
-    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    let public = server::serve(listener, router(state.clone(), &settings), shutdown.clone(), &settings.server);
+    match ops {
+        Some(ops) => {
+            if let Ok(addr) = ops.local_addr() {
+                tracing::info!(%addr, "serving /metrics and /health/* to operators");
+            }
+            let ops = server::serve(ops, ops_router(&state, &settings), shutdown.clone(), &settings.server);
+            tokio::try_join!(public, ops)?;
+        }
+        None => public.await?,
+    }
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
     Ok(())

@@ -140,10 +140,7 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
         Err(_) if !sent.is_complete() => {
             // The client is still sending its body: its slowness, not the upstream's.
             drop(permit);
-            Problem::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
-                .detail("the request body did not arrive in time")
-                .header(header::CONNECTION, HeaderValue::from_static("close"))
-                .into_response()
+            Problem::request_timeout("the request body did not arrive in time").into_response()
         }
         Err(_) => {
             permit.record(Outcome::Failure);

@@ -12,6 +12,9 @@ use crate::DEFAULT_PORT;
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
+    /// `ECOM_OPS_BIND_ADDR`: where `/metrics` and `/health/*` are served to operators and
+    /// their tools; unset, the gateway serves no `/metrics`. Never the public listener.
+    pub ops_bind_addr: Option<std::net::SocketAddr>,
     pub upstreams: Upstreams,
     /// `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`, `ECOM_JWT_AUDIENCE`, `ECOM_JWKS_MIN_REFRESH_MS`.
     pub verifier: VerifierSettings,
@@ -79,8 +82,16 @@ impl Settings {
                 "must be longer than ECOM_UPSTREAM_TIMEOUT_MS (the gateway's wait for an upstream)",
             ));
         }
+        let ops_bind_addr = env.optional("ECOM_OPS_BIND_ADDR")?;
+        if ops_bind_addr.is_some_and(|ops: std::net::SocketAddr| ops == server.bind_addr && ops.port() != 0) {
+            return Err(SettingsError::new(
+                "ECOM_OPS_BIND_ADDR",
+                "must differ from ECOM_BIND_ADDR (the public listener)",
+            ));
+        }
         Ok(Self {
             server,
+            ops_bind_addr,
             upstreams: Upstreams {
                 auth,
                 product: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", HTTP)?,

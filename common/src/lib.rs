@@ -5,11 +5,13 @@
 //! health endpoints, graceful shutdown and database/broker connection helpers.
 //! No business rules live here.
 
+pub mod body_timeout;
 pub mod breaker;
 pub mod bus;
 pub mod events;
 pub mod health;
 pub mod http;
+pub mod listener;
 pub mod logs;
 pub mod metrics;
 pub mod problem;

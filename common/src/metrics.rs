@@ -6,7 +6,7 @@
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, header};
+use http::{HeaderValue, Method, header};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use std::sync::OnceLock;
 
@@ -67,11 +67,32 @@ impl RouteSlot {
     }
 }
 
+/// The label of a request method: one of RFC 9110's methods and PATCH (RFC 5789), or
+/// `_OTHER` (as OpenTelemetry's semantic conventions say), so that a client inventing
+/// methods cannot invent series.
+pub fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
+        _ => "_OTHER",
+    }
+}
+
+/// The route label of a request no route matched: one value, never the path.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
 /// Records one served request in the RED series.
-pub(crate) fn record_request(service: &str, method: &str, route: &str, status: u16, seconds: f64) {
+pub(crate) fn record_request(service: &str, method: &Method, route: &str, status: u16, seconds: f64) {
     let labels = [
         ("service", service.to_owned()),
-        ("method", method.to_owned()),
+        ("method", method_label(method).to_owned()),
         ("route", route.to_owned()),
         ("status", status.to_string()),
     ];
@@ -85,4 +106,19 @@ pub async fn record_route(req: Request, next: Next) -> Response {
         let _ = slot.0.set(path.as_str().to_owned());
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn standard_methods_are_their_own_label_and_any_other_is_other() {
+        for name in ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"] {
+            assert_eq!(method_label(&Method::from_bytes(name.as_bytes()).unwrap()), name);
+        }
+        for name in ["get", "PROPFIND", "BREW", "X".repeat(4096).as_str()] {
+            assert_eq!(method_label(&Method::from_bytes(name.as_bytes()).unwrap()), "_OTHER", "{name}");
+        }
+    }
 }

@@ -113,6 +113,14 @@ impl Problem {
         Self::new(StatusCode::FORBIDDEN, "forbidden", "Forbidden").detail(detail)
     }
 
+    /// 408: the client did not send its request in time. The connection is closed after
+    /// the answer, as the rest of the request may still be on its way.
+    pub fn request_timeout(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request-timeout", "Request timeout")
+            .detail(detail)
+            .header(header::CONNECTION, HeaderValue::from_static("close"))
+    }
+
     /// 503 with `Retry-After` in seconds.
     pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "Service unavailable")

@@ -1,6 +1,5 @@
 //! The standard layer stack and serving with graceful shutdown.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -8,8 +7,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, field};
@@ -17,7 +14,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::Health;
 use crate::http::MAX_BODY_BYTES;
-use crate::metrics::{RouteSlot, record_request, record_route};
+pub use crate::listener::serve;
+use crate::metrics::{RouteSlot, UNMATCHED_ROUTE, record_request, record_route};
 use crate::problem::Problem;
 use crate::propagation;
 use crate::request_id::RequestId;
@@ -28,48 +26,71 @@ use crate::settings::ServerSettings;
 pub struct StackConfig {
     pub service: &'static str,
     pub request_timeout: Duration,
+    /// Past it a request whose body has not fully arrived is answered 408.
+    pub body_read_timeout: Duration,
 }
 
 /// Wraps a service's router in the standard stack and adds `/health/*` and `/metrics`.
 ///
 /// Outermost first: panic → 500 problem, request id, span + RED metrics (with the
-/// caller's `traceparent` as parent), request timeout → 503, body limit → 413,
-/// routes; unknown paths answer a 404 problem.
+/// caller's `traceparent` as parent), request timeout → 503, body limit → 413, body
+/// read timeout → 408, routes; unknown paths answer a 404 problem.
 pub fn stack(routes: Router, health: Health, config: StackConfig) -> Router {
+    layered(routes.merge(ops_routes(health, config.service)), config, |router| router)
+}
+
+/// Only `/health/*` and `/metrics`, in the standard stack: for a listener that only
+/// operators and their tools reach.
+pub fn ops_stack(health: Health, config: StackConfig) -> Router {
+    layered(ops_routes(health, config.service), config, |router| router)
+}
+
+/// A public edge: `routes` and `/health/*` (never `/metrics`) in the standard stack, with
+/// `edge` applied around every path (the 404 fallback too) inside the standard layers, so
+/// what it answers carries a request id and is counted.
+pub fn edge_stack(routes: Router, health: Health, config: StackConfig, edge: impl FnOnce(Router) -> Router) -> Router {
+    layered(routes.merge(health.routes()), config, edge)
+}
+
+/// `/health/live`, `/health/ready` and `/metrics`.
+fn ops_routes(health: Health, service: &'static str) -> Router {
     // Installed before the first request so that request is counted too.
     crate::metrics::handle();
     let samplers = health.samplers.clone();
-    let service = config.service;
-    routes
-        .merge(health.routes())
-        .route(
-            "/metrics",
-            get(move || {
-                for sample in &samplers {
-                    sample(service);
-                }
-                crate::metrics::render()
-            }),
-        )
-        .route_layer(middleware::from_fn(record_route))
-        .fallback(crate::problem::not_found_fallback)
-        .layer(
-            ServiceBuilder::new()
-                .layer(CatchPanicLayer::custom(|_| {
-                    tracing::error!("handler panicked");
-                    Problem::internal().into_response()
-                }))
-                .layer(middleware::from_fn(crate::request_id::request_id))
-                .layer(middleware::from_fn_with_state(config, observe))
-                .layer(middleware::from_fn_with_state(config.request_timeout, timeout))
-                .layer(DefaultBodyLimit::max(MAX_BODY_BYTES)),
-        )
+    health.routes().route(
+        "/metrics",
+        get(move || {
+            for sample in &samplers {
+                sample(service);
+            }
+            crate::metrics::render()
+        }),
+    )
+}
+
+fn layered(routes: Router, config: StackConfig, edge: impl FnOnce(Router) -> Router) -> Router {
+    // Installed before the first request so that request is counted too.
+    crate::metrics::handle();
+    let routes = routes.route_layer(middleware::from_fn(record_route)).fallback(crate::problem::not_found_fallback);
+    edge(routes).layer(
+        ServiceBuilder::new()
+            .layer(CatchPanicLayer::custom(|_| {
+                tracing::error!("handler panicked");
+                Problem::internal().into_response()
+            }))
+            .layer(middleware::from_fn(crate::request_id::request_id))
+            .layer(middleware::from_fn_with_state(config, observe))
+            .layer(middleware::from_fn_with_state(config.request_timeout, timeout))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .layer(middleware::from_fn_with_state(config.body_read_timeout, crate::body_timeout::read_body_in_time)),
+    )
 }
 
 /// The request span, the RED series and the returned `traceparent`.
 async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
+    let method_label = crate::metrics::method_label(&method);
     let path = req.uri().path().to_owned();
     let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
     let span = tracing::info_span!(
@@ -77,7 +98,9 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
         otel.name = field::Empty,
         otel.kind = "server",
         service = config.service,
-        http.request.method = %method,
+        http.request.method = method_label,
+        // Only for a method outside the standard set, and only its start.
+        http.request.method_original = field::Empty,
         url.path = %path,
         http.route = field::Empty,
         http.response.status_code = field::Empty,
@@ -85,6 +108,9 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
         // Set by whoever authenticates the caller (the gateway does).
         user_id = field::Empty,
     );
+    if method_label == "_OTHER" {
+        span.record("http.request.method_original", truncated(method.as_str(), 32));
+    }
     let _ = span.set_parent(propagation::extract_http(req.headers()));
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
@@ -94,12 +120,12 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
         let route = slot.route();
         let status = response.status();
         let span = tracing::Span::current();
-        let route_label = route.as_deref().unwrap_or("unmatched");
-        span.record("otel.name", format!("{method} {route_label}"));
+        let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+        span.record("otel.name", format!("{method_label} {route_label}"));
         span.record("http.route", route_label);
         span.record("http.response.status_code", status.as_u16());
         let elapsed = started.elapsed();
-        record_request(config.service, method.as_str(), route_label, status.as_u16(), elapsed.as_secs_f64());
+        record_request(config.service, &method, route_label, status.as_u16(), elapsed.as_secs_f64());
         let quiet = path.starts_with("/health/") || path == "/metrics";
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request failed");
@@ -124,34 +150,18 @@ async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Res
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` fires, then stops accepting and gives
-/// in-flight requests up to `grace` to finish.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    shutdown: CancellationToken,
-    grace: Duration,
-) -> std::io::Result<()> {
-    let addr = listener.local_addr()?;
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned());
-    let mut task = tokio::spawn(async move { server.await });
-    tracing::debug!(%addr, "listening");
-    tokio::select! {
-        result = &mut task => return result.map_err(std::io::Error::other)?,
-        () = shutdown.cancelled() => {}
-    }
-    match tokio::time::timeout(grace, &mut task).await {
-        Ok(result) => result.map_err(std::io::Error::other)?,
-        Err(_) => {
-            tracing::warn!(grace_ms = grace.as_millis() as u64, "in-flight requests outlived the grace period");
-            task.abort();
-            Ok(())
-        }
+fn truncated(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((end, _)) => &text[..end],
+        None => text,
     }
 }
 
 /// Settings for serving, from the common server settings.
 pub fn stack_config(service: &'static str, settings: &ServerSettings) -> StackConfig {
-    StackConfig { service, request_timeout: settings.request_timeout }
+    StackConfig {
+        service,
+        request_timeout: settings.request_timeout,
+        body_read_timeout: settings.limits.body_read_timeout,
+    }
 }

@@ -139,7 +139,7 @@ pub fn redact_url(url: &Url) -> String {
     url.to_string()
 }
 
-/// Settings every service shares: where to listen and how to emit telemetry.
+/// Settings every service shares: where to listen, and what one connection may hold.
 #[derive(Debug, Clone)]
 pub struct ServerSettings {
     /// `ECOM_BIND_ADDR` (default `0.0.0.0:<service port>`).
@@ -148,12 +148,83 @@ pub struct ServerSettings {
     pub shutdown_grace: Duration,
     /// `ECOM_REQUEST_TIMEOUT_MS`: the server-side bound on one request.
     pub request_timeout: Duration,
+    pub limits: ConnectionLimits,
+}
+
+/// What a client can hold on one listener, however slowly it talks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// `ECOM_HEADER_READ_TIMEOUT_MS`: from a new connection, or from the first byte of the
+    /// next request on a kept-alive one, to the end of the request's headers.
+    pub header_read_timeout: Duration,
+    /// `ECOM_BODY_READ_TIMEOUT_MS`: from the end of the headers to the end of the body;
+    /// past it the answer is 408.
+    pub body_read_timeout: Duration,
+    /// `ECOM_KEEP_ALIVE_TIMEOUT_MS`: how long a connection may wait idle for its next request.
+    pub keep_alive_timeout: Duration,
+    /// `ECOM_MAX_CONNECTIONS`: open connections at once; more wait in the listen queue.
+    pub max_connections: usize,
 }
 
 /// A service's own bound on one request: shorter than the gateway's wait for it
 /// (`ECOM_UPSTREAM_TIMEOUT_MS`, 10 s), so a slow request is answered by the service
 /// that knows why, and never outlives the caller that waits for it.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(8);
+
+impl ConnectionLimits {
+    /// Long enough for any real client's headers, short enough that a connection which
+    /// never finishes them is gone in seconds.
+    pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+    /// Below the services' request timeout (8 s), so a stalled body is answered 408 by
+    /// this bound and not 503 by the request timeout: 1 MiB (the largest body) in 5 s
+    /// needs about 200 KB/s. Never more than half the request timeout by default.
+    pub const DEFAULT_BODY_READ_TIMEOUT: Duration = Duration::from_secs(5);
+    /// Longer than the idle time of the pools that keep connections to a listener (the
+    /// gateway's 60 s, the ingress controller's 60 s), so a pooled connection is closed
+    /// by its client and never under a request that was just sent on it.
+    pub const DEFAULT_KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+    pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+    pub fn from_env(env: &Env, request_timeout: Duration) -> Result<Self, SettingsError> {
+        let positive = |var: &str, default: Duration| -> Result<Duration, SettingsError> {
+            let value = env.millis(var, default)?;
+            if value.is_zero() {
+                return Err(SettingsError::new(var, "must be at least 1"));
+            }
+            Ok(value)
+        };
+        let limits = Self {
+            header_read_timeout: positive("ECOM_HEADER_READ_TIMEOUT_MS", Self::DEFAULT_HEADER_READ_TIMEOUT)?,
+            body_read_timeout: positive(
+                "ECOM_BODY_READ_TIMEOUT_MS",
+                Self::DEFAULT_BODY_READ_TIMEOUT.min(request_timeout / 2),
+            )?,
+            keep_alive_timeout: positive("ECOM_KEEP_ALIVE_TIMEOUT_MS", Self::DEFAULT_KEEP_ALIVE_TIMEOUT)?,
+            max_connections: env.or("ECOM_MAX_CONNECTIONS", Self::DEFAULT_MAX_CONNECTIONS)?,
+        };
+        if limits.max_connections == 0 {
+            return Err(SettingsError::new("ECOM_MAX_CONNECTIONS", "must be at least 1"));
+        }
+        if limits.body_read_timeout >= request_timeout {
+            return Err(SettingsError::new(
+                "ECOM_BODY_READ_TIMEOUT_MS",
+                "must be shorter than ECOM_REQUEST_TIMEOUT_MS, so a stalled body is answered 408 and not 503",
+            ));
+        }
+        Ok(limits)
+    }
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            header_read_timeout: Self::DEFAULT_HEADER_READ_TIMEOUT,
+            body_read_timeout: Self::DEFAULT_BODY_READ_TIMEOUT,
+            keep_alive_timeout: Self::DEFAULT_KEEP_ALIVE_TIMEOUT,
+            max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
 
 impl ServerSettings {
     pub fn from_env(env: &Env, default_port: u16) -> Result<Self, SettingsError> {
@@ -166,10 +237,12 @@ impl ServerSettings {
         default_port: u16,
         default_request_timeout: Duration,
     ) -> Result<Self, SettingsError> {
+        let request_timeout = env.millis("ECOM_REQUEST_TIMEOUT_MS", default_request_timeout)?;
         Ok(Self {
             bind_addr: env.or("ECOM_BIND_ADDR", std::net::SocketAddr::from(([0, 0, 0, 0], default_port)))?,
             shutdown_grace: env.millis("ECOM_SHUTDOWN_GRACE_MS", Duration::from_secs(20))?,
-            request_timeout: env.millis("ECOM_REQUEST_TIMEOUT_MS", default_request_timeout)?,
+            request_timeout,
+            limits: ConnectionLimits::from_env(env, request_timeout)?,
         })
     }
 
@@ -178,6 +251,7 @@ impl ServerSettings {
             bind_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
             shutdown_grace: Duration::from_secs(5),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -213,6 +287,17 @@ mod tests {
         let env = Env::from_pairs([("ECOM_X", "  ")]);
         assert_eq!(env.or::<u32>("ECOM_X", 7).unwrap(), 7);
         assert!(env.require::<u32>("ECOM_X").is_err());
+    }
+
+    #[test]
+    fn a_body_read_timeout_not_below_the_request_timeout_is_refused() {
+        let env = Env::from_pairs([("ECOM_REQUEST_TIMEOUT_MS", "4000"), ("ECOM_BODY_READ_TIMEOUT_MS", "4000")]);
+        let err = ServerSettings::from_env(&env, 8080).unwrap_err();
+        assert_eq!(err.var, "ECOM_BODY_READ_TIMEOUT_MS");
+        let env = Env::from_pairs([("ECOM_MAX_CONNECTIONS", "0")]);
+        assert_eq!(ServerSettings::from_env(&env, 8080).unwrap_err().var, "ECOM_MAX_CONNECTIONS");
+        let env = Env::from_pairs([("ECOM_HEADER_READ_TIMEOUT_MS", "0")]);
+        assert_eq!(ServerSettings::from_env(&env, 8080).unwrap_err().var, "ECOM_HEADER_READ_TIMEOUT_MS");
     }
 
     #[test]

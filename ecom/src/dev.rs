@@ -23,12 +23,15 @@ pub struct Ports {
     pub order: u16,
     pub inventory: u16,
     pub notification: u16,
+    /// The gateway's operations listener (`/metrics`, `/health/*`).
+    pub gateway_ops: u16,
 }
 
 impl Ports {
-    /// API.md's default ports.
+    /// API.md's default ports, and the gateway's operations port of the deployments.
     pub const DEFAULT: Self = Self {
         gateway: api_gateway::DEFAULT_PORT,
+        gateway_ops: api_gateway::DEFAULT_OPS_PORT,
         auth: auth_service::DEFAULT_PORT,
         product: product_service::DEFAULT_PORT,
         order: order_service::DEFAULT_PORT,
@@ -51,6 +54,8 @@ pub struct Admin {
 pub struct Platform {
     pub listeners: Vec<(&'static str, SocketAddr)>,
     pub gateway: SocketAddr,
+    /// Where the gateway serves `/metrics` (never on its public listener).
+    pub gateway_ops: SocketAddr,
     pub admin: Admin,
     /// The in-process bus between order- and notification-service.
     pub bus: InProcessBus,
@@ -103,6 +108,8 @@ pub async fn start(
         ("inventory-service", bind(ports.inventory).await?),
         ("notification-service", bind(ports.notification).await?),
     ];
+    let gateway_ops_l = bind(ports.gateway_ops).await?;
+    let gateway_ops = gateway_ops_l.local_addr()?;
     let addrs: Vec<(&'static str, SocketAddr)> =
         listeners.iter().map(|(name, l)| Ok((*name, l.local_addr()?))).collect::<std::io::Result<_>>()?;
     let url_of = |name: &str| {
@@ -182,10 +189,10 @@ pub async fn start(
     tasks.spawn(named("inventory-service", inventory_service::run(inventory, inventory_l, token())));
     tasks.spawn(named("order-service", order_service::run(order, order_l, token())));
     tasks.spawn(named("notification-service", notification_service::run(notification, notification_l, token())));
-    tasks.spawn(named("api-gateway", api_gateway::run(gateway, gateway_l, token())));
+    tasks.spawn(named("api-gateway", api_gateway::run_with_ops(gateway, gateway_l, Some(gateway_ops_l), token())));
 
     let gateway = addrs[0].1;
-    Ok(Platform { listeners: addrs, gateway, admin, bus, tasks })
+    Ok(Platform { listeners: addrs, gateway, gateway_ops, admin, bus, tasks })
 }
 
 async fn named(
@@ -258,6 +265,7 @@ fn print_banner(platform: &Platform, data_dir: &Path, elapsed: Duration) {
     println!();
     println!("  gateway        http://{}", platform.gateway);
     println!("  API docs       http://{}/api/docs", platform.gateway);
+    println!("  gateway ops    http://{}/metrics", platform.gateway_ops);
     for (service, addr) in &platform.listeners[1..] {
         println!("  {service:<20} http://{addr}");
     }

@@ -12,7 +12,7 @@ pub mod templates;
 use axum::Router;
 use common::bus::BusConfig;
 use common::health::Health;
-use common::server::{self, StackConfig};
+use common::server;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -36,11 +36,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         let brokers = brokers.clone();
         health = health.check("kafka", move || common::kafka::check_brokers(brokers.clone()));
     }
-    server::stack(
-        routes::routes(state),
-        health,
-        StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout },
-    )
+    server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 
 /// Background work: the event consumer, from Kafka or from the in-process bus.
@@ -69,7 +65,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let state = AppState::connect(&settings).await?;
     let mut workers = workers(state.clone(), &settings, shutdown.clone());
     let app = router(state.clone(), &settings);
-    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    server::serve(listener, app, shutdown.clone(), &settings.server).await?;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
     state.db.close().await;

@@ -13,7 +13,7 @@ pub mod store;
 
 use axum::Router;
 use common::health::Health;
-use common::server::{self, StackConfig};
+use common::server;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -30,11 +30,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     // Kafka is deliberately not a readiness check: while the broker is away, orders are
     // still accepted and their events wait in the outbox (the backlog metrics show it).
     let health = Health::new().database(state.store.pool().clone());
-    server::stack(
-        routes::routes(state),
-        health,
-        StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout },
-    )
+    server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 
 /// Background work: the outbox relay, and the sweeper that settles orders a
@@ -70,7 +66,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let state = AppState::connect(&settings).await?;
     let mut workers = workers(state.clone(), &settings, shutdown.clone());
     let app = router(state.clone(), &settings);
-    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    server::serve(listener, app, shutdown.clone(), &settings.server).await?;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
     state.store.pool().close().await;

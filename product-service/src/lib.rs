@@ -8,7 +8,7 @@ pub mod store;
 
 use axum::Router;
 use common::health::Health;
-use common::server::{self, StackConfig};
+use common::server;
 use store::Catalog as _;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -28,11 +28,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         let store = store.clone();
         async move { store.ping().await }
     });
-    server::stack(
-        routes::routes(state),
-        health,
-        StackConfig { service: SERVICE, request_timeout: settings.server.request_timeout },
-    )
+    server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 
 /// Background work of this service (none).
@@ -45,7 +41,7 @@ pub async fn run(settings: Settings, listener: TcpListener, shutdown: Cancellati
     let state = AppState::connect(&settings).await?;
     let mut workers = workers(state.clone(), shutdown.clone());
     let app = router(state.clone(), &settings);
-    server::serve(listener, app, shutdown.clone(), settings.server.shutdown_grace).await?;
+    server::serve(listener, app, shutdown.clone(), &settings.server).await?;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
     state.store.close().await;

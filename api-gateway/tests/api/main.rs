@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod edge;
+mod hostile;
 mod jwt;
 mod startup;
 mod support;

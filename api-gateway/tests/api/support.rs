@@ -17,6 +17,8 @@ pub const ADMIN_PASSWORD: &str = "root-password-1";
 
 pub struct Platform {
     pub gateway: Running,
+    /// The gateway's operations listener (`/metrics`).
+    pub ops: SocketAddr,
     pub auth: Running,
     pub auth_settings: auth_service::Settings,
     pub signing_key: PathBuf,
@@ -57,7 +59,9 @@ pub fn gateway_settings(auth: SocketAddr, extra: &[(&str, &str)]) -> Settings {
     for (key, value) in extra {
         env.set(*key, *value);
     }
-    Settings { server: ServerSettings::for_tests(), ..Settings::from_env(&env).unwrap() }
+    let settings = Settings::from_env(&env).unwrap();
+    // The connection limits come from `extra`; the rest of the server settings are the tests'.
+    Settings { server: ServerSettings { limits: settings.server.limits, ..ServerSettings::for_tests() }, ..settings }
 }
 
 impl Platform {
@@ -68,10 +72,12 @@ impl Platform {
         let auth = Running::spawn(move |l, s| auth_service::run(settings, l, s)).await;
         auth.ready().await;
         let settings = gateway_settings(auth.addr, extra);
-        let gateway = Running::spawn(move |l, s| api_gateway::run(settings, l, s)).await;
+        let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let ops_addr = ops.local_addr().unwrap();
+        let gateway = Running::spawn(move |l, s| api_gateway::run_with_ops(settings, l, Some(ops), s)).await;
         gateway.ready().await;
         let signing_key = dir.path().join("signing.pem");
-        Self { gateway, auth, auth_settings, signing_key, http: reqwest::Client::new(), _dir: dir }
+        Self { gateway, ops: ops_addr, auth, auth_settings, signing_key, http: reqwest::Client::new(), _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use common::health::Health;
 use common::http::Json;
 use common::server::{self, StackConfig};
+use common::settings::ServerSettings;
 use common::test_util::Running;
 use serde::Deserialize;
 
@@ -26,6 +27,14 @@ async fn boom() -> &'static str {
     panic!("handler bug")
 }
 
+fn stack_config() -> StackConfig {
+    StackConfig {
+        service: "test-service",
+        request_timeout: Duration::from_secs(5),
+        body_read_timeout: Duration::from_secs(3),
+    }
+}
+
 async fn start(healthy: Arc<AtomicBool>) -> Running {
     common::test_util::init_telemetry();
     let health = Health::new().check("widget-store", move || {
@@ -36,10 +45,9 @@ async fn start(healthy: Arc<AtomicBool>) -> Running {
         .route("/echo", post(echo))
         .route("/boom", get(boom))
         .route("/items/{id}", get(|| async { "item" }));
-    let app =
-        server::stack(routes, health, StackConfig { service: "test-service", request_timeout: Duration::from_secs(5) });
+    let app = server::stack(routes, health, stack_config());
     Running::spawn(move |listener, shutdown| async move {
-        server::serve(listener, app, shutdown, Duration::from_secs(5)).await?;
+        server::serve(listener, app, shutdown, &ServerSettings::for_tests()).await?;
         Ok(())
     })
     .await
@@ -202,13 +210,9 @@ async fn shutdown_lets_an_in_flight_request_finish_and_then_refuses_connections(
             "done"
         }),
     );
-    let app = server::stack(
-        routes,
-        Health::new(),
-        StackConfig { service: "test-service", request_timeout: Duration::from_secs(5) },
-    );
+    let app = server::stack(routes, Health::new(), stack_config());
     let service = Running::spawn(move |listener, shutdown| async move {
-        server::serve(listener, app, shutdown, Duration::from_secs(5)).await?;
+        server::serve(listener, app, shutdown, &ServerSettings::for_tests()).await?;
         Ok(())
     })
     .await;
@@ -224,4 +228,30 @@ async fn shutdown_lets_an_in_flight_request_finish_and_then_refuses_connections(
     assert_eq!(response.status(), 200);
     assert_eq!(response.text().await.unwrap(), "done");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+}
+
+#[tokio::test]
+async fn a_stalled_body_is_answered_408_by_the_body_read_timeout_before_the_request_timeout_answers_503() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let routes = Router::new().route("/echo", post(echo));
+    let config = StackConfig { body_read_timeout: Duration::from_millis(300), ..stack_config() };
+    let app = server::stack(routes, Health::new(), config);
+    let service = Running::spawn(move |listener, shutdown| async move {
+        server::serve(listener, app, shutdown, &ServerSettings::for_tests()).await?;
+        Ok(())
+    })
+    .await;
+    let mut socket = tokio::net::TcpStream::connect(service.addr).await.unwrap();
+    let head =
+        "POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 40\r\n\r\n{\"name\"";
+    socket.write_all(head.as_bytes()).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "no answer and the connection still open after 10 s");
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("/problems/request-timeout"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}: the request timeout is 5 s", started.elapsed());
+    service.stop().await.unwrap();
 }

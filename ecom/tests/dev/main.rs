@@ -43,7 +43,8 @@ impl Drop for BrokerStopped {
     }
 }
 
-const ANY_PORT: Ports = Ports { gateway: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
+const ANY_PORT: Ports =
+    Ports { gateway: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0, gateway_ops: 0 };
 
 async fn start(data_dir: &std::path::Path, env: &Env) -> (dev::Platform, CancellationToken) {
     let shutdown = CancellationToken::new();

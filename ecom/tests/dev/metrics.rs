@@ -1,6 +1,7 @@
 //! Every metric that monitoring/ reads (dashboard queries, alert and recording rules)
 //! is exported by the services: a renamed or removed metric fails here, not in an
-//! empty panel or an alert that can never fire.
+//! empty panel or an alert that can never fire. And what the public can do to them:
+//! nothing reaches `/metrics` through the gateway, and no request invents a series.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -348,7 +349,14 @@ async fn every_metric_the_dashboards_and_alerts_use_is_exported() {
     // Events reach the outbox relay and the email consumer asynchronously: scrape until
     // every required name is there, or the deadline passes.
     let scrape_all = || {
-        let (http, listeners) = (http.clone(), platform.listeners.clone());
+        // The gateway serves /metrics on its operations listener only.
+        let mut listeners = platform.listeners.clone();
+        for (service, addr) in &mut listeners {
+            if *service == "api-gateway" {
+                *addr = platform.gateway_ops;
+            }
+        }
+        let http = http.clone();
         async move {
             let mut exported = BTreeSet::new();
             for (service, addr) in listeners {
@@ -378,6 +386,57 @@ async fn every_metric_the_dashboards_and_alerts_use_is_exported() {
             .collect();
         panic!("monitoring/ reads metrics no service exports:\n  {}", report.join("\n  "));
     }
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dev_gateway_keeps_metrics_off_its_public_listener_and_made_up_methods_out_of_every_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, shutdown) = crate::start(dir.path(), &Env::default()).await;
+    let http = reqwest::Client::new();
+    let public = http.get(format!("http://{}/metrics", platform.gateway)).send().await.unwrap();
+    assert_eq!(public.status(), 404);
+
+    // Through the gateway and straight at every service's own listener.
+    for i in 0..60 {
+        let method = reqwest::Method::from_bytes(format!("INVENTED{i}").as_bytes()).unwrap();
+        let (_, addr) = platform.listeners[i % platform.listeners.len()];
+        let response = http.request(method, format!("http://{addr}/api/products/x{i}")).send().await.unwrap();
+        assert!(!response.status().is_success(), "{}", response.status());
+    }
+    let text = http.get(format!("http://{}/metrics", platform.gateway_ops)).send().await.unwrap().text().await.unwrap();
+    assert!(!text.contains("INVENTED"), "a made-up method became a label value");
+    assert!(!text.contains("/api/products/x"), "a raw path became a label value");
+    let other =
+        text.lines().filter(|l| l.starts_with("http_server_requests_total{") && l.contains("method=\"_OTHER\""));
+    let services: BTreeSet<&str> = other.filter_map(|l| l.split("service=\"").nth(1)?.split('"').next()).collect();
+    assert_eq!(services.len(), 6, "every service counts them as _OTHER: {services:?}");
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_listener_of_the_dev_platform_closes_a_connection_that_never_finishes_its_headers() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, shutdown) =
+        crate::start(dir.path(), &Env::from_pairs([("ECOM_HEADER_READ_TIMEOUT_MS", "500")])).await;
+    let mut addrs: Vec<_> = platform.listeners.iter().map(|(_, addr)| *addr).collect();
+    addrs.push(platform.gateway_ops);
+    let started = std::time::Instant::now();
+    let mut sockets = Vec::new();
+    for addr in &addrs {
+        let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+        socket.write_all(b"GET /health/live HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+        sockets.push(socket);
+    }
+    for (addr, socket) in addrs.iter().zip(&mut sockets) {
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), socket.read_to_end(&mut rest)).await;
+        assert!(closed.is_ok(), "{addr} still holds a connection without headers after 10 s");
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     shutdown.cancel();
     platform.wait().await.unwrap();
 }

@@ -1,0 +1,69 @@
+//! What the gateway applies to every request on its public listener, whatever the path:
+//! the per-client rate budget and the security headers of every answer.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use common::problem::Problem;
+use governor::clock::{Clock as _, DefaultClock};
+use http::StatusCode;
+use http::header::{self, HeaderValue};
+
+use crate::AppState;
+use crate::proxy::client_ip;
+
+/// Routes that draw from the stricter per-minute budget (`ECOM_RATE_LIMIT_AUTH_PER_MINUTE`):
+/// each call costs a password hash or a token family. Everything else, the 404 fallback,
+/// the docs and `/health/*` included, draws from the general budget.
+const AUTH_BUDGET_ROUTES: [&str; 3] = ["/api/auth/login", "/api/auth/register", "/api/auth/refresh"];
+
+/// Middleware: 429 with `Retry-After` once the client address has spent its budget.
+pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(ip) = client_ip(&req, state.trust_forwarded_for) else {
+        return next.run(req).await;
+    };
+    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
+    let limiter = if route.is_some_and(|route| AUTH_BUDGET_ROUTES.contains(&route)) {
+        &state.auth_limit
+    } else {
+        &state.general_limit
+    };
+    if let Err(not_until) = limiter.check_key(&ip) {
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        return Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
+            .detail("the request budget of this client address is spent; retry later")
+            .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)))
+            .into_response();
+    }
+    next.run(req).await
+}
+
+/// The interactive API page and its assets, served by the gateway itself.
+const DOCS_PREFIX: &str = "/api/docs";
+
+/// For JSON and problem documents: nothing may be loaded, run or framed.
+const API_POLICY: &str = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
+
+/// For the docs page: its own scripts and styles (Swagger UI sets inline styles and
+/// draws icons from `data:` images), requests to this origin only ("Try it out"), no
+/// framing.
+const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+    img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
+    form-action 'none'";
+
+/// Middleware: the security headers of every answer, the gateway's own and the services'.
+///
+/// No `Strict-Transport-Security`: the gateway speaks plain HTTP behind whatever
+/// terminates TLS, and HSTS is that terminator's to send (docs/decisions.md).
+pub async fn security_headers(req: Request, next: Next) -> Response {
+    let docs = req.uri().path().starts_with(DOCS_PREFIX);
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    headers
+        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if docs { DOCS_POLICY } else { API_POLICY }));
+    response
+}
