@@ -255,6 +255,11 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
         .set("topic.metadata.refresh.interval.ms", "5000")
         // Statistics (and so the lag gauges) every 5 s.
         .set("statistics.interval.ms", "5000")
+        // A consumer that dies without leaving the group holds its partitions until its
+        // session expires: 10 s, not the default 45 s, bounds how long emails stop after
+        // a crash (heartbeats every 3 s keep a live one in the group).
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "3000")
         .set("log_level", "4")
         .create_with_context(LagContext { group: group.clone() })
     {

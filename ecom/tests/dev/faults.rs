@@ -554,9 +554,9 @@ async fn kill_notification(platform: &mut Platform, mail: &Mailbox) -> (Fault, J
     (Fault { name: "notification-service killed", injected, over }, resumed)
 }
 
-/// The faults, ten seconds apart from `start + 5 s`; then the broker, once the killed
-/// consumer's group session (45 s) has run out, so the broker's restart does not start
-/// that wait over again.
+/// The faults, ten seconds apart from `start + 5 s`; then the broker, long after the
+/// killed consumer's group session (10 s) has run out, so the broker's restart does not
+/// start that wait over again.
 async fn inject_faults(
     platform: &mut Platform,
     mail: &Mailbox,
@@ -605,7 +605,7 @@ async fn inject_faults(
         })
         .await,
     );
-    tokio::time::sleep_until(faults[0].injected + Duration::from_secs(47)).await;
+    at(45).await;
     faults.push(stop_broker_for(Duration::from_secs(15)).await);
     (faults, emails_resumed)
 }
