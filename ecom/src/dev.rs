@@ -38,6 +38,10 @@ impl Ports {
         inventory: inventory_service::DEFAULT_PORT,
         notification: notification_service::DEFAULT_PORT,
     };
+
+    /// Every listener on a port the system chooses.
+    pub const ANY: Self =
+        Self { gateway: 0, gateway_ops: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
 }
 
 /// The admin account dev mode makes sure exists.
@@ -230,7 +234,7 @@ pub async fn wait_ready(listeners: &[(&'static str, SocketAddr)], deadline: Dura
 }
 
 /// `ecom dev`: runs until Ctrl-C or SIGTERM.
-pub async fn main(data_dir: PathBuf) -> anyhow::Result<()> {
+pub async fn main(data_dir: PathBuf, any_ports: bool) -> anyhow::Result<()> {
     let started = Instant::now();
     common::install_crypto_provider();
     let env = Env::from_process();
@@ -240,8 +244,9 @@ pub async fn main(data_dir: PathBuf) -> anyhow::Result<()> {
     }
     let guard = telemetry::init(&telemetry_settings)?;
     let shutdown = common::shutdown::on_signal();
+    let ports = if any_ports { Ports::ANY } else { Ports::DEFAULT };
     let result = async {
-        let platform = start(&env, &data_dir, [127, 0, 0, 1], Ports::DEFAULT, shutdown.clone()).await?;
+        let platform = start(&env, &data_dir, [127, 0, 0, 1], ports, shutdown.clone()).await?;
         let ready = tokio::select! {
             ready = wait_ready(&platform.listeners, Duration::from_secs(30)) => ready,
             () = shutdown.cancelled() => Ok(()),

@@ -19,6 +19,10 @@ enum Command {
         /// Where the databases, signing keys and mail live; kept across restarts.
         #[arg(long, default_value = "./data")]
         data_dir: PathBuf,
+        /// Listen on ports the system chooses instead of the defaults (the banner
+        /// prints them), so a second instance can run beside the first.
+        #[arg(long)]
+        any_ports: bool,
     },
     /// Runs one service alone, exactly as its own binary does: configured by its
     /// environment variables, stopped by SIGTERM or Ctrl-C.
@@ -43,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     use common::runtime::run_main;
     let cli = Cli::parse();
     match cli.command {
-        Command::Dev { data_dir } => ecom::dev::main(data_dir).await,
+        Command::Dev { data_dir, any_ports } => ecom::dev::main(data_dir, any_ports).await,
         Command::Serve { service } => match service {
             ServiceName::ApiGateway => {
                 run_main(api_gateway::SERVICE, api_gateway::Settings::from_env, api_gateway::run).await
