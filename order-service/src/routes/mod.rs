@@ -157,13 +157,15 @@ pub fn request_hash(body: &PlaceOrderRequest) -> String {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
-    #[param(minimum = 1, default = 1)]
+    #[param(nullable = false, format = Int64, minimum = 1, maximum = 4_294_967_295_u64, default = 1)]
     page: Option<u32>,
-    #[param(minimum = 1, maximum = 100, default = 20)]
+    #[param(nullable = false, minimum = 1, maximum = 100, default = 20)]
     per_page: Option<u32>,
     /// Admins only: one user's orders.
+    #[param(nullable = false)]
     user_id: Option<Uuid>,
 }
 

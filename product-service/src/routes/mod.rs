@@ -80,20 +80,26 @@ pub struct ProductPage {
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ListParams {
     /// Text in the name or description (case-insensitive).
+    #[param(nullable = false)]
     q: Option<String>,
+    #[param(nullable = false)]
     category: Option<String>,
     /// Minimum price in minor units.
+    #[param(nullable = false, minimum = 0)]
     min_price: Option<i64>,
     /// Maximum price in minor units.
+    #[param(nullable = false, minimum = 0)]
     max_price: Option<i64>,
     /// `name`, `price`, `-price`, `created_at`, `-created_at` (default).
+    #[param(nullable = false, pattern = "^(name|price|-price|created_at|-created_at)$")]
     sort: Option<String>,
-    #[param(minimum = 1, default = 1)]
+    #[param(nullable = false, format = Int64, minimum = 1, maximum = 4_294_967_295_u64, default = 1)]
     page: Option<u32>,
-    #[param(minimum = 1, maximum = 100, default = 20)]
+    #[param(nullable = false, minimum = 1, maximum = 100, default = 20)]
     per_page: Option<u32>,
 }
 
