@@ -2,7 +2,7 @@
 //! the body every error answer carries (RFC 9457, API.md), and the answers any JSON
 //! body can get before a handler sees it.
 
-use utoipa::{IntoResponses, ToSchema};
+use utoipa::{IntoResponses, PartialSchema, ToSchema};
 
 /// A problem document (`application/problem+json`).
 #[derive(Debug, serde::Serialize, ToSchema)]
@@ -58,4 +58,94 @@ pub enum JsonBodyProblems {
         content_type = "application/problem+json"
     )]
     Unavailable(ProblemSchema),
+}
+
+/// The answers the shared stack and the gateway can give on any operation, before or
+/// instead of its handler, added to every operation of `document` that does not
+/// already describe them, each with a problem body:
+/// - every operation: 429 (the gateway's rate limit) and 503 (a service or its
+///   dependency unavailable, or too slow), both with `Retry-After`;
+/// - operations with a request body: 400 (malformed JSON), 408 (the body did not
+///   arrive in time), 413 (over 1 MiB) and 415 (not JSON);
+/// - operations that require a token: 401 with `WWW-Authenticate: Bearer`.
+///
+/// Error answers described without a body get the problem body too, and the
+/// `Problem` and `FieldError` schemas are added to the components when missing.
+pub fn add_standard_problems(document: &mut serde_json::Value) {
+    use serde_json::{Value, json};
+
+    let problem = |description: &str, header: Option<(&str, &str)>| {
+        let mut response = json!({
+            "description": description,
+            "content": {super::problem::CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+        });
+        if let Some((name, about)) = header {
+            response["headers"] = json!({name: {"description": about, "required": true, "schema": {"type": "string"}}});
+        }
+        response
+    };
+    let retry_after = Some(("Retry-After", "Seconds to wait before trying again"));
+    let everywhere = [
+        ("429", problem("Too many requests from this client; `Retry-After` says when to try again", retry_after)),
+        ("503", problem("The service or one of its dependencies is unavailable or too slow", retry_after)),
+    ];
+    let with_body = [
+        ("400", problem("Malformed JSON, or a body that could not be read", None)),
+        ("408", problem("The request body did not arrive in time", None)),
+        ("413", problem("Body over 1 MiB", None)),
+        ("415", problem("Not `Content-Type: application/json`", None)),
+    ];
+    let unauthorized = (
+        "401",
+        problem("No valid access token", Some(("WWW-Authenticate", "`Bearer`, the scheme to authenticate with"))),
+    );
+
+    if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
+        for item in paths.values_mut().filter_map(Value::as_object_mut) {
+            for (method, operation) in item.iter_mut() {
+                if !matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
+                    continue;
+                }
+                let has_body = operation.get("requestBody").is_some();
+                // Secured when every alternative names a scheme (`{}` would mean anonymous).
+                let secured = operation.get("security").and_then(Value::as_array).is_some_and(|requirements| {
+                    !requirements.is_empty()
+                        && requirements.iter().all(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+                });
+                let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+                    continue;
+                };
+                let extra = everywhere
+                    .iter()
+                    .chain(with_body.iter().filter(|_| has_body))
+                    .chain(std::iter::once(&unauthorized).filter(|_| secured));
+                for (status, response) in extra {
+                    responses.entry(*status).or_insert_with(|| response.clone());
+                }
+                for (status, response) in responses.iter_mut() {
+                    let is_error = status.starts_with('4') || status.starts_with('5');
+                    if let Some(response) = response.as_object_mut().filter(|_| is_error)
+                        && !response.contains_key("content")
+                        && !response.contains_key("$ref")
+                    {
+                        response.insert("content".to_owned(), problem("", None)["content"].clone());
+                    }
+                }
+            }
+        }
+    }
+
+    let schemas = &mut document["components"]["schemas"];
+    if !schemas.is_object() {
+        *schemas = json!({});
+    }
+    if let Some(schemas) = schemas.as_object_mut() {
+        for (name, schema) in
+            [(ProblemSchema::name(), ProblemSchema::schema()), (FieldErrorSchema::name(), FieldErrorSchema::schema())]
+        {
+            if let Ok(schema) = serde_json::to_value(schema) {
+                schemas.entry(name.into_owned()).or_insert(schema);
+            }
+        }
+    }
 }

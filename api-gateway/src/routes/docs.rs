@@ -36,13 +36,20 @@ async fn openapi(State(state): State<AppState>) -> Response {
             paths.extend(p.clone());
         }
         if let Some(s) = document.pointer("/components/schemas").and_then(Value::as_object) {
-            schemas.extend(s.clone());
+            for (name, schema) in s {
+                // Two services describing one name differently would silently leave
+                // one of them wrong in the merged document.
+                if schemas.get(name).is_some_and(|known| known != schema) {
+                    tracing::warn!(schema = %name, service = upstream.name, "schema differs between services");
+                }
+                schemas.insert(name.clone(), schema.clone());
+            }
         }
     }
     if paths.is_empty() {
         return Problem::unavailable("no service description could be fetched", 5).into_response();
     }
-    axum::Json(json!({
+    let mut document = json!({
         "openapi": "3.1.0",
         "info": {
             "title": "ecom API",
@@ -55,6 +62,7 @@ async fn openapi(State(state): State<AppState>) -> Response {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}}
         },
         "x-unavailable": missing,
-    }))
-    .into_response()
+    });
+    common::openapi::add_standard_problems(&mut document);
+    axum::Json(document).into_response()
 }
