@@ -40,12 +40,14 @@ pub struct Product {
 pub struct ProductInput {
     #[schema(example = "MUG-001", pattern = "^[A-Za-z0-9_-]{1,64}$")]
     pub sku: String,
-    #[schema(example = "Enamel mug", min_length = 1, max_length = 200)]
+    /// 1 to 200 characters once trimmed.
+    #[schema(example = "Enamel mug", min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     #[serde(default)]
+    #[schema(max_length = 4000)]
     pub description: String,
     #[serde(default)]
-    #[schema(example = "kitchen")]
+    #[schema(example = "kitchen", max_length = 100)]
     pub category: String,
     pub price: Money,
 }

@@ -74,7 +74,7 @@ fn internal(err: StoreError) -> Problem {
 
 /// Stock of one sku.
 #[utoipa::path(get, path = "/api/inventory/{sku}", tag = "inventory",
-    params(("sku" = String, Path, description = "Stock keeping unit")),
+    params(("sku" = String, Path, description = "Stock keeping unit", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = StockLevel), (status = 404, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<StockLevel>, Problem> {
@@ -94,13 +94,13 @@ async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Re
 #[serde(deny_unknown_fields)]
 pub struct SetStockRequest {
     /// The sellable count; reserved units are not included.
-    #[schema(minimum = 0, example = 25)]
+    #[schema(minimum = 0, maximum = 2_147_483_647, example = 25)]
     pub available: i64,
 }
 
 /// Sets the sellable count of a sku (admin).
 #[utoipa::path(put, path = "/api/inventory/{sku}", tag = "inventory", security(("bearer" = [])),
-    params(("sku" = String, Path, description = "Stock keeping unit")),
+    params(("sku" = String, Path, description = "Stock keeping unit", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     request_body = SetStockRequest,
     responses((status = 200, body = StockLevel), (status = 401), (status = 403), (status = 422, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(sku = %sku, user_id))]
