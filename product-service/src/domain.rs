@@ -15,6 +15,7 @@ pub const CATEGORY_MAX: usize = 100;
 #[serde(deny_unknown_fields)]
 pub struct Money {
     #[schema(minimum = 0, example = 1999)]
+    #[serde(deserialize_with = "common::http::integral")]
     pub amount: i64,
     #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
     pub currency: String,

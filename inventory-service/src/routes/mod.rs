@@ -95,6 +95,7 @@ async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Re
 pub struct SetStockRequest {
     /// The sellable count; reserved units are not included.
     #[schema(minimum = 0, maximum = 2_147_483_647, example = 25)]
+    #[serde(deserialize_with = "common::http::integral")]
     pub available: i64,
 }
 

@@ -48,6 +48,7 @@ pub struct RequestedLine {
     pub sku: String,
     /// 1 to 1000; the lines of one sku together at most 1000.
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "common::http::integral")]
     pub quantity: i64,
 }
 
