@@ -149,3 +149,41 @@ pub fn add_standard_problems(document: &mut serde_json::Value) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::add_standard_problems;
+
+    #[test]
+    fn every_operation_gets_the_answers_of_the_stack_it_can_meet() {
+        let mut document = json!({"paths": {
+            "/orders": {
+                "post": {"requestBody": {}, "security": [{"bearer": []}],
+                         "responses": {"201": {}, "400": {"description": "own"}}},
+                "get": {"responses": {"200": {}, "404": {"description": "no such order"}}},
+            }
+        }});
+        add_standard_problems(&mut document);
+        let statuses = |method: &str| -> Vec<String> {
+            let mut statuses: Vec<String> =
+                document["paths"]["/orders"][method]["responses"].as_object().unwrap().keys().cloned().collect();
+            statuses.sort();
+            statuses
+        };
+        assert_eq!(statuses("post"), ["201", "400", "401", "408", "413", "415", "429", "503"]);
+        assert_eq!(statuses("get"), ["200", "404", "429", "503"]);
+        let post = &document["paths"]["/orders"]["post"]["responses"];
+        assert_eq!(post["400"]["description"], "own", "a service's own description is kept");
+        assert!(post["401"]["headers"].get("WWW-Authenticate").is_some());
+        assert!(post["429"]["headers"].get("Retry-After").is_some());
+        let problem = json!({"schema": {"$ref": "#/components/schemas/Problem"}});
+        assert_eq!(
+            document["paths"]["/orders"]["get"]["responses"]["404"]["content"]["application/problem+json"],
+            problem
+        );
+        assert!(document["components"]["schemas"].get("Problem").is_some());
+        assert!(document["components"]["schemas"].get("FieldError").is_some());
+    }
+}
