@@ -173,6 +173,7 @@ struct Inner {
     source: Source,
     expectations: Expectations,
     last_refresh: Mutex<Option<Instant>>,
+    cache: TokenCache,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -199,7 +200,13 @@ impl Verifier {
 
     fn build(keys: HashMap<String, Arc<VerifyingKey>>, source: Source, expectations: Expectations) -> Self {
         Self {
-            inner: Arc::new(Inner { keys: RwLock::new(keys), source, expectations, last_refresh: Mutex::new(None) }),
+            inner: Arc::new(Inner {
+                keys: RwLock::new(keys),
+                source,
+                expectations,
+                last_refresh: Mutex::new(None),
+                cache: TokenCache::default(),
+            }),
         }
     }
 
@@ -221,6 +228,7 @@ impl Verifier {
             return Err("JWKS holds no usable key".into());
         }
         *self.inner.keys.write().await = keys;
+        self.inner.cache.clear();
         *self.inner.last_refresh.lock().await = Some(Instant::now());
         Ok(())
     }
@@ -242,11 +250,19 @@ impl Verifier {
     }
 
     /// Verifies a compact JWS access token of a user.
+    ///
+    /// A token that verified is remembered until its `exp` (see [`TokenCache`]).
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        let now = unix_now();
+        if let Some(identity) = self.inner.cache.get(token, now) {
+            return Ok(identity);
+        }
         let claims: Claims = self.decode(token, &[self.inner.expectations.audience.as_str()]).await?;
         let user_id =
             uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
-        Ok(Identity { user_id, email: claims.email, name: claims.name, roles: claims.roles })
+        let identity = Identity { user_id, email: claims.email, name: claims.name, roles: claims.roles };
+        self.inner.cache.insert(token, &identity, claims.exp, now);
+        Ok(identity)
     }
 
     /// Verifies a service token: the audience [`SERVICE_AUDIENCE`] and the role
@@ -298,6 +314,69 @@ impl Verifier {
     async fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
         self.inner.keys.read().await.get(kid).cloned()
     }
+}
+
+/// How many verified tokens a verifier remembers.
+pub const TOKEN_CACHE_ENTRIES: usize = 2048;
+/// Longer tokens are verified every time, never remembered: with [`TOKEN_CACHE_ENTRIES`]
+/// this bounds the cache to a few MiB whatever the clients send.
+pub const MAX_CACHED_TOKEN_BYTES: usize = 2048;
+
+/// User tokens that verified, each until its `exp`, keyed by the whole token: the same
+/// token is not checked again on every request (an Ed25519 verification and two JSON
+/// decodings). Only successes are kept, so a forged or altered token (other bytes) is
+/// always verified and refused. Emptied when the key set changes, so a withdrawn key's
+/// tokens stop at once.
+#[derive(Default)]
+struct TokenCache {
+    entries: std::sync::Mutex<HashMap<Box<str>, Verified>>,
+}
+
+struct Verified {
+    identity: Identity,
+    exp: u64,
+}
+
+impl TokenCache {
+    /// The identity of `token` if it verified before and has not expired at `now`.
+    fn get(&self, token: &str, now: u64) -> Option<Identity> {
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let verified = entries.get(token)?;
+        if now < verified.exp {
+            return Some(verified.identity.clone());
+        }
+        entries.remove(token);
+        None
+    }
+
+    /// Remembers a token that just verified. When full, expired entries go first, and
+    /// if none has expired everything goes (at most one re-verification per token).
+    fn insert(&self, token: &str, identity: &Identity, exp: u64, now: u64) {
+        if token.len() > MAX_CACHED_TOKEN_BYTES || exp <= now {
+            return;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= TOKEN_CACHE_ENTRIES && !entries.contains_key(token) {
+            entries.retain(|_, verified| now < verified.exp);
+            if entries.len() >= TOKEN_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(token.into(), Verified { identity: identity.clone(), exp });
+    }
+
+    fn clear(&self) {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clear();
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Usable verification keys of a JWKS by `kid`; each bound to its one algorithm.
@@ -615,6 +694,113 @@ mod tests {
         ]);
         assert!(ClientCredentials::from_env(&both).is_err());
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    const TEST_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIE74Xb0Tdysu3FkfkKWrwog+BZ3o6SoWMXi0iSKfaQHm\n-----END PRIVATE KEY-----\n";
+    const TEST_KEY_X: &str = "7eUhexJo1qijk7Bw8osNOWfNpkJ9pOBvgDok_V5l8bA";
+
+    fn test_verifier() -> Verifier {
+        let jwks: JwkSet = serde_json::from_value(serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "x": TEST_KEY_X, "kid": "k1", "alg": "EdDSA", "use": "sig"}
+        ]}))
+        .unwrap();
+        Verifier::fixed(&jwks, Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() })
+    }
+
+    fn signed_token(exp: u64) -> String {
+        let now = unix_now();
+        let claims = Claims {
+            iss: "ecom-auth".into(),
+            aud: "ecom".into(),
+            sub: uuid::Uuid::now_v7().to_string(),
+            exp,
+            iat: now,
+            nbf: now,
+            jti: "j-1".into(),
+            roles: vec!["customer".into()],
+            email: "c@example.com".into(),
+            name: None,
+        };
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some("k1".into());
+        header.typ = Some(ACCESS_TOKEN_TYP.into());
+        let key = jsonwebtoken::EncodingKey::from_ed_pem(TEST_KEY.as_bytes()).unwrap();
+        jsonwebtoken::encode(&header, &claims, &key).unwrap()
+    }
+
+    fn identity() -> Identity {
+        Identity { user_id: uuid::Uuid::now_v7(), email: "c@example.com".into(), name: None, roles: vec![] }
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_and_one_with_a_bad_signature_never_is() {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+        let verifier = test_verifier();
+        let good = signed_token(unix_now() + 600);
+        let identity = verifier.verify(&good).await.unwrap();
+        assert_eq!(verifier.inner.cache.len(), 1);
+        assert_eq!(verifier.verify(&good).await.unwrap(), identity);
+
+        let (signed_part, signature) = good.rsplit_once('.').unwrap();
+        let mut signature = URL_SAFE_NO_PAD.decode(signature).unwrap();
+        signature[0] ^= 1;
+        let forged = format!("{signed_part}.{}", URL_SAFE_NO_PAD.encode(signature));
+        for _ in 0..2 {
+            assert!(matches!(verifier.verify(&forged).await, Err(AuthError::Invalid(_))));
+        }
+        assert_eq!(verifier.inner.cache.len(), 1);
+        assert!(verifier.inner.cache.get(&forged, unix_now()).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refused_even_when_it_is_remembered() {
+        let verifier = test_verifier();
+        let now = unix_now();
+        let expired = signed_token(now - 60);
+        // As if it had verified two minutes ago, a minute before it expired.
+        verifier.inner.cache.insert(&expired, &identity(), now - 60, now - 120);
+        assert_eq!(verifier.inner.cache.len(), 1);
+        assert!(matches!(verifier.verify(&expired).await, Err(AuthError::Invalid(_))));
+        assert_eq!(verifier.inner.cache.len(), 0, "the expired entry is dropped");
+    }
+
+    #[test]
+    fn a_remembered_token_is_served_only_before_its_exp() {
+        let cache = TokenCache::default();
+        cache.insert("t", &identity(), 1_000, 990);
+        assert!(cache.get("t", 999).is_some());
+        assert!(cache.get("t", 1_000).is_none());
+        assert!(cache.get("t", 999).is_none(), "dropped once seen expired");
+        cache.insert("late", &identity(), 1_000, 1_000);
+        assert_eq!(cache.len(), 0, "a token verified within the leeway after its exp is not remembered");
+    }
+
+    #[test]
+    fn the_token_cache_stays_bounded_under_many_distinct_tokens() {
+        let cache = TokenCache::default();
+        let now = 1_000;
+        for i in 0..3 * TOKEN_CACHE_ENTRIES {
+            cache.insert(&format!("token-{i}"), &identity(), now + 600, now);
+            assert!(cache.len() <= TOKEN_CACHE_ENTRIES);
+        }
+        assert!(cache.get(&format!("token-{}", 3 * TOKEN_CACHE_ENTRIES - 1), now).is_some());
+        let long = "x".repeat(MAX_CACHED_TOKEN_BYTES + 1);
+        cache.insert(&long, &identity(), now + 600, now);
+        assert!(cache.get(&long, now).is_none(), "long tokens are not remembered");
+    }
+
+    #[test]
+    fn a_full_token_cache_drops_expired_entries_first() {
+        let cache = TokenCache::default();
+        for i in 0..TOKEN_CACHE_ENTRIES {
+            let exp = if i % 2 == 0 { 1_010 } else { 2_000 };
+            cache.insert(&format!("token-{i}"), &identity(), exp, 1_000);
+        }
+        cache.insert("newest", &identity(), 2_000, 1_020);
+        assert_eq!(cache.len(), TOKEN_CACHE_ENTRIES / 2 + 1);
+        assert!(cache.get("token-1", 1_020).is_some());
     }
 
     #[test]

@@ -167,3 +167,38 @@ async fn tampered_claims_oversized_tokens_garbage_and_wrong_typ_are_refused() {
         assert_eq!(response.headers()["www-authenticate"], "Bearer");
     }
 }
+
+#[tokio::test]
+async fn a_token_accepted_once_is_still_refused_with_an_altered_signature() {
+    let platform = Platform::start(&[]).await;
+    let customer = platform.customer_token().await;
+    assert_eq!(platform.me(&format!("Bearer {customer}")).await.status(), 200);
+
+    let (signed_part, signature) = customer.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[0] ^= 1;
+    let altered = format!("{signed_part}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    // Twice: a refused token is never remembered as if it had been verified.
+    assert_refused(&platform, "altered signature", &altered).await;
+    assert_refused(&platform, "altered signature, again", &altered).await;
+    assert_eq!(platform.me(&format!("Bearer {customer}")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn a_token_accepted_while_valid_is_refused_once_it_has_expired() {
+    let platform = Platform::start(&[]).await;
+    let header = real_header(&platform).await;
+    let exp = now() + 1;
+    let token = signed(&platform, header, &claims(json!({"exp": exp})));
+    assert_eq!(
+        platform.me(&format!("Bearer {token}")).await.status(),
+        404,
+        "valid signature: the forged user does not exist"
+    );
+
+    // Past `exp` and the clock-skew leeway.
+    while now() <= exp + common::auth::LEEWAY_SECS {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_refused(&platform, "expired after it was accepted", &token).await;
+}
