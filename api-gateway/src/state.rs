@@ -27,9 +27,13 @@ pub struct Upstream {
     pub breaker: CircuitBreaker,
 }
 
-/// Everything a handler needs; cheap to clone.
+/// Everything a handler needs; cheap to clone (one `Arc`, since every request's
+/// extractors and middleware take a copy).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares between requests.
+pub struct Shared {
     pub auth: Upstream,
     pub product: Upstream,
     pub order: Upstream,
@@ -38,8 +42,8 @@ pub struct AppState {
     /// For the gateway's own calls (OpenAPI documents).
     pub api_client: reqwest::Client,
     pub verifier: Verifier,
-    pub general_limit: Arc<DefaultKeyedRateLimiter<IpAddr>>,
-    pub auth_limit: Arc<DefaultKeyedRateLimiter<IpAddr>>,
+    pub general_limit: DefaultKeyedRateLimiter<IpAddr>,
+    pub auth_limit: DefaultKeyedRateLimiter<IpAddr>,
     pub upstream_timeout: Duration,
     pub trust_forwarded_for: bool,
 }
@@ -47,6 +51,14 @@ pub struct AppState {
 impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState").field("auth", &self.auth.base.as_str()).finish_non_exhaustive()
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
@@ -79,7 +91,7 @@ impl AppState {
         let burst = per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1));
         let auth_per_minute =
             NonZeroU32::new(settings.limits.auth_per_minute).context("ECOM_RATE_LIMIT_AUTH_PER_MINUTE")?;
-        Ok(Self {
+        Ok(Self(Arc::new(Shared {
             auth: upstream("auth-service", &settings.upstreams.auth),
             product: upstream("product-service", &settings.upstreams.product),
             order: upstream("order-service", &settings.upstreams.order),
@@ -87,11 +99,11 @@ impl AppState {
             client,
             api_client,
             verifier: settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?,
-            general_limit: Arc::new(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst))),
-            auth_limit: Arc::new(RateLimiter::keyed(Quota::per_minute(auth_per_minute))),
+            general_limit: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            auth_limit: RateLimiter::keyed(Quota::per_minute(auth_per_minute)),
             upstream_timeout: settings.upstream_timeout,
             trust_forwarded_for: settings.trust_forwarded_for,
-        })
+        })))
     }
 
     pub fn upstreams(&self) -> [&Upstream; 4] {
