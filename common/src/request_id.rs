@@ -1,6 +1,9 @@
 //! Request ids: accept a sane incoming `x-request-id`, else make one; echo it on the
 //! response, record it in the request span and make it available to error bodies.
 
+use std::cell::Cell;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -27,8 +30,9 @@ impl RequestId {
         sane.then(|| Self(value.to_owned()))
     }
 
+    /// A fresh UUIDv7.
     pub fn generate() -> Self {
-        Self(uuid::Uuid::now_v7().to_string())
+        Self(uuid_v7().to_string())
     }
 
     /// The id of the request this task is serving, if any.
@@ -40,6 +44,31 @@ impl RequestId {
     pub async fn scope<F: Future>(id: RequestId, fut: F) -> F::Output {
         CURRENT.scope(id, fut).await
     }
+}
+
+/// A UUIDv7 (RFC 9562: 48 bits of Unix milliseconds, 74 random bits) whose random bits
+/// come from a per-thread generator seeded once from the operating system, rather than
+/// a system call per request: a request id has to be unique, not unpredictable.
+fn uuid_v7() -> uuid::Uuid {
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(uuid::Uuid::new_v4().as_u64_pair().0);
+    }
+    let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |since| since.as_millis() as u64);
+    let (high, low) = STATE.with(|state| (splitmix64(state), splitmix64(state)));
+    let mut random = [0; 10];
+    random[..8].copy_from_slice(&high.to_le_bytes());
+    random[8..].copy_from_slice(&low.to_le_bytes()[..2]);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random).into_uuid()
+}
+
+/// The next output of SplitMix64 (Steele, Lea, Flood 2014): full period, well mixed.
+fn splitmix64(state: &Cell<u64>) -> u64 {
+    let next = state.get().wrapping_add(0x9E37_79B9_7F4A_7C15);
+    state.set(next);
+    let mut z = next;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
 }
 
 /// Middleware: settles the request id before anything else runs.
@@ -64,6 +93,22 @@ mod tests {
     fn a_sane_client_id_is_kept() {
         let value = HeaderValue::from_static("abc-123_x.y:z");
         assert_eq!(RequestId::sanitize(Some(&value)), Some(RequestId("abc-123_x.y:z".into())));
+    }
+
+    #[test]
+    fn generated_ids_are_distinct_uuid_v7s_of_the_current_millisecond() {
+        let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| RequestId::generate().0).collect();
+        let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        assert_eq!(ids.len(), 10_000);
+        for id in ids.iter().take(100) {
+            let uuid = uuid::Uuid::parse_str(id).unwrap();
+            assert_eq!(uuid.get_version_num(), 7, "{id}");
+            assert_eq!(uuid.get_variant(), uuid::Variant::RFC4122, "{id}");
+            let (seconds, nanos) = uuid.get_timestamp().unwrap().to_unix();
+            let millis = seconds * 1000 + u64::from(nanos) / 1_000_000;
+            assert!((before..=after).contains(&millis), "{id}");
+        }
     }
 
     #[test]
