@@ -12,6 +12,7 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Layer as _;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use url::Url;
@@ -109,7 +110,11 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     // the log level, so quieter logs never break propagation or traces.
     let log_filter = EnvFilter::try_new(&settings.filter).map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?;
     let span_filter = EnvFilter::new(SPAN_FILTER);
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(span_filter);
+    // Events become span events only to be exported; without an exporter, spans are kept
+    // (for their ids) and events skipped, which is per-request work nobody would see.
+    let exporting = settings.otlp_endpoint.is_some();
+    let otel_filter = span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| exporting || meta.is_span()));
+    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(otel_filter);
     let registry = tracing_subscriber::registry().with(otel);
     match settings.log_format {
         LogFormat::Json => {
