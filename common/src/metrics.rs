@@ -60,10 +60,10 @@ pub async fn render() -> Response {
 /// Where the inner [`record_route`] layer leaves the matched route for the
 /// outer observing middleware (which runs before routing and cannot see it).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct RouteSlot(pub(crate) std::sync::Arc<OnceLock<String>>);
+pub(crate) struct RouteSlot(pub(crate) std::sync::Arc<OnceLock<MatchedPath>>);
 
 impl RouteSlot {
-    pub(crate) fn route(&self) -> Option<String> {
+    pub(crate) fn route(&self) -> Option<MatchedPath> {
         self.0.get().cloned()
     }
 }
@@ -134,7 +134,7 @@ pub(crate) fn record_request(service: &'static str, method: &Method, route: &str
 /// Route layer: tells the observing middleware which route matched.
 pub async fn record_route(req: Request, next: Next) -> Response {
     if let (Some(slot), Some(path)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<MatchedPath>()) {
-        let _ = slot.0.set(path.as_str().to_owned());
+        let _ = slot.0.set(path.clone());
     }
     next.run(req).await
 }

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -91,8 +91,9 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
     let started = Instant::now();
     let method = req.method().clone();
     let method_label = crate::metrics::method_label(&method);
-    let path = req.uri().path().to_owned();
-    let request_id = req.extensions().get::<RequestId>().map(|id| id.0.clone()).unwrap_or_default();
+    let path = req.uri().path();
+    let quiet = path.starts_with("/health/") || path == "/metrics";
+    let request_id = req.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
     let span = tracing::info_span!(
         "request",
         otel.name = field::Empty,
@@ -101,10 +102,10 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
         http.request.method = method_label,
         // Only for a method outside the standard set, and only its start.
         http.request.method_original = field::Empty,
-        url.path = %path,
+        url.path = path,
         http.route = field::Empty,
         http.response.status_code = field::Empty,
-        request_id = %request_id,
+        request_id = request_id,
         // Set by whoever authenticates the caller (the gateway does).
         user_id = field::Empty,
     );
@@ -120,13 +121,12 @@ async fn observe(State(config): State<StackConfig>, mut req: Request, next: Next
         let route = slot.route();
         let status = response.status();
         let span = tracing::Span::current();
-        let route_label = route.as_deref().unwrap_or(UNMATCHED_ROUTE);
+        let route_label = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
         span.record("otel.name", format!("{method_label} {route_label}"));
         span.record("http.route", route_label);
         span.record("http.response.status_code", status.as_u16());
         let elapsed = started.elapsed();
         record_request(config.service, &method, route_label, status.as_u16(), elapsed.as_secs_f64());
-        let quiet = path.starts_with("/health/") || path == "/metrics";
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request failed");
         } else if quiet {
