@@ -187,3 +187,16 @@ mod tests {
         assert!(document["components"]["schemas"].get("FieldError").is_some());
     }
 }
+
+/// Declares the `service_token` bearer scheme of the internal documents: the
+/// `/internal/*` operations take a service token from auth-service's `/internal/token`.
+#[derive(Debug, Clone, Copy)]
+pub struct ServiceTokenScheme;
+
+impl utoipa::Modify for ServiceTokenScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("service_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}

@@ -124,7 +124,8 @@ pub async fn place(
             if !moved {
                 // Rolled back first (by the sweeper after a long stall, or by a retry that
                 // took the key over): the units just reserved go back.
-                release_later(state, order.id).await?;
+                state.store.mark_release_pending(order.id).await?;
+                release_pending_stock(state, order.id).await?;
                 return Err(SagaError::Unavailable(Unavailable {
                     service: "order-service",
                     reason: "the placement stalled and was rolled back".into(),
@@ -146,9 +147,7 @@ pub async fn place(
         Err(unavailable) => {
             // The reservation may or may not have happened: release it (idempotent).
             state.store.transition(order.id, Status::Pending, order.version, Status::Failed, true, None, now()).await?;
-            if state.inventory.release(order.id).await.is_ok() {
-                state.store.clear_release_pending(order.id).await?;
-            }
+            release_pending_stock(state, order.id).await?;
             metrics::counter!("orders_rejected_total", "reason" => "unavailable").increment(1);
             Err(SagaError::Unavailable(unavailable))
         }
@@ -280,10 +279,7 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
     state.outbox_wake.notify_one();
     metrics::counter!("orders_cancelled_total").increment(1);
     // The order is cancelled; if inventory cannot be reached now, the sweeper releases later.
-    match state.inventory.release(id).await {
-        Ok(()) => state.store.clear_release_pending(id).await?,
-        Err(err) => tracing::warn!(error = %err, "stock release deferred to the sweeper"),
-    }
+    release_pending_stock(state, id).await?;
     Ok(cancelled)
 }
 
@@ -333,19 +329,20 @@ pub async fn settle_abandoned(state: &AppState, id: Uuid) -> Result<Option<Order
                 return Ok(settled.filter(|o| matches!(o.status, Status::Confirmed | Status::Cancelled)));
             }
             tracing::warn!("rolled back an order whose request died holding its Idempotency-Key");
-            if state.inventory.release(id).await.is_ok() {
-                state.store.clear_release_pending(id).await?;
-            }
+            release_pending_stock(state, id).await?;
             Ok(None)
         }
     }
 }
 
-/// Releases `id`'s stock now if inventory answers, else leaves it to the sweeper.
-async fn release_later(state: &AppState, id: Uuid) -> Result<(), StoreError> {
-    state.store.mark_release_pending(id).await?;
-    if state.inventory.release(id).await.is_ok() {
-        state.store.clear_release_pending(id).await?;
+/// Releases the stock of `id`, whose `release_pending` is set: now if inventory answers
+/// (and the flag is cleared), else the sweeper retries it.
+async fn release_pending_stock(state: &AppState, id: Uuid) -> Result<(), StoreError> {
+    match state.inventory.release(id).await {
+        Ok(()) => state.store.clear_release_pending(id).await,
+        Err(err) => {
+            tracing::warn!(order_id = %id, error = %err, "stock release deferred to the sweeper");
+            Ok(())
+        }
     }
-    Ok(())
 }

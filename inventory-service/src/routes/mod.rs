@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use common::auth::{Admin, ServiceCaller};
 use common::http::Json;
+use common::openapi::ServiceTokenScheme;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -42,15 +42,6 @@ pub struct ApiDoc;
     tags((name = "internal", description = "Between services only; a service token from auth-service's /internal/token"))
 )]
 pub struct InternalApiDoc;
-
-struct ServiceTokenScheme;
-
-impl Modify for ServiceTokenScheme {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme("service_token", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
-    }
-}
 
 pub fn routes(state: AppState) -> Router {
     Router::new()
