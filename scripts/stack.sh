@@ -176,12 +176,19 @@ start_detached() { # component command...
 
 # Poll `check_<c>` until it passes, the process dies, or the deadline passes.
 wait_ready() { # component timeout_seconds
-  local c="$1" timeout="$2" deadline=$((SECONDS + $2))
+  local c="$1" timeout="$2" deadline=$((SECONDS + $2)) missing=0
   while true; do
     if "check_$c" >/dev/null 2>&1; then return 0; fi
+    # Gone on two checks in a row: one miss can be a pid file not yet written on a
+    # loaded machine, or /proc/<pid>/cmdline read in the middle of the exec.
     if [[ -z "$(component_pid "$c")" ]]; then
-      warn "$c exited during startup"
-      return 1
+      missing=$((missing + 1))
+      if ((missing >= 2)); then
+        warn "$c exited during startup"
+        return 1
+      fi
+    else
+      missing=0
     fi
     if ((SECONDS >= deadline)); then
       warn "$c not ready after ${timeout}s"
