@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=$(date +%s)
+# rdkafka links the system's OpenSSL for Kafka over TLS (docs/decisions.md): its headers
+# and pkg-config must be there before cargo builds anything.
+if ! dpkg -s libssl-dev pkg-config >/dev/null 2>&1; then
+  echo "== installing libssl-dev and pkg-config (apt-get)"
+  if ! apt-cache policy libssl-dev 2>/dev/null | grep -q 'Candidate: [0-9]'; then apt-get update; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends libssl-dev pkg-config
+fi
 bash scripts/stack.sh up
 eval "$(bash scripts/stack.sh env)"
 
