@@ -5,7 +5,10 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock, so tests can pause and advance it instead of sleeping.
+use tokio::time::Instant;
 
 use crate::settings::{Env, SettingsError};
 
@@ -326,8 +329,8 @@ mod tests {
         breaker.try_acquire().map(|p| p.record(outcome))
     }
 
-    #[test]
-    fn it_stays_closed_below_the_minimum_number_of_calls() {
+    #[tokio::test(start_paused = true)]
+    async fn it_stays_closed_below_the_minimum_number_of_calls() {
         let breaker = CircuitBreaker::new("t1", config());
         for _ in 0..3 {
             call(&breaker, Outcome::Failure).unwrap();
@@ -335,8 +338,8 @@ mod tests {
         assert_eq!(breaker.state(), State::Closed);
     }
 
-    #[test]
-    fn it_opens_at_the_failure_rate_and_rejects_with_the_remaining_wait() {
+    #[tokio::test(start_paused = true)]
+    async fn it_opens_at_the_failure_rate_and_rejects_with_the_remaining_wait() {
         let breaker = CircuitBreaker::new("t2", config());
         call(&breaker, Outcome::Success).unwrap();
         call(&breaker, Outcome::Success).unwrap();
@@ -344,27 +347,33 @@ mod tests {
         assert_eq!(breaker.state(), State::Closed);
         call(&breaker, Outcome::Failure).unwrap();
         assert_eq!(breaker.state(), State::Open);
-        let rejected = breaker.try_acquire().unwrap_err();
-        assert!(rejected.retry_after <= Duration::from_millis(100));
+        assert_eq!(breaker.try_acquire().unwrap_err().retry_after, Duration::from_millis(100));
+        tokio::time::advance(Duration::from_millis(60)).await;
+        assert_eq!(breaker.try_acquire().unwrap_err().retry_after, Duration::from_millis(40));
     }
 
-    #[test]
-    fn slow_successes_open_it_too() {
-        let breaker = CircuitBreaker::new("t3", BreakerConfig { slow_call_duration: Duration::ZERO, ..config() });
+    #[tokio::test(start_paused = true)]
+    async fn slow_successes_open_it_too() {
+        let breaker = CircuitBreaker::new("t3", config());
         for _ in 0..4 {
-            call(&breaker, Outcome::Success).unwrap();
+            assert_eq!(breaker.state(), State::Closed);
+            let permit = breaker.try_acquire().unwrap();
+            tokio::time::advance(Duration::from_millis(50)).await;
+            permit.record(Outcome::Success);
         }
         assert_eq!(breaker.state(), State::Open);
     }
 
-    #[test]
-    fn after_the_wait_it_lets_limited_probes_through_and_closes_when_they_succeed() {
+    #[tokio::test(start_paused = true)]
+    async fn after_the_wait_it_lets_limited_probes_through_and_closes_when_they_succeed() {
         let breaker = CircuitBreaker::new("t4", config());
         for _ in 0..4 {
             call(&breaker, Outcome::Failure).unwrap();
         }
         assert_eq!(breaker.state(), State::Open);
-        std::thread::sleep(Duration::from_millis(120));
+        tokio::time::advance(Duration::from_millis(99)).await;
+        assert_eq!(breaker.state(), State::Open, "half-open before the wait is over");
+        tokio::time::advance(Duration::from_millis(1)).await;
         assert_eq!(breaker.state(), State::HalfOpen);
         let first = breaker.try_acquire().unwrap();
         let second = breaker.try_acquire().unwrap();
@@ -374,24 +383,24 @@ mod tests {
         assert_eq!(breaker.state(), State::Closed);
     }
 
-    #[test]
-    fn a_failed_probe_opens_it_again() {
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_probe_opens_it_again() {
         let breaker = CircuitBreaker::new("t5", config());
         for _ in 0..4 {
             call(&breaker, Outcome::Failure).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(120));
+        tokio::time::advance(Duration::from_millis(100)).await;
         call(&breaker, Outcome::Failure).unwrap();
         assert_eq!(breaker.state(), State::Open);
     }
 
-    #[test]
-    fn an_abandoned_probe_gives_its_slot_back() {
+    #[tokio::test(start_paused = true)]
+    async fn an_abandoned_probe_gives_its_slot_back() {
         let breaker = CircuitBreaker::new("t6", config());
         for _ in 0..4 {
             call(&breaker, Outcome::Failure).unwrap();
         }
-        std::thread::sleep(Duration::from_millis(120));
+        tokio::time::advance(Duration::from_millis(100)).await;
         drop(breaker.try_acquire().unwrap());
         drop(breaker.try_acquire().unwrap());
         assert!(breaker.try_acquire().is_ok());
