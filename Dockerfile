@@ -3,7 +3,7 @@
 #
 # One build for the six service binaries, one small image per service, chosen by target:
 #
-#   docker build --target order-service -t ecom/order-service .
+#   docker build --target order-service -t ghcr.io/ecom/order-service:dev .
 #
 # Targets: api-gateway, auth-service, product-service, order-service, inventory-service,
 # notification-service. docker-compose.yml builds each of them from this file; the

@@ -20,6 +20,8 @@ K8S_VERSIONS=(1.30.0 1.37.0)
 started=$(date +%s%N)
 # shellcheck source=scripts/check/lib/k8s-tools.bash
 source scripts/check/lib/k8s-tools.bash
+# shellcheck source=scripts/check/lib/k8s-site.bash
+source scripts/check/lib/k8s-site.bash
 validate=("$venv/bin/kubernetes-validate" --strict --quiet)
 
 work=$(mktemp -d)
@@ -54,13 +56,23 @@ fi
 failed=0
 "$python" scripts/check/k8s_lint.py vars || failed=1
 
+# prod refuses to build without the operator's site.env (no placeholder gets deployed);
+# with one (the test values of scripts/check/lib/k8s-site.bash) it builds below.
+copy=$(site_copy "$work")
+if "$kustomize" build "$copy/overlays/prod" >/dev/null 2>"$work/refused.err" || ! grep -q "site.env" "$work/refused.err"; then
+  echo "k8s: the prod overlay built without a site.env (or failed for another reason):" >&2
+  cat "$work/refused.err" >&2
+  failed=1
+fi
+printf '%s\n' "$SITE_TEST_ENV" >"$copy/overlays/prod/site.env"
+
 # name:path:lint options
 builds=(
   "base:k8s/base:--external-secrets"
   # The service client's secret is the one Secret dev does not generate: it would be
   # committed (docs/kubernetes.md, "Secrets").
   "dev:k8s/overlays/dev:--external-secret=ecom-service-client"
-  "prod:k8s/overlays/prod:--pinned --external-secrets"
+  "prod:$copy/overlays/prod:--pinned --external-secrets --no-placeholders"
 )
 files=()
 for build in "${builds[@]}"; do

@@ -3,10 +3,12 @@
     k8s_lint.py vars                      every ECOM_* name under k8s/ and in
                                           docs/kubernetes.md is read by the Rust code
     k8s_lint.py build NAME FILE [--pinned] [--external-secrets] [--external-secret=NAME]
+                                          [--no-placeholders]
                                           one `kustomize build` output: the ecom
                                           Deployments and everything they refer to;
                                           Secrets created by hand (every one, or the
-                                          one named) must be in docs/kubernetes.md
+                                          one named) must be in docs/kubernetes.md;
+                                          no example.com value left in (prod)
 
 Prints one line per problem and exits 1 if there is any.
 """
@@ -77,8 +79,13 @@ def labels_match(selector, labels):
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
 
 
-def check_build(name, path, pinned, external_secrets, external_names=()):
-    docs = [d for d in yaml.safe_load_all(pathlib.Path(path).read_text(encoding="utf-8")) if d]
+def check_build(name, path, pinned, external_secrets, external_names=(), no_placeholders=False):
+    text = pathlib.Path(path).read_text(encoding="utf-8")
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    if no_placeholders:
+        for n, line in enumerate(text.splitlines(), 1):
+            if re.search(r"\bexample\.(com|org|net)\b", line):
+                problem(name, f"line {n} of the build holds a placeholder: {line.strip()}")
     objects = {}
     for d in docs:
         key = (d["kind"], d["metadata"]["name"])
@@ -264,7 +271,7 @@ def main(argv):
     elif argv[:1] == ["build"] and len(argv) >= 3:
         options = argv[3:]
         external_names = [o.split("=", 1)[1] for o in options if o.startswith("--external-secret=")]
-        check_build(argv[1], argv[2], "--pinned" in options, "--external-secrets" in options, external_names)
+        check_build(argv[1], argv[2], "--pinned" in options, "--external-secrets" in options, external_names, "--no-placeholders" in options)
     else:
         print(__doc__, file=sys.stderr)
         return 2
