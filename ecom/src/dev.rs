@@ -1,7 +1,7 @@
 //! `ecom dev`: the six services in one process, each on its own listener and
 //! talking HTTP to the others, on the embedded backends.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,8 @@ use common::bus::{BusConfig, InProcessBus};
 use common::settings::Env;
 use common::telemetry::{self, LogFormat, TelemetrySettings};
 use rand::distr::{Alphanumeric, SampleString};
+
+pub use crate::admin::Admin;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -42,15 +44,35 @@ impl Ports {
     /// Every listener on a port the system chooses.
     pub const ANY: Self =
         Self { gateway: 0, gateway_ops: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
+
+    /// The default layout moved to `base`: the gateway on `base`, the services on
+    /// `base + 1` to `base + 5`, the gateway's operations listener on `base + 1000`.
+    pub fn from_base(base: u16) -> anyhow::Result<Self> {
+        let port = |offset: u16| {
+            base.checked_add(offset)
+                .filter(|_| base > 0)
+                .with_context(|| format!("--port-base {base}: the ports {base} to {base} + 1000 must be 1 to 65535"))
+        };
+        Ok(Self {
+            gateway: port(0)?,
+            auth: port(1)?,
+            product: port(2)?,
+            order: port(3)?,
+            inventory: port(4)?,
+            notification: port(5)?,
+            gateway_ops: port(1000)?,
+        })
+    }
 }
 
-/// The admin account dev mode makes sure exists.
-#[derive(Debug, Clone)]
-pub struct Admin {
-    pub email: String,
-    pub password: String,
-    /// Whether the password was generated (and so must be printed).
-    pub generated: bool,
+/// Where to connect to a listener bound to `addr`: the loopback address of its family
+/// when it listens on all of them.
+pub fn reachable(addr: SocketAddr) -> SocketAddr {
+    match addr.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => SocketAddr::from((Ipv4Addr::LOCALHOST, addr.port())),
+        IpAddr::V6(ip) if ip.is_unspecified() => SocketAddr::from((Ipv6Addr::LOCALHOST, addr.port())),
+        _ => addr,
+    }
 }
 
 /// A running dev platform.
@@ -93,13 +115,14 @@ impl Platform {
 pub async fn start(
     env: &Env,
     data_dir: &Path,
-    host: [u8; 4],
+    host: impl Into<IpAddr>,
     ports: Ports,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Platform> {
     std::fs::create_dir_all(data_dir.join("mail"))
         .with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
     let data_dir = data_dir.canonicalize().context("--data-dir")?;
+    let host = host.into();
     let bind = |port: u16| async move {
         let addr = SocketAddr::from((host, port));
         TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}: is another instance running?"))
@@ -119,22 +142,11 @@ pub async fn start(
     let url_of = |name: &str| {
         let addr =
             addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).unwrap_or_else(|| SocketAddr::from((host, 0)));
-        format!("http://{addr}")
+        format!("http://{}", reachable(addr))
     };
     let sqlite = |file: &str| format!("sqlite://{}", data_dir.join(file).display());
 
-    let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.raw("ECOM_ADMIN_PASSWORD")) {
-        (email, Some(password)) => Admin {
-            email: email.unwrap_or("admin@ecom.local").to_owned(),
-            password: password.to_owned(),
-            generated: false,
-        },
-        (email, None) => Admin {
-            email: email.unwrap_or("admin@ecom.local").to_owned(),
-            password: Alphanumeric.sample_string(&mut rand::rng(), 20),
-            generated: true,
-        },
-    };
+    let admin = Admin::from_env(env, &data_dir)?;
 
     // order-service's client secret towards auth-service: new at every start, held
     // only in this process (the tokens it buys live minutes; nothing needs it later).
@@ -211,7 +223,7 @@ pub async fn wait_ready(listeners: &[(&'static str, SocketAddr)], deadline: Dura
     let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build()?;
     let until = Instant::now() + deadline;
     for (service, addr) in listeners {
-        let url = format!("http://{addr}/health/ready");
+        let url = format!("http://{}/health/ready", reachable(*addr));
         loop {
             match client.get(&url).send().await {
                 Ok(response) if response.status().is_success() => break,
@@ -233,8 +245,20 @@ pub async fn wait_ready(listeners: &[(&'static str, SocketAddr)], deadline: Dura
     Ok(())
 }
 
+/// What `ecom dev` was asked for on its command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub data_dir: PathBuf,
+    /// The address every listener binds.
+    pub bind: IpAddr,
+    pub ports: Ports,
+    /// Load the demo catalog on the first start of `data_dir`.
+    pub demo: bool,
+}
+
 /// `ecom dev`: runs until Ctrl-C or SIGTERM.
-pub async fn main(data_dir: PathBuf, any_ports: bool) -> anyhow::Result<()> {
+pub async fn main(options: Options) -> anyhow::Result<()> {
+    let Options { data_dir, bind, ports, demo } = options;
     let started = Instant::now();
     common::install_crypto_provider();
     let env = Env::from_process();
@@ -244,9 +268,11 @@ pub async fn main(data_dir: PathBuf, any_ports: bool) -> anyhow::Result<()> {
     }
     let guard = telemetry::init(&telemetry_settings)?;
     let shutdown = common::shutdown::on_signal();
-    let ports = if any_ports { Ports::ANY } else { Ports::DEFAULT };
+    // A data directory without a catalog database has never been started: the demo
+    // catalog goes in once, and a later start leaves the catalog as its users left it.
+    let fresh = !data_dir.join("products.db").exists();
     let result = async {
-        let platform = start(&env, &data_dir, [127, 0, 0, 1], ports, shutdown.clone()).await?;
+        let platform = start(&env, &data_dir, bind, ports, shutdown.clone()).await?;
         let ready = tokio::select! {
             ready = wait_ready(&platform.listeners, Duration::from_secs(30)) => ready,
             () = shutdown.cancelled() => Ok(()),
@@ -256,7 +282,25 @@ pub async fn main(data_dir: PathBuf, any_ports: bool) -> anyhow::Result<()> {
             let _ = platform.wait().await;
             return Err(err);
         }
-        print_banner(&platform, &data_dir, started.elapsed());
+        let catalog = if demo && fresh {
+            let loaded =
+                crate::demo::load(reachable(platform.gateway), &platform.admin.email, &platform.admin.password)
+                    .await
+                    .context("loading the demo catalog (start with --no-demo to skip it)");
+            match loaded {
+                Ok(loaded) => Catalog::Loaded(loaded.created),
+                Err(err) => {
+                    shutdown.cancel();
+                    let _ = platform.wait().await;
+                    return Err(err);
+                }
+            }
+        } else if demo {
+            Catalog::Kept
+        } else {
+            Catalog::Skipped
+        };
+        print_banner(&platform, &data_dir, catalog, started.elapsed());
         platform.wait().await
     }
     .await;
@@ -264,7 +308,18 @@ pub async fn main(data_dir: PathBuf, any_ports: bool) -> anyhow::Result<()> {
     result
 }
 
-fn print_banner(platform: &Platform, data_dir: &Path, elapsed: Duration) {
+/// What happened to the demo catalog at this start.
+#[derive(Debug, Clone, Copy)]
+enum Catalog {
+    /// A fresh data directory: this many products were created.
+    Loaded(usize),
+    /// The data directory had been started before; its catalog is as it was.
+    Kept,
+    /// `--no-demo`.
+    Skipped,
+}
+
+fn print_banner(platform: &Platform, data_dir: &Path, catalog: Catalog, elapsed: Duration) {
     println!();
     println!("  ecom is ready in {} ms", elapsed.as_millis());
     println!();
@@ -276,11 +331,49 @@ fn print_banner(platform: &Platform, data_dir: &Path, elapsed: Duration) {
     }
     println!("  data           {}", data_dir.display());
     println!("  mail           {}", data_dir.join("mail").display());
+    match catalog {
+        Catalog::Loaded(created) => {
+            println!("  demo catalog   {created} products with stock (first start; --no-demo skips it)")
+        }
+        Catalog::Kept => println!("  catalog        as the data directory keeps it"),
+        Catalog::Skipped => println!("  catalog        no demo catalog (--no-demo)"),
+    }
     println!("  admin          {}", platform.admin.email);
-    if platform.admin.generated {
-        println!("  admin password {}  (generated; set ECOM_ADMIN_PASSWORD to choose one)", platform.admin.password);
+    if let Some(file) = &platform.admin.password_file {
+        let how = if platform.admin.generated { "generated, kept in" } else { "kept in" };
+        println!("  admin password {}  ({how} {})", platform.admin.password, file.display());
     }
     println!();
     println!("  Ctrl-C stops it; the data stays for the next start.");
     println!();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_base_moves_the_default_layout_and_one_too_high_is_refused() {
+        let ports = Ports::from_base(18080).unwrap();
+        assert_eq!(
+            [ports.gateway, ports.auth, ports.product, ports.order, ports.inventory, ports.notification],
+            [18080, 18081, 18082, 18083, 18084, 18085]
+        );
+        assert_eq!(ports.gateway_ops, 19080);
+        let default = Ports::from_base(api_gateway::DEFAULT_PORT).unwrap();
+        assert_eq!((default.gateway, default.auth, default.gateway_ops), (8080, 8081, 9080));
+        let err = Ports::from_base(65000).unwrap_err();
+        assert!(err.to_string().contains("--port-base"), "{err}");
+        assert!(Ports::from_base(0).is_err(), "0 is --any-ports");
+    }
+
+    #[test]
+    fn a_listener_on_every_address_is_reached_through_loopback() {
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert_eq!(reachable(any), "127.0.0.1:8080".parse().unwrap());
+        let any6: SocketAddr = "[::]:8080".parse().unwrap();
+        assert_eq!(reachable(any6), "[::1]:8080".parse().unwrap());
+        let one: SocketAddr = "127.0.0.2:8080".parse().unwrap();
+        assert_eq!(reachable(one), one);
+    }
 }

@@ -93,6 +93,76 @@ async fn all_six_services_become_ready_and_a_restart_on_the_same_dir_keeps_the_d
     assert!(admin_exists(dir.path(), "admin@ecom.local", &generated).await);
 }
 
+#[tokio::test]
+async fn a_generated_admin_password_is_kept_in_the_data_dir_and_works_again_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, shutdown) = start(dir.path(), &Env::default()).await;
+    assert!(platform.admin.generated);
+    let password = platform.admin.password.clone();
+    let file = platform.admin.password_file.clone().unwrap();
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    let (platform, shutdown) = start(dir.path(), &Env::default()).await;
+    assert!(!platform.admin.generated, "the second start reads the kept password");
+    assert_eq!(platform.admin.password, password);
+    let login = ::reqwest::Client::new()
+        .post(format!("http://{}/api/auth/login", platform.gateway))
+        .json(&serde_json::json!({"email": "admin@ecom.local", "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 200);
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_demo_catalog_loads_through_the_gateway_with_its_stock_and_loading_it_again_changes_nothing() {
+    use serde_json::Value;
+    let dir = tempfile::tempdir().unwrap();
+    let (platform, shutdown) = start(dir.path(), &Env::default()).await;
+    let catalog = ecom::demo::products().unwrap();
+    let (email, password) = (&platform.admin.email, &platform.admin.password);
+
+    let loaded = ecom::demo::load(platform.gateway, email, password).await.unwrap();
+    assert_eq!(loaded, ecom::demo::Loaded { created: catalog.len(), existing: 0 });
+    let http = ::reqwest::Client::new();
+    let get = |path: String| {
+        let request = http.get(format!("http://{}{path}", platform.gateway));
+        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let listed = get("/api/products?per_page=100".to_owned()).await;
+    assert_eq!(listed["total"], catalog.len());
+    for product in &catalog {
+        let level = get(format!("/api/inventory/{}", product.sku)).await;
+        assert_eq!(level["available"], product.stock, "{}", product.sku);
+    }
+
+    let again = ecom::demo::load(platform.gateway, email, password).await.unwrap();
+    assert_eq!(again, ecom::demo::Loaded { created: 0, existing: catalog.len() });
+    assert_eq!(get("/api/products".to_owned()).await["total"], catalog.len());
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_platform_listens_on_the_address_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let host = std::net::Ipv4Addr::new(127, 0, 0, 2);
+    let platform = dev::start(&Env::default(), dir.path(), host, ANY_PORT, shutdown.clone()).await.unwrap();
+    dev::wait_ready(&platform.listeners, Duration::from_secs(20)).await.unwrap();
+    assert!(platform.listeners.iter().all(|(_, addr)| addr.ip() == host), "{:?}", platform.listeners);
+    assert_eq!(platform.gateway_ops.ip(), host);
+    shutdown.cancel();
+    platform.wait().await.unwrap();
+}
+
 #[test]
 fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_cleanly_on_sigterm() {
     let _ports = logs::FIXED_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
