@@ -2,18 +2,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use api_gateway::Settings;
-use auth_service::keys::KeySettings;
-use auth_service::settings::AdminSettings;
-use common::auth::Expectations;
 use common::settings::{Env, ServerSettings};
 use common::test_util::Running;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-pub const ADMIN_EMAIL: &str = "root@example.com";
-pub const ADMIN_PASSWORD: &str = "root-password-1";
+pub use test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, auth_settings};
 
 pub struct Platform {
     pub gateway: Running,
@@ -24,25 +19,6 @@ pub struct Platform {
     pub signing_key: PathBuf,
     pub http: reqwest::Client,
     _dir: tempfile::TempDir,
-}
-
-pub fn auth_settings(dir: &std::path::Path) -> auth_service::Settings {
-    auth_service::Settings {
-        server: ServerSettings::for_tests(),
-        database_url: format!("sqlite://{}/auth.db", dir.display()).parse().unwrap(),
-        pool: Default::default(),
-        admin: Some(AdminSettings { email: ADMIN_EMAIL.into(), password: ADMIN_PASSWORD.to_owned().into() }),
-        keys: KeySettings {
-            signing_key_file: dir.join("signing.pem"),
-            previous_key_files: vec![],
-            generate_missing: true,
-        },
-        expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(3600),
-        refresh_family_lifetime: Duration::from_secs(24 * 3600),
-        service_tokens: auth_service::clients::ServiceTokenSettings::disabled(),
-    }
 }
 
 /// Gateway settings for an auth-service at `auth`; other upstreams point at a closed port.
@@ -68,9 +44,7 @@ impl Platform {
     pub async fn start(extra: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let auth_settings = auth_settings(dir.path());
-        let settings = auth_settings.clone();
-        let auth = Running::spawn(move |l, s| auth_service::run(settings, l, s)).await;
-        auth.ready().await;
+        let auth = test_support::start_auth(auth_settings.clone()).await;
         let settings = gateway_settings(auth.addr, extra);
         let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ops_addr = ops.local_addr().unwrap();
@@ -93,18 +67,12 @@ impl Platform {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let response = self.post("/api/auth/login", json!({"email": email, "password": password}), None).await;
-        assert_eq!(response.status(), 200);
-        let body: Value = response.json().await.unwrap();
-        body["access_token"].as_str().unwrap().to_owned()
+        test_support::login(&self.http, &self.url(""), email, password).await
     }
 
     pub async fn customer_token(&self) -> String {
         let email = format!("{}@example.com", uuid::Uuid::now_v7().simple());
-        let response = self
-            .post("/api/auth/register", json!({"email": email, "password": "customer password", "name": "C"}), None)
-            .await;
-        assert_eq!(response.status(), 201);
+        test_support::register(&self.http, &self.url(""), &email, "customer password", "C").await;
         self.login(&email, "customer password").await
     }
 

@@ -38,7 +38,7 @@ async fn refresh_rotates_the_token_and_presenting_a_spent_one_revokes_the_whole_
 }
 
 #[tokio::test]
-async fn two_concurrent_refreshes_of_one_token_let_at_most_one_succeed() {
+async fn of_two_concurrent_refreshes_of_one_token_exactly_one_succeeds_and_the_other_is_reuse() {
     let dir = tempfile::tempdir().unwrap();
     for url in support::backends(dir.path()).await {
         let service = support::start(support::settings(url, support::shared_key_dir())).await;
@@ -48,8 +48,13 @@ async fn two_concurrent_refreshes_of_one_token_let_at_most_one_succeed() {
         let token = tokens["refresh_token"].as_str().unwrap().to_owned();
 
         let (a, b) = tokio::join!(refresh(&client, &token), refresh(&client, &token));
-        let successes = [a.0, b.0].iter().filter(|s| **s == 200).count();
-        assert!(successes <= 1, "both concurrent refreshes succeeded: {a:?} {b:?}");
+        let (won, lost) = if a.0 == 200 { (a, b) } else { (b, a) };
+        assert_eq!(won.0, 200, "neither concurrent refresh succeeded: {won:?} {lost:?}");
+        assert_eq!(lost.0, 401, "{lost:?}");
+        assert_eq!(lost.1["detail"], "the refresh token is invalid, expired or revoked", "{lost:?}");
+        // The loser counts as reuse, which revokes the family: the winner's token is dead too.
+        let (status, _) = refresh(&client, won.1["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(status, 401);
         service.stop().await.unwrap();
     }
 }

@@ -4,43 +4,26 @@ use std::path::Path;
 use std::time::Duration;
 
 use auth_service::Settings;
-use auth_service::clients::ServiceTokenSettings;
-use auth_service::keys::KeySettings;
-use auth_service::settings::AdminSettings;
-use common::auth::{ClientCredentials, Expectations};
 use common::db::PoolSettings;
-use common::settings::ServerSettings;
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use url::Url;
 
 pub const ADMIN_EMAIL: &str = "Admin@Example.com";
 pub const ADMIN_PASSWORD: &str = "admin-password-1";
 
+/// auth-service as the shared fixture starts it, with an admin address in mixed case
+/// and service tokens for [`SERVICE_CLIENT`].
 pub fn settings(database_url: Url, key_dir: &Path) -> Settings {
     Settings {
-        server: ServerSettings::for_tests(),
-        database_url,
         pool: PoolSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2) },
-        admin: Some(AdminSettings { email: ADMIN_EMAIL.into(), password: SecretString::from(ADMIN_PASSWORD) }),
-        keys: KeySettings {
-            signing_key_file: key_dir.join("signing.pem"),
-            previous_key_files: Vec::new(),
-            generate_missing: true,
-        },
-        expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
-        access_ttl: Duration::from_secs(900),
-        refresh_ttl: Duration::from_secs(3600),
-        refresh_family_lifetime: Duration::from_secs(24 * 3600),
-        service_tokens: ServiceTokenSettings {
-            client: Some(ClientCredentials::new(SERVICE_CLIENT, service_secret()).unwrap()),
-            ttl: Duration::from_secs(300),
-        },
+        admin: test_support::admin(ADMIN_EMAIL, ADMIN_PASSWORD),
+        service_tokens: test_support::service_tokens(service_secret()),
+        ..test_support::auth_settings_at(database_url, key_dir)
     }
 }
 
-pub const SERVICE_CLIENT: &str = "order-service";
+pub use test_support::SERVICE_CLIENT;
 
 /// The service client's secret: random, made once per test binary.
 pub fn service_secret() -> &'static str {
@@ -49,7 +32,7 @@ pub fn service_secret() -> &'static str {
 }
 
 pub fn sqlite_url(dir: &Path) -> Url {
-    format!("sqlite://{}/auth.db", dir.display()).parse().unwrap()
+    test_support::sqlite_url(dir, "auth.db")
 }
 
 /// Which database backends this run exercises: SQLite always, MariaDB when the stack is up.
@@ -61,11 +44,7 @@ pub async fn backends(dir: &Path) -> Vec<Url> {
     urls
 }
 
-pub async fn start(settings: Settings) -> Running {
-    let running = Running::spawn(move |listener, shutdown| auth_service::run(settings, listener, shutdown)).await;
-    running.ready().await;
-    running
-}
+pub use test_support::start_auth as start;
 
 pub struct Client {
     pub base: String,

@@ -2,37 +2,22 @@
 
 use std::time::Duration;
 
-use common::auth::{ClientCredentials, Expectations, VerifierSettings};
 use common::db::PoolSettings;
 use common::settings::ServerSettings;
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use inventory_service::Settings;
 use serde_json::{Value, json};
+use test_support::Auth;
 use url::Url;
 
 pub struct Inventory {
     pub service: Running,
-    pub auth: Running,
+    pub auth: Auth,
     pub http: reqwest::Client,
     pub admin_token: String,
     pub customer_token: String,
     /// What order-service would present: a service token from auth-service.
     pub service_token: String,
-    _dir: tempfile::TempDir,
-}
-
-/// A service token from auth-service at `auth`, bought with `secret`.
-pub async fn service_token(http: &reqwest::Client, auth: &Running, secret: &str) -> String {
-    let response = http
-        .post(auth.url("/internal/token"))
-        .basic_auth("order-service", Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }
 
 pub fn settings(database_url: Url, jwks: Url) -> Settings {
@@ -40,11 +25,7 @@ pub fn settings(database_url: Url, jwks: Url) -> Settings {
         server: ServerSettings::for_tests(),
         database_url,
         pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
-        verifier: VerifierSettings {
-            jwks_url: jwks,
-            expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
-            min_refresh: Duration::from_secs(30),
-        },
+        verifier: test_support::verifier(jwks),
     }
 }
 
@@ -59,63 +40,14 @@ pub async fn backends(dir: &std::path::Path) -> Vec<Url> {
 
 impl Inventory {
     pub async fn start(database_url: Url) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = uuid::Uuid::new_v4().simple().to_string();
-        let auth_settings = auth_service::Settings {
-            server: ServerSettings::for_tests(),
-            database_url: format!("sqlite://{}/auth.db", dir.path().display()).parse().unwrap(),
-            pool: PoolSettings::default(),
-            admin: Some(auth_service::settings::AdminSettings {
-                email: "admin@example.com".into(),
-                password: "admin-password-1".to_owned().into(),
-            }),
-            keys: auth_service::keys::KeySettings {
-                signing_key_file: dir.path().join("key.pem"),
-                previous_key_files: vec![],
-                generate_missing: true,
-            },
-            expectations: Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() },
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(3600),
-            refresh_family_lifetime: Duration::from_secs(24 * 3600),
-            service_tokens: auth_service::clients::ServiceTokenSettings {
-                client: Some(ClientCredentials::new("order-service", &secret).unwrap()),
-                ttl: Duration::from_secs(300),
-            },
-        };
-        let auth = Running::spawn(move |l, s| auth_service::run(auth_settings, l, s)).await;
-        auth.ready().await;
-        let http = reqwest::Client::new();
-        let token = |email: &str, password: &str, register: bool| {
-            let (http, auth_url) = (http.clone(), auth.url(""));
-            let (email, password) = (email.to_owned(), password.to_owned());
-            async move {
-                if register {
-                    http.post(format!("{auth_url}/api/auth/register"))
-                        .json(&json!({"email": email, "password": password, "name": "Customer"}))
-                        .send()
-                        .await
-                        .unwrap();
-                }
-                let body: Value = http
-                    .post(format!("{auth_url}/api/auth/login"))
-                    .json(&json!({"email": email, "password": password}))
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                body["access_token"].as_str().unwrap().to_owned()
-            }
-        };
-        let admin_token = token("admin@example.com", "admin-password-1", false).await;
-        let customer_token = token("customer@example.com", "customer-password", true).await;
-        let service_token = service_token(&http, &auth, &secret).await;
-        let settings = settings(database_url, auth.url("/.well-known/jwks.json").parse().unwrap());
+        let auth = Auth::start().await;
+        let admin_token = auth.admin_token().await;
+        let (_, customer_token) = auth.customer("customer@example.com", "customer-password", "Customer").await;
+        let service_token = auth.service_token().await;
+        let settings = settings(database_url, auth.jwks_url());
         let service = Running::spawn(move |l, s| inventory_service::run(settings, l, s)).await;
         service.ready().await;
-        Self { service, auth, http, admin_token, customer_token, service_token, _dir: dir }
+        Self { service, auth, http: reqwest::Client::new(), admin_token, customer_token, service_token }
     }
 
     pub async fn set_stock(&self, sku: &str, available: i64) -> reqwest::Response {
@@ -178,7 +110,7 @@ impl Inventory {
 
     pub async fn stop(self) {
         self.service.stop().await.unwrap();
-        self.auth.stop().await.unwrap();
+        self.auth.stop().await;
     }
 }
 

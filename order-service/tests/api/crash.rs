@@ -76,7 +76,7 @@ async fn killed_with_sigkill_right_after_confirming_every_confirmed_order_is_pub
         ("ECOM_INVENTORY_URL", shop.inventory.url("")),
         ("ECOM_JWKS_URL", shop.auth.url("/.well-known/jwks.json")),
         ("ECOM_AUTH_URL", shop.auth.url("")),
-        ("ECOM_SERVICE_CLIENT_SECRET", shop.service_secret.clone()),
+        ("ECOM_SERVICE_CLIENT_SECRET", shop.auth.service_secret.clone()),
     ];
     let log = dir.path().join("order-service.log");
     let binary = env!("CARGO_BIN_EXE_order-service");

@@ -24,7 +24,7 @@ async fn the_service_token_is_fetched_once_reused_and_fetched_again_once_refused
     let dir = tempfile::tempdir().unwrap();
     let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
     let shop = Shop::start(orders_db, inventory_db, &[]).await;
-    let tokens = token_source(&shop, &shop.service_secret);
+    let tokens = token_source(&shop, &shop.auth.service_secret);
 
     let first = tokens.bearer().await.unwrap();
     assert_eq!(tokens.bearer().await.unwrap(), first, "a valid token was not reused");

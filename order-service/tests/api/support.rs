@@ -2,17 +2,18 @@
 
 use std::time::Duration;
 
-use common::auth::{ClientCredentials, Expectations, VerifierSettings};
+use common::auth::ClientCredentials;
 use common::bus::{BusConfig, InProcessBus};
 use common::client::ClientConfig;
 use common::db::PoolSettings;
 use common::settings::{Env, ServerSettings};
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use serde_json::{Value, json};
+use test_support::{Auth, SERVICE_CLIENT};
 use url::Url;
 
 pub struct Shop {
-    pub auth: Running,
+    pub auth: Auth,
     pub products: Running,
     pub inventory: Running,
     pub inventory_settings: inventory_service::Settings,
@@ -20,17 +21,7 @@ pub struct Shop {
     pub order_settings: order_service::Settings,
     pub http: reqwest::Client,
     pub admin: String,
-    /// The service client's secret auth-service knows (random per shop).
-    pub service_secret: String,
     _dir: tempfile::TempDir,
-}
-
-fn expectations() -> Expectations {
-    Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() }
-}
-
-fn verifier(jwks: &Url) -> VerifierSettings {
-    VerifierSettings { jwks_url: jwks.clone(), expectations: expectations(), min_refresh: Duration::from_secs(30) }
 }
 
 /// Which SQL backends to run on: SQLite always, MariaDB when the stack is up.
@@ -48,39 +39,14 @@ pub async fn sql_backends(dir: &std::path::Path) -> Vec<(Url, Url)> {
 impl Shop {
     pub async fn start(orders_db: Url, inventory_db: Url, client_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let service_secret = uuid::Uuid::new_v4().simple().to_string();
-        let service_client = ClientCredentials::new("order-service", &service_secret).unwrap();
-        let auth_settings = auth_service::Settings {
-            server: ServerSettings::for_tests(),
-            database_url: format!("sqlite://{}/auth.db", dir.path().display()).parse().unwrap(),
-            pool: PoolSettings::default(),
-            admin: Some(auth_service::settings::AdminSettings {
-                email: "admin@example.com".into(),
-                password: "admin-password-1".to_owned().into(),
-            }),
-            keys: auth_service::keys::KeySettings {
-                signing_key_file: dir.path().join("key.pem"),
-                previous_key_files: vec![],
-                generate_missing: true,
-            },
-            expectations: expectations(),
-            access_ttl: Duration::from_secs(900),
-            refresh_ttl: Duration::from_secs(3600),
-            refresh_family_lifetime: Duration::from_secs(24 * 3600),
-            service_tokens: auth_service::clients::ServiceTokenSettings {
-                client: Some(service_client.clone()),
-                ttl: Duration::from_secs(300),
-            },
-        };
-        let auth = Running::spawn(move |l, s| auth_service::run(auth_settings, l, s)).await;
-        auth.ready().await;
-        let jwks: Url = auth.url("/.well-known/jwks.json").parse().unwrap();
+        let auth = Auth::start().await;
+        let service_client = ClientCredentials::new(SERVICE_CLIENT, &auth.service_secret).unwrap();
 
         let product_settings = product_service::Settings {
             server: ServerSettings::for_tests(),
             database_url: format!("sqlite://{}/products.db", dir.path().display()).parse().unwrap(),
             pool: PoolSettings::default(),
-            verifier: verifier(&jwks),
+            verifier: auth.verifier(),
         };
         let products = Running::spawn(move |l, s| product_service::run(product_settings, l, s)).await;
         products.ready().await;
@@ -89,7 +55,7 @@ impl Shop {
             server: ServerSettings::for_tests(),
             database_url: inventory_db,
             pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
-            verifier: verifier(&jwks),
+            verifier: auth.verifier(),
         };
         let settings = inventory_settings.clone();
         let inventory = Running::spawn(move |l, s| inventory_service::run(settings, l, s)).await;
@@ -109,7 +75,7 @@ impl Shop {
             service_client,
             bus: BusConfig::InProcess(InProcessBus::new()),
             orders_topic: common::events::ORDERS_TOPIC.to_owned(),
-            verifier: verifier(&jwks),
+            verifier: auth.verifier(),
             client: ClientConfig::from_env(&env).unwrap(),
             sweep_interval: Duration::from_secs(3600),
             sweep_pending_after: Duration::ZERO,
@@ -118,8 +84,7 @@ impl Shop {
         let orders = Running::spawn(move |l, s| order_service::run(settings, l, s)).await;
         orders.ready().await;
 
-        let http = reqwest::Client::new();
-        let admin = login(&http, &auth, "admin@example.com", "admin-password-1").await;
+        let admin = auth.admin_token().await;
         Self {
             auth,
             products,
@@ -127,9 +92,8 @@ impl Shop {
             inventory_settings,
             orders,
             order_settings,
-            http,
+            http: reqwest::Client::new(),
             admin,
-            service_secret,
             _dir: dir,
         }
     }
@@ -140,17 +104,7 @@ impl Shop {
 
     /// A new customer's access token and who the services see in it.
     pub async fn customer_identity(&self, email: &str) -> (String, common::auth::Identity) {
-        let user: Value = self
-            .http
-            .post(self.auth.url("/api/auth/register"))
-            .json(&json!({"email": email, "password": "customer-password", "name": "Customer Name"}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login(&self.http, &self.auth, email, "customer-password").await;
+        let (user, token) = self.auth.customer(email, "customer-password", "Customer Name").await;
         let who = common::auth::Identity {
             user_id: user["id"].as_str().unwrap().parse().unwrap(),
             email: email.to_owned(),
@@ -244,17 +198,4 @@ impl Shop {
         state.store.pool().close().await;
         count
     }
-}
-
-async fn login(http: &reqwest::Client, auth: &Running, email: &str, password: &str) -> String {
-    let body: Value = http
-        .post(auth.url("/api/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
 }

@@ -1,0 +1,192 @@
+//! Fixtures for the services' integration tests (a dev-dependency only): the
+//! auth-service settings every suite starts from, a real auth-service on port 0, and
+//! the ways a test gets a token from it.
+//!
+//! Helpers that need no service crate live in `common::test_util`; this crate holds
+//! what needs auth-service, which `common` cannot depend on.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use auth_service::clients::ServiceTokenSettings;
+use auth_service::keys::KeySettings;
+use auth_service::settings::AdminSettings;
+use common::auth::{ClientCredentials, Expectations, VerifierSettings};
+use common::db::PoolSettings;
+use common::settings::ServerSettings;
+use common::test_util::Running;
+use serde_json::{Value, json};
+use url::Url;
+
+/// The admin auth-service seeds at start, unless a test names another.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+pub const ADMIN_PASSWORD: &str = "admin-password-1";
+/// The service client that may buy service tokens (order-service, as in production).
+pub const SERVICE_CLIENT: &str = "order-service";
+
+/// The `iss` and `aud` auth-service issues and the services expect.
+pub fn expectations() -> Expectations {
+    Expectations { issuer: "ecom-auth".into(), audience: "ecom".into() }
+}
+
+/// How a service verifies the tokens of the auth-service publishing `jwks`.
+pub fn verifier(jwks: Url) -> VerifierSettings {
+    VerifierSettings { jwks_url: jwks, expectations: expectations(), min_refresh: Duration::from_secs(30) }
+}
+
+/// A SQLite database file `name` in `dir`.
+pub fn sqlite_url(dir: &Path, name: &str) -> Url {
+    format!("sqlite://{}/{name}", dir.display()).parse().unwrap()
+}
+
+/// An admin to seed at start.
+pub fn admin(email: &str, password: &str) -> Option<AdminSettings> {
+    Some(AdminSettings { email: email.into(), password: password.to_owned().into() })
+}
+
+/// Service tokens for [`SERVICE_CLIENT`] with `secret` (at least 32 characters).
+pub fn service_tokens(secret: &str) -> ServiceTokenSettings {
+    ServiceTokenSettings {
+        client: Some(ClientCredentials::new(SERVICE_CLIENT, secret).unwrap()),
+        ttl: Duration::from_secs(300),
+    }
+}
+
+/// A random client secret, long enough to be accepted.
+pub fn random_secret() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// auth-service on `database_url`, its signing key generated in `key_dir`, seeding
+/// [`ADMIN_EMAIL`], with service tokens refused. Tests change what they are about with
+/// struct update syntax: `Settings { admin: None, ..auth_settings_at(url, dir) }`.
+pub fn auth_settings_at(database_url: Url, key_dir: &Path) -> auth_service::Settings {
+    auth_service::Settings {
+        server: ServerSettings::for_tests(),
+        database_url,
+        pool: PoolSettings::default(),
+        admin: admin(ADMIN_EMAIL, ADMIN_PASSWORD),
+        keys: KeySettings {
+            signing_key_file: key_dir.join("signing.pem"),
+            previous_key_files: Vec::new(),
+            generate_missing: true,
+        },
+        expectations: expectations(),
+        access_ttl: Duration::from_secs(900),
+        refresh_ttl: Duration::from_secs(3600),
+        refresh_family_lifetime: Duration::from_secs(24 * 3600),
+        service_tokens: ServiceTokenSettings::disabled(),
+    }
+}
+
+/// [`auth_settings_at`] with its SQLite database and key both in `dir`.
+pub fn auth_settings(dir: &Path) -> auth_service::Settings {
+    auth_settings_at(sqlite_url(dir, "auth.db"), dir)
+}
+
+/// Starts auth-service with `settings` on port 0 and waits until it is ready.
+pub async fn start_auth(settings: auth_service::Settings) -> Running {
+    let running = Running::spawn(move |listener, shutdown| auth_service::run(settings, listener, shutdown)).await;
+    running.ready().await;
+    running
+}
+
+/// The access token of a login at the auth API under `base` (a service or the gateway).
+pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
+    let response = http
+        .post(format!("{base}/api/auth/login"))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "login as {email}");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// Registers a customer at the auth API under `base`; the new user.
+pub async fn register(http: &reqwest::Client, base: &str, email: &str, password: &str, name: &str) -> Value {
+    let response = http
+        .post(format!("{base}/api/auth/register"))
+        .json(&json!({"email": email, "password": password, "name": name}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "register {email}");
+    response.json().await.unwrap()
+}
+
+/// A service token for [`SERVICE_CLIENT`], bought from the auth-service under `base`.
+pub async fn service_token(http: &reqwest::Client, base: &str, secret: &str) -> String {
+    let response = http
+        .post(format!("{base}/internal/token"))
+        .basic_auth(SERVICE_CLIENT, Some(secret))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "a service token");
+    let body: Value = response.json().await.unwrap();
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
+/// A real auth-service for a suite that needs tokens: seeds [`ADMIN_EMAIL`] and
+/// sells service tokens to [`SERVICE_CLIENT`] for a secret random per start.
+pub struct Auth {
+    pub service: Running,
+    pub settings: auth_service::Settings,
+    /// The service client's secret this auth-service knows.
+    pub service_secret: String,
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+}
+
+impl Auth {
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let service_secret = random_secret();
+        let settings =
+            auth_service::Settings { service_tokens: service_tokens(&service_secret), ..auth_settings(dir.path()) };
+        let service = start_auth(settings.clone()).await;
+        Self { service, settings, service_secret, http: reqwest::Client::new(), _dir: dir }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        self.service.url(path)
+    }
+
+    /// Where the services fetch its verification keys.
+    pub fn jwks_url(&self) -> Url {
+        self.url("/.well-known/jwks.json").parse().unwrap()
+    }
+
+    /// How a service verifies its tokens.
+    pub fn verifier(&self) -> VerifierSettings {
+        verifier(self.jwks_url())
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        login(&self.http, &self.url(""), email, password).await
+    }
+
+    pub async fn admin_token(&self) -> String {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Registers a customer and logs in; the user and its access token.
+    pub async fn customer(&self, email: &str, password: &str, name: &str) -> (Value, String) {
+        let user = register(&self.http, &self.url(""), email, password, name).await;
+        (user, self.login(email, password).await)
+    }
+
+    pub async fn service_token(&self) -> String {
+        service_token(&self.http, &self.url(""), &self.service_secret).await
+    }
+
+    pub async fn stop(self) {
+        self.service.stop().await.unwrap();
+    }
+}
