@@ -1,5 +1,6 @@
 //! The standard layer stack and serving with graceful shutdown.
 
+use std::io;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -14,12 +15,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::Health;
 use crate::http::MAX_BODY_BYTES;
-pub use crate::listener::serve;
 use crate::metrics::{RouteSlot, UNMATCHED_ROUTE, record_request, record_route};
 use crate::problem::Problem;
 use crate::propagation;
 use crate::request_id::RequestId;
 use crate::settings::ServerSettings;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 /// What the standard stack needs to know about the service it wraps.
 #[derive(Debug, Clone, Copy)]
@@ -50,6 +52,57 @@ pub fn ops_stack(health: Health, config: StackConfig) -> Router {
 /// what it answers carries a request id and is counted.
 pub fn edge_stack(routes: Router, health: Health, config: StackConfig, edge: impl FnOnce(Router) -> Router) -> Router {
     layered(routes.merge(health.routes()), config, edge)
+}
+
+/// Serves `app` on `listener` until `shutdown` fires, then drains (see
+/// [`crate::listener::serve`]). With `ECOM_METRICS_BIND_ADDR` set it also serves `app`'s
+/// `/metrics` and `/health/*`, and nothing else, on that address: a scraper let in there
+/// never reaches the API, `/internal/*` included.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    shutdown: CancellationToken,
+    settings: &ServerSettings,
+) -> io::Result<()> {
+    let metrics =
+        match settings.metrics_bind_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("ECOM_METRICS_BIND_ADDR: cannot listen on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+    serve_with_metrics(listener, metrics, app, shutdown, settings).await
+}
+
+/// As [`serve`], with the metrics listener bound by the caller.
+pub async fn serve_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    app: Router,
+    shutdown: CancellationToken,
+    settings: &ServerSettings,
+) -> io::Result<()> {
+    let Some(metrics) = metrics else {
+        return crate::listener::serve(listener, app, shutdown, settings).await;
+    };
+    if let Ok(addr) = metrics.local_addr() {
+        tracing::info!(%addr, "serving /metrics and /health/* on the metrics listener");
+    }
+    let only_ops = app.clone().layer(middleware::from_fn(only_ops_paths));
+    tokio::try_join!(
+        crate::listener::serve(listener, app, shutdown.clone(), settings),
+        crate::listener::serve(metrics, only_ops, shutdown, settings),
+    )?;
+    Ok(())
+}
+
+/// The metrics listener's filter: `/metrics` and `/health/*` pass, anything else is 404.
+async fn only_ops_paths(req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/metrics" || path.starts_with("/health/") {
+        return next.run(req).await;
+    }
+    crate::problem::not_found_fallback().await.into_response()
 }
 
 /// `/health/live`, `/health/ready` and `/metrics`.

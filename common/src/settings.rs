@@ -149,6 +149,9 @@ pub struct ServerSettings {
     /// `ECOM_REQUEST_TIMEOUT_MS`: the server-side bound on one request.
     pub request_timeout: Duration,
     pub limits: ConnectionLimits,
+    /// `ECOM_METRICS_BIND_ADDR` (unset: none): a second listener that answers only
+    /// `/metrics` and `/health/*`, so a scraper can be let in on a port that serves no API.
+    pub metrics_bind_addr: Option<std::net::SocketAddr>,
 }
 
 /// What a client can hold on one listener, however slowly it talks.
@@ -238,11 +241,17 @@ impl ServerSettings {
         default_request_timeout: Duration,
     ) -> Result<Self, SettingsError> {
         let request_timeout = env.millis("ECOM_REQUEST_TIMEOUT_MS", default_request_timeout)?;
+        let bind_addr = env.or("ECOM_BIND_ADDR", std::net::SocketAddr::from(([0, 0, 0, 0], default_port)))?;
+        let metrics_bind_addr = env.optional("ECOM_METRICS_BIND_ADDR")?;
+        if metrics_bind_addr.is_some_and(|m: std::net::SocketAddr| m == bind_addr && m.port() != 0) {
+            return Err(SettingsError::new("ECOM_METRICS_BIND_ADDR", "must differ from ECOM_BIND_ADDR"));
+        }
         Ok(Self {
-            bind_addr: env.or("ECOM_BIND_ADDR", std::net::SocketAddr::from(([0, 0, 0, 0], default_port)))?,
+            bind_addr,
             shutdown_grace: env.millis("ECOM_SHUTDOWN_GRACE_MS", Duration::from_secs(20))?,
             request_timeout,
             limits: ConnectionLimits::from_env(env, request_timeout)?,
+            metrics_bind_addr,
         })
     }
 
@@ -252,6 +261,7 @@ impl ServerSettings {
             shutdown_grace: Duration::from_secs(5),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             limits: ConnectionLimits::default(),
+            metrics_bind_addr: None,
         }
     }
 }

@@ -255,3 +255,38 @@ async fn a_stalled_body_is_answered_408_by_the_body_read_timeout_before_the_requ
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}: the request timeout is 5 s", started.elapsed());
     service.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_metrics_listener_answers_metrics_and_health_and_nothing_else() {
+    common::test_util::init_telemetry();
+    let routes = Router::new().route("/internal/secrets", get(|| async { "internal" }));
+    let app = server::stack(routes, Health::new(), stack_config());
+    let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}", metrics.local_addr().unwrap());
+    let service = Running::spawn(move |listener, shutdown| async move {
+        server::serve_with_metrics(listener, Some(metrics), app, shutdown, &ServerSettings::for_tests()).await?;
+        Ok(())
+    })
+    .await;
+
+    let get = |url: String| async move { client().get(url).send().await.unwrap() };
+    assert_eq!(get(service.url("/internal/secrets")).await.status(), 200, "the API stays on its own port");
+    let scraped = get(format!("{metrics_url}/metrics")).await;
+    assert_eq!(scraped.status(), 200);
+    assert!(scraped.text().await.unwrap().contains("http_server_requests_total"));
+    assert_eq!(get(format!("{metrics_url}/health/live")).await.status(), 200);
+    assert_eq!(get(format!("{metrics_url}/health/ready")).await.status(), 200);
+    for path in ["/internal/secrets", "/", "/metrics/../internal/secrets", "/healthz"] {
+        assert_eq!(get(format!("{metrics_url}{path}")).await.status(), 404, "{path} on the metrics listener");
+    }
+}
+
+#[tokio::test]
+async fn a_metrics_address_equal_to_the_service_address_names_the_variable() {
+    let env = common::settings::Env::from_pairs([
+        ("ECOM_BIND_ADDR", "0.0.0.0:8082"),
+        ("ECOM_METRICS_BIND_ADDR", "0.0.0.0:8082"),
+    ]);
+    let err = ServerSettings::from_env(&env, 8082).unwrap_err();
+    assert!(err.to_string().contains("ECOM_METRICS_BIND_ADDR"), "{err}");
+}
