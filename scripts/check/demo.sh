@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# The first ten minutes of a new user, checked: what the README shows must work.
+#
+#   1. `ecom dev` on a fresh data directory (ports the system chooses, a throwaway
+#      directory) loads the demo catalog and keeps its generated admin password in
+#      DATA_DIR/admin-password, mode 0600;
+#   2. scripts/demo.sh, the README's walkthrough, runs against it: register, log in,
+#      browse, order, the confirmation email, cancel, the cancellation email;
+#   3. the interactive API page (/api/docs/) in Debian's chromium, headless, driven by
+#      Playwright for Python (scripts/check/docs_browser.py): every operation renders,
+#      Authorize takes a token, GET /api/products and GET /api/auth/me are executed
+#      from the page, and no request leaves 127.0.0.1;
+#   4. scripts/load-demo-catalog.sh, the compose users' way to the same catalog, loads
+#      it into an `ecom dev --no-demo` (empty) and changes nothing the second time.
+#
+# Installs what is missing: curl, jq and chromium from Debian (apt-get; chromium is
+# Debian's current build, which security updates replace, so it is not pinned), and
+# Playwright, pinned in requirements-browser.txt, into a venv under
+# ~/.cache/ecom-stack/venv (ECOM_STACK_HOME). Playwright downloads no browser here.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+root=$(pwd)
+
+STACK_HOME="${ECOM_STACK_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ecom-stack}"
+REQUIREMENTS=scripts/check/requirements-browser.txt
+started=$(date +%s)
+
+missing=()
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing ${missing[*]} (apt-get)"
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-cache policy "${missing[@]}" 2>/dev/null | grep -q 'Candidate: [0-9]'; then
+    apt-get update
+  fi
+  apt-get install -y --no-install-recommends "${missing[@]}"
+fi
+
+# The venv is named by the requirements' hash: a new pin makes a new venv.
+pins=$(sha256sum "$REQUIREMENTS" | cut -c1-12)
+venv="$STACK_HOME/venv/browser-$pins"
+if [ ! -e "$venv/.installed" ]; then
+  echo "installing Playwright into $venv (once)"
+  rm -rf "$venv"
+  mkdir -p "$STACK_HOME/venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$REQUIREMENTS"
+  touch "$venv/.installed"
+fi
+
+echo "building ecom"
+cargo build --quiet --locked -p ecom
+ecom="${CARGO_TARGET_DIR:-target}/debug/ecom"
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# start NAME ARGS...: `ecom dev ARGS` on a fresh $work/NAME; sets $gateway once the
+# banner is out. The platform's own defaults otherwise (rate limits included).
+start() {
+  local name=$1
+  shift
+  env -u ECOM_ADMIN_EMAIL -u ECOM_ADMIN_PASSWORD RUST_LOG="${RUST_LOG:-warn}" ECOM_LOG_FORMAT=json \
+    OTEL_EXPORTER_OTLP_ENDPOINT= \
+    "$ecom" dev --data-dir "$work/$name" --any-ports "$@" >"$work/$name.banner" 2>"$work/$name.log" &
+  pids+=($!)
+  gateway=
+  for _ in $(seq 600); do
+    if grep -q 'Ctrl-C stops it' "$work/$name.banner"; then
+      gateway=$(awk '$1 == "gateway" && $2 ~ /^http:/ { print $2 }' "$work/$name.banner")
+      break
+    fi
+    kill -0 "${pids[-1]}" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ -z "$gateway" ]; then
+    cat "$work/$name.banner" "$work/$name.log" >&2
+    fail "ecom dev $* did not start"
+  fi
+}
+fail() { echo "demo check: $*" >&2; exit 1; }
+
+echo "== ecom dev on a fresh data directory"
+start first --bind 127.0.0.1
+cat "$work/first.banner"
+grep -Eq '^  demo catalog +[0-9]+ products' "$work/first.banner" || fail "the banner does not report the demo catalog"
+[ "$(stat -c %a "$work/first/admin-password")" = 600 ] || fail "admin-password is not mode 0600"
+grep -q "admin password $(cat "$work/first/admin-password")  (generated, kept in $work/first/admin-password)" \
+  "$work/first.banner" || fail "the banner does not show the kept admin password and its file"
+
+echo "== scripts/demo.sh (the README's walkthrough)"
+ECOM_URL="$gateway" ECOM_MAIL_DIR="$work/first/mail" bash scripts/demo.sh
+
+echo "== the API page in chromium"
+email="browser-$(date +%s)@example.com"
+password="browser password $RANDOM"
+body=$(jq -n --arg email "$email" --arg password "$password" '{$email, $password, name: "Browser"}')
+curl -sSf -o /dev/null "$gateway/api/auth/register" -H 'content-type: application/json' --data "$body"
+token=$(curl -sSf "$gateway/api/auth/login" -H 'content-type: application/json' \
+  --data "$(jq -c 'del(.name)' <<<"$body")" | jq -r .access_token)
+"$venv/bin/python" scripts/check/docs_browser.py "$gateway" "$token" "$email"
+
+echo "== scripts/load-demo-catalog.sh into an empty ecom dev"
+start empty --no-demo
+grep -q 'no demo catalog (--no-demo)' "$work/empty.banner" || fail "--no-demo: the banner does not say so"
+[ "$(curl -sSf "$gateway/api/products" | jq .total)" = 0 ] || fail "--no-demo: the catalog is not empty"
+products=$(jq '.products | length' ecom/demo-catalog.json)
+load() {
+  ECOM_URL="$gateway" ECOM_ADMIN_EMAIL=admin@ecom.local ECOM_ADMIN_PASSWORD="$(cat "$work/empty/admin-password")" \
+    bash scripts/load-demo-catalog.sh
+}
+load | tee "$work/load1"
+grep -q "^load-demo-catalog: $products products created" "$work/load1" || fail "the first load did not create $products"
+load | tee "$work/load2"
+grep -q "0 products created with their stock, $products already there" "$work/load2" ||
+  fail "the second load changed something"
+[ "$(curl -sSf "$gateway/api/products" | jq .total)" = "$products" ] || fail "the loaded catalog is not $products"
+
+if grep -h '"level":"ERROR"' "$work"/*.log "$work"/*.banner >"$work/errors"; then
+  head -20 "$work/errors" >&2
+  fail "the platform logged errors"
+fi
+echo "demo check: passed in $(( $(date +%s) - started )) s"
