@@ -114,7 +114,16 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     // (for their ids) and events skipped, which is per-request work nobody would see.
     let exporting = settings.otlp_endpoint.is_some();
     let otel_filter = span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| exporting || meta.is_span()));
-    let otel = tracing_opentelemetry::layer().with_tracer(tracer).with_filter(otel_filter);
+    // Nothing reads OpenTelemetry's current context (propagation and log lines read the
+    // tracing span's), so entering a span need not activate it; busy/idle times, thread and
+    // source location are span attributes only an exporter would ship.
+    let otel = tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_context_activation(false)
+        .with_tracked_inactivity(exporting)
+        .with_threads(exporting)
+        .with_location(exporting)
+        .with_filter(otel_filter);
     let registry = tracing_subscriber::registry().with(otel);
     match settings.log_format {
         LogFormat::Json => {
