@@ -1,5 +1,5 @@
 //! The log lines of a real run: JSON, correlated with traces and requests, and free of
-//! secrets. The binary listens on the fixed dev ports, so tests running it take turns.
+//! secrets.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -8,18 +8,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-/// `ecom dev` listens on 8080-8085: one running binary at a time.
-pub static FIXED_PORTS: Mutex<()> = Mutex::new(());
-
 const ADMIN_PASSWORD: &str = "admin-secret-password-7";
 const CUSTOMER_PASSWORD: &str = "customer-secret-password-9";
 const BOGUS_TOKEN: &str = "not.a-real-token.SECRETSECRET";
 
 /// Register, log in, refresh, order, look at yourself, and one bad token: every
 /// secret the platform handles passes through. Returns the tokens it saw.
-async fn traffic() -> Vec<String> {
+async fn traffic(gateway: &str) -> Vec<String> {
     let http = reqwest::Client::new();
-    let api = |path: &str| format!("http://127.0.0.1:8080{path}");
+    let api = |path: &str| format!("{gateway}{path}");
     let post = |path: &str, token: Option<&str>, body: Value| {
         let mut request = http.post(api(path)).json(&body);
         if let Some(token) = token {
@@ -67,10 +64,9 @@ async fn traffic() -> Vec<String> {
 
 #[test]
 fn json_logs_carry_trace_span_and_request_ids_and_never_a_password_or_token() {
-    let _ports = FIXED_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["dev", "--data-dir"])
+        .args(["dev", "--any-ports", "--data-dir"])
         .arg(dir.path())
         .env("ECOM_ADMIN_EMAIL", "logs@example.com")
         .env("ECOM_ADMIN_PASSWORD", ADMIN_PASSWORD)
@@ -102,7 +98,11 @@ fn json_logs_carry_trace_span_and_request_ids_and_never_a_password_or_token() {
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let tokens = runtime.block_on(traffic());
+    let gateway = crate::listener_urls(lines.lock().unwrap().iter().map(String::as_str))
+        .into_iter()
+        .find_map(|(name, url)| (name == "gateway").then_some(url))
+        .expect("the banner names the gateway");
+    let tokens = runtime.block_on(traffic(&gateway));
 
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success());

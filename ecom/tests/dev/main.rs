@@ -165,10 +165,9 @@ async fn the_platform_listens_on_the_address_it_is_given() {
 
 #[test]
 fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_cleanly_on_sigterm() {
-    let _ports = logs::FIXED_PORTS.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ecom"))
-        .args(["dev", "--data-dir"])
+        .args(["dev", "--any-ports", "--data-dir"])
         .arg(dir.path())
         .env_remove("ECOM_ADMIN_PASSWORD")
         .env("RUST_LOG", "warn")
@@ -191,12 +190,18 @@ fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_clea
     let drain = std::thread::spawn(move || lines.map_while(Result::ok).count());
     let banner = banner.join("\n");
     assert!(banner.contains("ecom is ready in"), "{banner}");
-    assert!(banner.contains("http://127.0.0.1:8080"), "{banner}");
     assert!(banner.contains("admin password"), "{banner}");
 
-    for port in 8080..=8085 {
-        let status = reqwest::blocking_get(port);
-        assert_eq!(status, 200, "port {port} not ready");
+    let listeners = listener_urls(banner.lines());
+    let names: Vec<&str> = listeners.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["gateway", "auth-service", "product-service", "order-service", "inventory-service", "notification-service"],
+        "{banner}"
+    );
+    for (name, url) in &listeners {
+        let status = reqwest::blocking_get(url);
+        assert_eq!(status, 200, "{name} at {url} not ready");
     }
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -206,12 +211,25 @@ fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_clea
     drain.join().unwrap();
 }
 
+/// The listeners the banner of `ecom dev` names: the gateway and each service, with
+/// its base URL (the tests run it on ports the system chooses, beside any other).
+fn listener_urls<'a>(banner: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    banner
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            let (name, url) = (words.next()?, words.next()?);
+            let listener = name == "gateway" || name.ends_with("-service");
+            (listener && url.starts_with("http://")).then(|| (name.to_owned(), url.to_owned()))
+        })
+        .collect()
+}
+
 mod reqwest {
-    /// `GET /health/ready` on a loopback port, from a plain thread.
-    pub fn blocking_get(port: u16) -> u16 {
+    /// `GET /health/ready` of the listener at `base`, from a plain thread.
+    pub fn blocking_get(base: &str) -> u16 {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         runtime.block_on(async {
-            let response = ::reqwest::get(format!("http://127.0.0.1:{port}/health/ready")).await.unwrap();
+            let response = ::reqwest::get(format!("{base}/health/ready")).await.unwrap();
             response.status().as_u16()
         })
     }
