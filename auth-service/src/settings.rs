@@ -73,7 +73,7 @@ impl AdminSettings {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")) {
+        let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")?) {
             (Some(email), Some(password)) => {
                 let admin = AdminSettings { email: email.to_owned(), password };
                 admin.parse()?;

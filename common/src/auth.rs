@@ -568,24 +568,18 @@ impl ClientCredentials {
         const FILE: &str = "ECOM_SERVICE_CLIENT_SECRET_FILE";
         let client_id = env.or(ID, Self::DEFAULT_CLIENT_ID.to_owned())?;
         check_client_id(&client_id).map_err(|reason| SettingsError::new(ID, reason))?;
-        let (var, text) = match (env.secret(SECRET), env.raw(FILE)) {
-            (Some(_), Some(_)) => return Err(SettingsError::new(SECRET, format!("set it or {FILE}, not both"))),
-            (Some(secret), None) => (SECRET, secret),
-            (None, Some(path)) => {
-                let text = std::fs::read_to_string(path.trim())
-                    .map_err(|e| SettingsError::new(FILE, format!("cannot read {}: {e}", path.trim())))?;
-                (FILE, SecretString::from(text))
-            }
-            (None, None) => {
-                return Err(SettingsError::new(
-                    FILE,
-                    format!(
-                        "is required (or {SECRET}): the secret of the service client {client_id:?}, the same for \
-                         auth-service and the client; create one with `openssl rand -hex 32`"
-                    ),
-                ));
-            }
-        };
+        // `ECOM_SERVICE_CLIENT_SECRET_FILE` is read with every other secret file, by `Env`.
+        let text = env.secret(SECRET)?.ok_or_else(|| {
+            SettingsError::new(
+                FILE,
+                format!(
+                    "is required (or {SECRET}): the secret of the service client {client_id:?}, the same for \
+                     auth-service and the client; create one with `openssl rand -hex 32`"
+                ),
+            )
+        })?;
+        let var = env.origin(SECRET);
+        let var = var.as_str();
         let secrets: Vec<SecretString> = text
             .expose_secret()
             .lines()

@@ -34,8 +34,8 @@ pub trait Publisher: Send + Sync + std::fmt::Debug + 'static {
 /// Which bus a service talks to.
 #[derive(Debug, Clone)]
 pub enum BusConfig {
-    /// Kafka at these bootstrap servers (`ECOM_KAFKA_BROKERS`).
-    Kafka { brokers: String },
+    /// Kafka (`ECOM_KAFKA_BROKERS` and, for TLS and SASL, the other `ECOM_KAFKA_*`).
+    Kafka(crate::settings::KafkaSettings),
     /// Topics inside this process (`ecom dev`).
     InProcess(InProcessBus),
 }

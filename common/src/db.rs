@@ -8,9 +8,8 @@ use sqlx::Connection as _;
 use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
-use url::Url;
 
-use crate::settings::redact_url as redact;
+use crate::settings::SecretUrl;
 
 /// The URL schemes a SQL `DATABASE_URL` may use.
 pub const SCHEMES: &[&str] = &["mysql", "sqlite"];
@@ -43,30 +42,33 @@ impl Default for PoolSettings {
 impl SqlPool {
     /// Connects to `url` (`mysql://` or `sqlite://`) and runs the matching migrations.
     ///
-    /// `var` is the configuration variable the URL came from, named in errors.
+    /// `var` is the configuration variable the URL came from, named in errors. TLS is
+    /// the URL's: `ssl-mode=verify_identity&ssl-ca=/path/ca.pem` (and `ssl-cert`,
+    /// `ssl-key` for a client certificate).
     pub async fn connect(
         var: &str,
-        url: &Url,
+        url: &url::Url,
         settings: &PoolSettings,
         mysql_migrations: &Migrator,
         sqlite_migrations: &Migrator,
     ) -> anyhow::Result<Self> {
+        let url = &SecretUrl::from(url.clone());
         match url.scheme() {
             "mysql" => {
-                let options = MySqlConnectOptions::from_str(url.as_str())
-                    .with_context(|| format!("{var}: not a valid MySQL URL"))?
+                let options = MySqlConnectOptions::from_str(url.expose().as_str())
+                    .map_err(|e| anyhow::anyhow!("{var}: not a valid MySQL URL: {e}"))?
                     .charset("utf8mb4");
                 let pool = MySqlPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(settings.acquire_timeout)
                     .connect_with(options.clone())
                     .await
-                    .with_context(|| format!("{var}: cannot connect to MySQL at {}", redact(url)))?;
+                    .map_err(|e| cannot_connect(var, url, &e))?;
                 migrate_mysql(var, url, &options, mysql_migrations).await?;
                 Ok(Self::MySql(pool))
             }
             "sqlite" => {
-                let options = SqliteConnectOptions::from_str(url.as_str())
+                let options = SqliteConnectOptions::from_str(url.expose().as_str())
                     .with_context(|| format!("{var}: not a valid SQLite URL"))?
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
@@ -84,11 +86,8 @@ impl SqlPool {
                     .acquire_timeout(settings.acquire_timeout)
                     .connect_with(options)
                     .await
-                    .with_context(|| format!("{var}: cannot open SQLite database {}", redact(url)))?;
-                sqlite_migrations
-                    .run(&pool)
-                    .await
-                    .with_context(|| format!("{var}: migrations failed on {}", redact(url)))?;
+                    .with_context(|| format!("{var}: cannot open SQLite database {url}"))?;
+                sqlite_migrations.run(&pool).await.with_context(|| format!("{var}: migrations failed on {url}"))?;
                 Ok(Self::Sqlite(pool))
             }
             other => anyhow::bail!("{var}: unsupported scheme {other:?}, expected mysql or sqlite"),
@@ -138,13 +137,11 @@ impl SqlPool {
 /// with its session.
 async fn migrate_mysql(
     var: &str,
-    url: &Url,
+    url: &SecretUrl,
     options: &MySqlConnectOptions,
     migrations: &Migrator,
 ) -> anyhow::Result<()> {
-    let mut conn = MySqlConnection::connect_with(options)
-        .await
-        .with_context(|| format!("{var}: cannot connect to MySQL at {}", redact(url)))?;
+    let mut conn = MySqlConnection::connect_with(options).await.map_err(|e| cannot_connect(var, url, &e))?;
     let migrated = migrate_locked(var, url, &mut conn, migrations).await;
     if let Err(e) = conn.close().await {
         tracing::warn!(error = %e, "closing the migration connection failed; the server ends its session");
@@ -152,12 +149,17 @@ async fn migrate_mysql(
     migrated
 }
 
-async fn migrate_locked(var: &str, url: &Url, conn: &mut MySqlConnection, migrations: &Migrator) -> anyhow::Result<()> {
+async fn migrate_locked(
+    var: &str,
+    url: &SecretUrl,
+    conn: &mut MySqlConnection,
+    migrations: &Migrator,
+) -> anyhow::Result<()> {
     let database: Option<String> = sqlx::query_scalar("SELECT DATABASE()")
         .fetch_one(&mut *conn)
         .await
-        .with_context(|| format!("{var}: cannot read the database name on {}", redact(url)))?;
-    let database = database.with_context(|| format!("{var}: the URL names no database ({})", redact(url)))?;
+        .with_context(|| format!("{var}: cannot read the database name on {url}"))?;
+    let database = database.with_context(|| format!("{var}: the URL names no database ({url})"))?;
     let lock = migration_lock_name(&database);
     take_lock(var, conn, &lock, &database).await?;
     // `run_direct` is `run` on one connection: `run(&mut conn)` needs `Acquire` for every
@@ -165,7 +167,7 @@ async fn migrate_locked(var: &str, url: &Url, conn: &mut MySqlConnection, migrat
     let migrated = without_sqlx_lock(migrations)
         .run_direct(None, &mut *conn, false)
         .await
-        .with_context(|| format!("{var}: migrations failed on {}", redact(url)));
+        .with_context(|| format!("{var}: migrations failed on {url}"));
     let released: Result<Option<i64>, _> =
         sqlx::query_scalar("SELECT RELEASE_LOCK(?)").bind(&lock).fetch_one(&mut *conn).await;
     if let Err(e) = released {
@@ -212,6 +214,25 @@ fn without_sqlx_lock(migrations: &Migrator) -> Migrator {
         no_tx: *no_tx,
         table_name: table_name.clone(),
         create_schemas: create_schemas.clone(),
+    }
+}
+
+/// Why MySQL could not be reached at start, naming the variable, the backend and,
+/// for a refused certificate or credentials, the part of the configuration at fault.
+fn cannot_connect(var: &str, url: &SecretUrl, err: &sqlx::Error) -> anyhow::Error {
+    let text = err.to_string();
+    let hint = crate::tls::diagnose(&text, &format!("the ssl-ca of {var}"), var).or_else(|| match err {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("28000") || text.contains("Access denied") => {
+            Some(format!("the user or password in {var} (or ECOM_DB_PASSWORD) is refused"))
+        }
+        _ if text.contains("insecure transport") => {
+            Some(format!("the server requires TLS: add ssl-mode=verify_identity and ssl-ca to {var}"))
+        }
+        _ => None,
+    });
+    match hint {
+        Some(hint) => anyhow::anyhow!("{var}: cannot connect to MySQL at {url}: {hint}: {text}"),
+        None => anyhow::anyhow!("{var}: cannot connect to MySQL at {url}: {text}"),
     }
 }
 

@@ -1,17 +1,149 @@
-//! Kafka client configuration, trace-context headers and readiness.
+//! Kafka client configuration (TLS and SASL included), trace-context headers,
+//! the start-up check and readiness.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::client::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::message::{Header, Headers, OwnedHeaders};
+use secrecy::ExposeSecret as _;
 
-/// A client configuration for `brokers` (comma-separated `host:port`).
+use crate::settings::KafkaSettings;
+
+/// A plaintext client configuration for `brokers` (comma-separated `host:port`).
 pub fn client_config(brokers: &str, client_id: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", brokers).set("client.id", client_id).set("socket.keepalive.enable", "true");
     config
+}
+
+/// A client configuration for the cluster `kafka` describes, with its TLS and SASL.
+pub fn configure(kafka: &KafkaSettings, client_id: &str) -> ClientConfig {
+    let mut config = client_config(&kafka.brokers, client_id);
+    let security = &kafka.security;
+    config.set("security.protocol", security.protocol.as_str());
+    if let Some(sasl) = &security.sasl {
+        config
+            .set("sasl.mechanisms", sasl.mechanism.as_str())
+            .set("sasl.username", &sasl.username)
+            .set("sasl.password", sasl.password.expose_secret());
+    }
+    if security.protocol.uses_tls() {
+        // Librdkafka's default since 2.0, stated: the certificate must name the broker.
+        config.set("ssl.endpoint.identification.algorithm", "https");
+        if let Some(ca) = &security.ca_file {
+            config.set("ssl.ca.location", ca.to_string_lossy());
+        }
+        if let Some((cert, key)) = &security.client_cert {
+            config
+                .set("ssl.certificate.location", cert.to_string_lossy())
+                .set("ssl.key.location", key.to_string_lossy());
+        }
+        if let Some(password) = &security.key_password {
+            config.set("ssl.key.password", password.expose_secret());
+        }
+    }
+    config
+}
+
+/// Keeps the errors a client reports (TLS handshakes, SASL), which its calls only
+/// summarise as a timeout or a transport failure.
+#[derive(Default)]
+struct Reports(Mutex<Vec<String>>);
+
+impl ClientContext for Reports {
+    fn log(&self, _level: RDKafkaLogLevel, _facility: &str, _message: &str) {}
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut reports) = self.0.lock() {
+            reports.push(format!("{error}: {reason}"));
+        }
+    }
+}
+
+impl ConsumerContext for Reports {}
+
+/// How long the start-up check waits for brokers that do not answer at all.
+pub const START_PATIENCE: Duration = Duration::from_secs(5);
+
+/// Checks at start that the brokers accept a TLS or SASL configuration: a
+/// certificate not trusted, a host name the certificate does not carry, refused
+/// credentials or a protocol the listener does not speak end the start with a
+/// message naming the variable. Brokers that do not answer within
+/// [`START_PATIENCE`] are no configuration error: the service starts, and its
+/// clients keep reconnecting. Plaintext has nothing to get wrong but the address,
+/// so it is not checked (a broker being restarted must not delay a start).
+pub async fn verify(kafka: &KafkaSettings) -> anyhow::Result<()> {
+    if kafka.security.protocol == crate::settings::SecurityProtocol::Plaintext {
+        return Ok(());
+    }
+    let kafka = kafka.clone();
+    let patience = START_PATIENCE;
+    tokio::task::spawn_blocking(move || {
+        let consumer: BaseConsumer<Reports> = configure(&kafka, "ecom-start-check")
+            .create_with_context(Reports::default())
+            .map_err(|e| anyhow::anyhow!("ECOM_KAFKA_*: the Kafka client refuses the configuration: {e}"))?;
+        let until = std::time::Instant::now() + patience;
+        loop {
+            let attempt = consumer.fetch_metadata(None, Duration::from_millis(500));
+            if attempt.is_ok() {
+                return Ok(());
+            }
+            let reports = consumer.context().0.lock().map(|r| r.clone()).unwrap_or_default();
+            if let Some(message) = reports.iter().find_map(|report| misconfiguration(&kafka, report)) {
+                anyhow::bail!(message);
+            }
+            if std::time::Instant::now() >= until {
+                tracing::warn!(
+                    brokers = %kafka.brokers,
+                    reports = ?reports,
+                    "Kafka did not answer at start; starting anyway, the clients keep reconnecting"
+                );
+                return Ok(());
+            }
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the Kafka start-up check was aborted: {e}"))?
+}
+
+/// The configuration error a client's report points to, as a message naming the
+/// variable; `None` for reports that say nothing about configuration.
+fn misconfiguration(kafka: &KafkaSettings, report: &str) -> Option<String> {
+    let text = report.to_ascii_lowercase();
+    let protocol = kafka.security.protocol.as_str();
+    if text.contains("hostname mismatch") || text.contains("ip address mismatch") {
+        return Some(format!(
+            "ECOM_KAFKA_BROKERS: the Kafka broker's TLS certificate is not issued for the host name in \
+             {} ({report})",
+            kafka.brokers
+        ));
+    }
+    if text.contains("certificate verify failed") || text.contains("ssl handshake failed") {
+        return Some(format!(
+            "ECOM_KAFKA_SSL_CA_FILE: the Kafka broker's TLS certificate was not accepted: it must chain to a CA \
+             in ECOM_KAFKA_SSL_CA_FILE (or the system's) and name the host in ECOM_KAFKA_BROKERS ({report})"
+        ));
+    }
+    if text.contains("sasl authentication") || text.contains("authentication failed") {
+        let mechanism = kafka.security.sasl.as_ref().map_or("none", |s| s.mechanism.as_str());
+        return Some(format!(
+            "ECOM_KAFKA_SASL_USERNAME / ECOM_KAFKA_SASL_PASSWORD: Kafka refused the SASL credentials \
+             (ECOM_KAFKA_SASL_MECHANISM {mechanism}) ({report})"
+        ));
+    }
+    if text.contains("incorrect security.protocol") || text.contains("wrong security.protocol") {
+        return Some(format!(
+            "ECOM_KAFKA_SECURITY_PROTOCOL: Kafka does not speak {protocol} on {} ({report})",
+            kafka.brokers
+        ));
+    }
+    None
 }
 
 /// Message headers carrying a trace context map.
@@ -24,14 +156,17 @@ pub fn headers_to_map<H: Headers>(headers: &H) -> BTreeMap<String, String> {
     headers.iter().filter_map(|h| Some((h.key.to_owned(), std::str::from_utf8(h.value?).ok()?.to_owned()))).collect()
 }
 
+/// Asks plaintext `brokers` for the cluster's metadata; see [`check`].
+pub async fn check_brokers(brokers: String) -> Result<(), String> {
+    check(KafkaSettings::plaintext(brokers)).await
+}
+
 /// Asks the cluster for its metadata; for readiness. Runs on a blocking thread
 /// because the client's calls (and its drop) block.
-pub async fn check_brokers(brokers: String) -> Result<(), String> {
+pub async fn check(kafka: KafkaSettings) -> Result<(), String> {
     tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = client_config(&brokers, "ecom-health")
-            .set("log_level", "3")
-            .create()
-            .map_err(|e| format!("client: {e}"))?;
+        let consumer: BaseConsumer =
+            configure(&kafka, "ecom-health").set("log_level", "3").create().map_err(|e| format!("client: {e}"))?;
         consumer
             .fetch_metadata(None, Duration::from_millis(1500))
             .map(drop)
@@ -59,7 +194,12 @@ impl KafkaPublisher {
     /// `linger.ms` is 5: the relay publishes a claimed batch at once, so a short
     /// linger lets the batch share requests without adding noticeable latency.
     pub fn new(brokers: &str, client_id: &str) -> Result<Self, rdkafka::error::KafkaError> {
-        let producer = client_config(brokers, client_id)
+        Self::configured(&KafkaSettings::plaintext(brokers), client_id)
+    }
+
+    /// A producer for the cluster `kafka` describes, with its TLS and SASL.
+    pub fn configured(kafka: &KafkaSettings, client_id: &str) -> Result<Self, rdkafka::error::KafkaError> {
+        let producer = configure(kafka, client_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")

@@ -22,6 +22,7 @@ pub mod server;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod tls;
 
 #[cfg(feature = "jwt")]
 pub mod auth;

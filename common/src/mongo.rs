@@ -6,22 +6,36 @@ use anyhow::Context as _;
 use mongodb::bson::doc;
 use mongodb::options::ClientOptions;
 use mongodb::{Client, Database};
-use url::Url;
+
+use crate::settings::SecretUrl;
 
 /// Connects to `url` and checks the server answers; the database is the URL's path
-/// (or `default_db`).
-pub async fn connect(var: &str, url: &Url, app_name: &str, default_db: &str) -> anyhow::Result<Database> {
-    let mut options =
-        ClientOptions::parse(url.as_str()).await.with_context(|| format!("{var}: not a valid MongoDB URL"))?;
+/// (or `default_db`). TLS is the URL's: `tls=true&tlsCAFile=/path/ca.pem` (and
+/// `tlsCertificateKeyFile` for a client certificate), or `mongodb+srv://`.
+pub async fn connect(var: &str, url: &url::Url, app_name: &str, default_db: &str) -> anyhow::Result<Database> {
+    let url = &SecretUrl::from(url.clone());
+    let mut options = ClientOptions::parse(url.expose().as_str())
+        .await
+        .map_err(|e| anyhow::anyhow!("{var}: not a valid MongoDB URL ({url}): {}", e.kind))?;
     options.app_name = Some(app_name.to_owned());
     options.server_selection_timeout = Some(options.server_selection_timeout.unwrap_or(Duration::from_secs(5)));
     options.connect_timeout = Some(options.connect_timeout.unwrap_or(Duration::from_secs(5)));
     let name = options.default_database.clone().unwrap_or_else(|| default_db.to_owned());
     let client = Client::with_options(options).with_context(|| format!("{var}: invalid MongoDB options"))?;
     let db = client.database(&name);
-    ping(&db).await.map_err(|reason| {
-        anyhow::anyhow!("{var}: cannot reach MongoDB at {}: {reason}", crate::settings::redact_url(url))
-    })?;
+    if let Err(err) = db.run_command(doc! {"ping": 1}).await {
+        let text = err.kind.to_string();
+        let hint = crate::tls::diagnose(&text, &format!("the tlsCAFile of {var}"), var).or_else(|| {
+            (matches!(*err.kind, mongodb::error::ErrorKind::Authentication { .. })
+                || text.contains("uthentication failed")
+                || text.contains("AuthenticationFailed"))
+            .then(|| format!("the user or password in {var} (or ECOM_DB_PASSWORD) is refused"))
+        });
+        match hint {
+            Some(hint) => anyhow::bail!("{var}: cannot connect to MongoDB at {url}: {hint}: {text}"),
+            None => anyhow::bail!("{var}: cannot reach MongoDB at {url}: {text}"),
+        }
+    }
     Ok(db)
 }
 

@@ -3,8 +3,16 @@
 //! Library code never reads the process environment: `main` takes a snapshot with
 //! [`Env::from_process`] and each service parses its `Settings` from it. Tests and the
 //! `ecom` binary build settings directly or from an [`Env`] made of pairs.
+//!
+//! Every variable that holds a secret ([`SECRET_VARIABLES`]) may instead be given as
+//! `<NAME>_FILE`, the path of a file holding the value (a mounted Kubernetes Secret).
+//! The files are read here, once, when the snapshot is taken; the values reach the
+//! settings as [`SecretString`] or [`SecretUrl`], which `Debug` never prints.
 
-use std::collections::HashMap;
+mod kafka;
+mod secret;
+
+use std::collections::{HashMap, HashSet};
 use std::fmt::Display;
 use std::str::FromStr;
 use std::time::Duration;
@@ -12,8 +20,26 @@ use std::time::Duration;
 use secrecy::SecretString;
 use url::Url;
 
+pub use kafka::{KafkaSecurity, KafkaSettings, SaslMechanism, SaslSettings, SecurityProtocol};
+pub use secret::SecretUrl;
+
+/// The variables that hold secrets. Each may be given as `<NAME>_FILE` instead: the
+/// path of a file whose content (without the final line break) is the value.
+pub const SECRET_VARIABLES: &[&str] = &[
+    "DATABASE_URL",
+    "ECOM_DB_PASSWORD",
+    "ECOM_ADMIN_PASSWORD",
+    "ECOM_SERVICE_CLIENT_SECRET",
+    "ECOM_SMTP_URL",
+    "ECOM_SMTP_USERNAME",
+    "ECOM_SMTP_PASSWORD",
+    "ECOM_KAFKA_SASL_USERNAME",
+    "ECOM_KAFKA_SASL_PASSWORD",
+    "ECOM_KAFKA_SSL_KEY_PASSWORD",
+];
+
 /// A configuration error that names the variable at fault.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("configuration variable {var}: {reason}")]
 pub struct SettingsError {
     pub var: String,
@@ -26,29 +52,90 @@ impl SettingsError {
     }
 }
 
-/// A snapshot of configuration variables.
-#[derive(Debug, Clone, Default)]
+/// A snapshot of configuration variables, secret files read.
+#[derive(Clone, Default)]
 pub struct Env {
     vars: HashMap<String, String>,
+    /// Secret variables whose value came from `<NAME>_FILE`.
+    from_file: HashSet<String>,
+    /// Secret variables whose `<NAME>_FILE` could not be used, and why.
+    file_errors: HashMap<String, SettingsError>,
+}
+
+/// Names and sources only: the values may be secrets.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort();
+        f.debug_struct("Env").field("vars", &names).field("from_file", &self.from_file).finish_non_exhaustive()
+    }
 }
 
 impl Env {
     /// Snapshot of the process environment (only for `main`).
     pub fn from_process() -> Self {
-        Self { vars: std::env::vars().collect() }
+        Self::from_pairs(std::env::vars())
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self { vars: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+        let vars = pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+        let mut env = Self { vars, ..Self::default() };
+        env.read_secret_files();
+        env
+    }
+
+    /// Replaces each secret variable given as `<NAME>_FILE` by the file's content. A
+    /// file that cannot be read, or a variable given both ways, is remembered and
+    /// reported by whichever setting reads the variable.
+    fn read_secret_files(&mut self) {
+        for &name in SECRET_VARIABLES {
+            let file_var = format!("{name}_FILE");
+            let Some(path) = self.raw(&file_var).map(|p| p.trim().to_owned()) else { continue };
+            if self.raw(name).is_some() {
+                self.file_errors
+                    .insert(name.to_owned(), SettingsError::new(name, format!("set it or {file_var}, not both")));
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(text) => {
+                    let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
+                    if value.trim().is_empty() {
+                        self.file_errors
+                            .insert(name.to_owned(), SettingsError::new(&file_var, format!("{path} is empty")));
+                        continue;
+                    }
+                    self.vars.insert(name.to_owned(), value.to_owned());
+                    self.from_file.insert(name.to_owned());
+                }
+                Err(e) => {
+                    self.file_errors
+                        .insert(name.to_owned(), SettingsError::new(&file_var, format!("cannot read {path}: {e}")));
+                }
+            }
+        }
     }
 
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.vars.insert(key.into(), value.into());
     }
 
-    /// The raw value; empty strings count as unset.
+    /// The raw value; empty strings count as unset. For variables that are not
+    /// secrets: a secret's `<NAME>_FILE` problems are reported by the typed readers.
     pub fn raw(&self, var: &str) -> Option<&str> {
         self.vars.get(var).map(String::as_str).filter(|v| !v.trim().is_empty())
+    }
+
+    /// The raw value, or why its `<NAME>_FILE` could not be used.
+    fn value(&self, var: &str) -> Result<Option<&str>, SettingsError> {
+        match self.file_errors.get(var) {
+            Some(err) => Err(err.clone()),
+            None => Ok(self.raw(var)),
+        }
+    }
+
+    /// Where `var` was given: `var` itself, or `<var>_FILE`. For messages.
+    pub fn origin(&self, var: &str) -> String {
+        if self.from_file.contains(var) { format!("{var}_FILE") } else { var.to_owned() }
     }
 
     /// A required variable.
@@ -57,8 +144,8 @@ impl Env {
         T: FromStr,
         T::Err: Display,
     {
-        let raw = self.raw(var).ok_or_else(|| SettingsError::new(var, "is required but not set"))?;
-        parse(var, raw)
+        let raw = self.value(var)?.ok_or_else(|| SettingsError::new(var, "is required but not set"))?;
+        parse(&self.origin(var), raw)
     }
 
     /// An optional variable.
@@ -67,7 +154,7 @@ impl Env {
         T: FromStr,
         T::Err: Display,
     {
-        self.raw(var).map(|raw| parse(var, raw)).transpose()
+        self.value(var)?.map(|raw| parse(&self.origin(var), raw)).transpose()
     }
 
     /// A variable with a default.
@@ -81,13 +168,44 @@ impl Env {
 
     /// A URL whose scheme must be one of `schemes`.
     pub fn url(&self, var: &str, default: &str, schemes: &[&str]) -> Result<Url, SettingsError> {
-        let raw = self.raw(var).unwrap_or(default);
-        parse_url(var, raw, schemes)
+        let raw = self.value(var)?.unwrap_or(default);
+        parse_url(&self.origin(var), raw, schemes)
     }
 
     /// An optional URL whose scheme must be one of `schemes`.
     pub fn optional_url(&self, var: &str, schemes: &[&str]) -> Result<Option<Url>, SettingsError> {
-        self.raw(var).map(|raw| parse_url(var, raw, schemes)).transpose()
+        self.value(var)?.map(|raw| parse_url(&self.origin(var), raw, schemes)).transpose()
+    }
+
+    /// A URL that may hold a password, whose scheme must be one of `schemes`.
+    pub fn secret_url(&self, var: &str, default: &str, schemes: &[&str]) -> Result<SecretUrl, SettingsError> {
+        self.url(var, default, schemes).map(SecretUrl::from)
+    }
+
+    /// `DATABASE_URL` (or `DATABASE_URL_FILE`), with the password from
+    /// `ECOM_DB_PASSWORD` (or `ECOM_DB_PASSWORD_FILE`) when that is set: the URL can
+    /// then live in plain configuration and only the password in a secret.
+    pub fn database_url(&self, default: &str, schemes: &[&str]) -> Result<SecretUrl, SettingsError> {
+        const URL: &str = "DATABASE_URL";
+        const PASSWORD: &str = "ECOM_DB_PASSWORD";
+        let mut url = self.url(URL, default, schemes)?;
+        if let Some(password) = self.value(PASSWORD)? {
+            if url.username().is_empty() {
+                return Err(SettingsError::new(
+                    &self.origin(PASSWORD),
+                    format!("is set but {URL} names no user to go with it"),
+                ));
+            }
+            if url.password().is_some() {
+                return Err(SettingsError::new(
+                    &self.origin(PASSWORD),
+                    format!("is set but {URL} holds a password too: give it in one place"),
+                ));
+            }
+            url.set_password(Some(password))
+                .map_err(|()| SettingsError::new(URL, "cannot hold a password (no host)"))?;
+        }
+        Ok(SecretUrl::from(url))
     }
 
     /// A duration in milliseconds.
@@ -96,8 +214,8 @@ impl Env {
     }
 
     /// A secret: never printed by `Debug`.
-    pub fn secret(&self, var: &str) -> Option<SecretString> {
-        self.raw(var).map(|v| SecretString::from(v.to_owned()))
+    pub fn secret(&self, var: &str) -> Result<Option<SecretString>, SettingsError> {
+        Ok(self.value(var)?.map(|v| SecretString::from(v.to_owned())))
     }
 
     /// A boolean (`true/false/1/0/yes/no`).
@@ -108,6 +226,15 @@ impl Env {
             Some("0" | "false" | "no" | "off") => Ok(false),
             Some(other) => Err(SettingsError::new(var, format!("expected true or false, got {other:?}"))),
         }
+    }
+
+    /// An optional path to a file that must exist and be readable now, so that a
+    /// wrong path fails at start naming the variable rather than at first use.
+    pub fn readable_file(&self, var: &str) -> Result<Option<std::path::PathBuf>, SettingsError> {
+        let Some(path) = self.optional::<std::path::PathBuf>(var)? else { return Ok(None) };
+        std::fs::File::open(&path)
+            .map_err(|e| SettingsError::new(var, format!("cannot read {}: {e}", path.display())))?;
+        Ok(Some(path))
     }
 }
 
@@ -120,6 +247,7 @@ where
 }
 
 fn parse_url(var: &str, raw: &str, schemes: &[&str]) -> Result<Url, SettingsError> {
+    // The parser's message never holds the input, so no password can leak through it.
     let url = Url::parse(raw.trim()).map_err(|e| SettingsError::new(var, format!("not a valid URL: {e}")))?;
     if !schemes.is_empty() && !schemes.contains(&url.scheme()) {
         return Err(SettingsError::new(

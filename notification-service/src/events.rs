@@ -13,6 +13,7 @@ use chrono::Utc;
 use common::db::SqlPool;
 use common::events::OrderEvent;
 use common::on_pool;
+use common::settings::KafkaSettings;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
 use tokio_util::sync::CancellationToken;
@@ -236,7 +237,13 @@ pub async fn run_in_process(
 /// The Kafka consumer: group `ECOM_KAFKA_GROUP`, offsets committed only after an
 /// event is handled (or dead-lettered), so a crash or a revoked partition means
 /// redelivery, which the processed-events record turns into "send nothing".
-pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: String, shutdown: CancellationToken) {
+pub async fn run_kafka(
+    state: AppState,
+    kafka: KafkaSettings,
+    group: String,
+    topic: String,
+    shutdown: CancellationToken,
+) {
     use rdkafka::Message as _;
     use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 
@@ -247,7 +254,7 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
             return;
         }
     };
-    let consumer: StreamConsumer<LagContext> = match common::kafka::client_config(&brokers, crate::SERVICE)
+    let consumer: StreamConsumer<LagContext> = match common::kafka::configure(&kafka, crate::SERVICE)
         .set("group.id", &group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
@@ -269,7 +276,7 @@ pub async fn run_kafka(state: AppState, brokers: String, group: String, topic: S
             return;
         }
     };
-    let dlq = match common::kafka::KafkaPublisher::new(&brokers, crate::SERVICE) {
+    let dlq = match common::kafka::KafkaPublisher::configured(&kafka, crate::SERVICE) {
         Ok(p) => p,
         Err(err) => {
             tracing::error!(error = %err, "cannot create the dead-letter producer");

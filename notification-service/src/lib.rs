@@ -32,9 +32,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         let mailer = mailer.clone();
         async move { mailer.check().await }
     });
-    if let BusConfig::Kafka { brokers } = &settings.bus {
-        let brokers = brokers.clone();
-        health = health.check("kafka", move || common::kafka::check_brokers(brokers.clone()));
+    if let BusConfig::Kafka(kafka) = &settings.bus {
+        let kafka = kafka.clone();
+        health = health.check("kafka", move || common::kafka::check(kafka.clone()));
     }
     server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
@@ -43,10 +43,10 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
 pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
     match &settings.bus {
-        BusConfig::Kafka { brokers } => {
+        BusConfig::Kafka(kafka) => {
             set.spawn(events::run_kafka(
                 state,
-                brokers.clone(),
+                kafka.clone(),
                 settings.kafka_group.clone(),
                 settings.orders_topic.clone(),
                 shutdown,

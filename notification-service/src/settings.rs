@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use common::bus::BusConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError, redact_url};
+use common::settings::{Env, KafkaSettings, SecretUrl, ServerSettings, SettingsError, redact_url};
 use secrecy::SecretString;
 use url::Url;
 
@@ -18,7 +18,7 @@ pub struct Settings {
     pub database_url: Url,
     /// `ECOM_DB_MAX_CONNECTIONS`.
     pub pool: PoolSettings,
-    /// `ECOM_KAFKA_BROKERS`: where order events are consumed from.
+    /// `ECOM_KAFKA_*`: where order events are consumed from, with TLS and SASL when set.
     pub bus: BusConfig,
     /// `ECOM_ORDERS_TOPIC`: the topic consumed (`orders.v1`); dead letters go to `<topic>.dlq`.
     pub orders_topic: String,
@@ -41,11 +41,13 @@ pub struct MailSettings {
 /// The default of `ECOM_MAIL_MAX_ATTEMPTS`.
 pub const DEFAULT_MAIL_MAX_ATTEMPTS: NonZeroU32 = NonZeroU32::new(5).expect("five is not zero");
 
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub enum MailTransport {
-    /// `ECOM_SMTP_URL` (`smtp://host:port`, `smtp://host:port?tls=required`, `smtps://host`),
-    /// with `ECOM_SMTP_USERNAME` / `ECOM_SMTP_PASSWORD` when the server wants them.
-    Smtp { url: Url, username: Option<String>, password: Option<SecretString> },
+    /// `ECOM_SMTP_URL[_FILE]`: `smtp://host:port` (plain), `smtp://host:port?tls=required`
+    /// (STARTTLS) or `smtps://host:port` (implicit TLS), with `ECOM_SMTP_USERNAME[_FILE]` /
+    /// `ECOM_SMTP_PASSWORD[_FILE]` (or `user:password@` in the URL) when the server wants
+    /// them, and `ECOM_SMTP_CA_FILE` for a server whose certificate a private CA signed.
+    Smtp { url: SecretUrl, username: Option<String>, password: Option<SecretString>, ca_file: Option<PathBuf> },
     /// `ECOM_MAIL_DIR`: one `.eml` file per message (dev mode).
     Files { dir: PathBuf },
 }
@@ -64,29 +66,24 @@ impl std::fmt::Debug for Settings {
     }
 }
 
-/// The SMTP URL may hold credentials (`smtps://user:pass@host`): printed redacted.
-impl std::fmt::Debug for MailTransport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Smtp { url, username, password } => f
-                .debug_struct("Smtp")
-                .field("url", &redact_url(url))
-                .field("username", username)
-                .field("password", password)
-                .finish(),
-            Self::Files { dir } => f.debug_struct("Files").field("dir", dir).finish(),
-        }
-    }
-}
-
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        match (env.raw("ECOM_SMTP_USERNAME").is_some(), env.raw("ECOM_SMTP_PASSWORD").is_some()) {
+            (true, false) => {
+                return Err(SettingsError::new("ECOM_SMTP_PASSWORD", "is required with ECOM_SMTP_USERNAME"));
+            }
+            (false, true) => {
+                return Err(SettingsError::new("ECOM_SMTP_USERNAME", "is required with ECOM_SMTP_PASSWORD"));
+            }
+            _ => {}
+        }
         let transport = match env.optional::<PathBuf>("ECOM_MAIL_DIR")? {
             Some(dir) => MailTransport::Files { dir },
             None => MailTransport::Smtp {
-                url: env.url("ECOM_SMTP_URL", "smtp://127.0.0.1:1025", &["smtp", "smtps"])?,
+                url: env.secret_url("ECOM_SMTP_URL", "smtp://127.0.0.1:1025", &["smtp", "smtps"])?,
                 username: env.optional("ECOM_SMTP_USERNAME")?,
-                password: env.secret("ECOM_SMTP_PASSWORD"),
+                password: env.secret("ECOM_SMTP_PASSWORD")?,
+                ca_file: env.readable_file("ECOM_SMTP_CA_FILE")?,
             },
         };
         let from: String = env.or("ECOM_MAIL_FROM", "ecom <no-reply@ecom.local>".to_owned())?;
@@ -97,7 +94,7 @@ impl Settings {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.url("DATABASE_URL", "sqlite://data/notifications.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
-            bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+            bus: BusConfig::Kafka(KafkaSettings::from_env(env)?),
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
             kafka_group: env.or("ECOM_KAFKA_GROUP", "notification-service".to_owned())?,
             mail: MailSettings { from, transport, max_attempts },

@@ -1,3 +1,4 @@
+use common::bus::BusConfig;
 use common::db::SqlPool;
 use sqlx::migrate::Migrator;
 
@@ -17,10 +18,15 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Connects to the database (running migrations) and sets up the mail transport.
+    /// Connects to the database (running migrations), sets up the mail transport and
+    /// checks that the mail server and Kafka accept the TLS and credentials configured.
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let mailer = Mailer::new(&settings.mail)?;
         let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
+        mailer.verify().await?;
+        if let BusConfig::Kafka(kafka) = &settings.bus {
+            common::kafka::verify(kafka).await?;
+        }
         Ok(Self { db, mailer, retry: RetryPolicy::new(settings.mail.max_attempts) })
     }
 }

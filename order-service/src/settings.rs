@@ -5,7 +5,7 @@ use common::bus::BusConfig;
 use common::client::ClientConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError, redact_url};
+use common::settings::{Env, KafkaSettings, ServerSettings, SettingsError, redact_url};
 use url::Url;
 
 use crate::DEFAULT_PORT;
@@ -27,7 +27,7 @@ pub struct Settings {
     /// `ECOM_SERVICE_CLIENT_ID`, `ECOM_SERVICE_CLIENT_SECRET[_FILE]`: how order-service
     /// proves its identity to product- and inventory-service.
     pub service_client: ClientCredentials,
-    /// `ECOM_KAFKA_BROKERS`: where the outbox relay publishes.
+    /// `ECOM_KAFKA_*`: where the outbox relay publishes, with TLS and SASL when set.
     pub bus: BusConfig,
     /// `ECOM_ORDERS_TOPIC`: the topic order events go to (`orders.v1`).
     pub orders_topic: String,
@@ -71,7 +71,7 @@ impl Settings {
             inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
             auth_url: env.url("ECOM_AUTH_URL", "http://127.0.0.1:8081", &["http", "https"])?,
             service_client: ClientCredentials::from_env(env)?,
-            bus: BusConfig::Kafka { brokers: env.or("ECOM_KAFKA_BROKERS", "127.0.0.1:9092".to_owned())? },
+            bus: BusConfig::Kafka(KafkaSettings::from_env(env)?),
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
             verifier: VerifierSettings::from_env(env)?,
             client: ClientConfig::from_env(env)?,

@@ -66,10 +66,13 @@ impl AppState {
             sweep_pending_after: settings.sweep_pending_after,
             key_lease: settings.server.request_timeout + Duration::from_secs(1),
             publisher: match &settings.bus {
-                BusConfig::Kafka { brokers } => Arc::new(
-                    common::kafka::KafkaPublisher::new(brokers, crate::SERVICE)
-                        .map_err(|e| anyhow::anyhow!("ECOM_KAFKA_BROKERS: {e}"))?,
-                ),
+                BusConfig::Kafka(kafka) => {
+                    common::kafka::verify(kafka).await?;
+                    Arc::new(
+                        common::kafka::KafkaPublisher::configured(kafka, crate::SERVICE)
+                            .map_err(|e| anyhow::anyhow!("ECOM_KAFKA_BROKERS: {e}"))?,
+                    )
+                }
                 BusConfig::InProcess(bus) => Arc::new(bus.clone()),
             },
             outbox_wake: Arc::new(tokio::sync::Notify::new()),

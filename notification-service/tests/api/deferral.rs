@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::bus::{BusConfig, Publisher};
+use common::settings::KafkaSettings;
 use common::test_util::{Running, eventually, fresh_mysql_database, mailpit_subjects, real_dependency, unique_name};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -167,7 +168,7 @@ async fn a_recipient_the_mail_server_keeps_deferring_is_dead_lettered_after_its_
 
     let mut settings = settings(
         fresh_mysql_database(&base).await,
-        BusConfig::Kafka { brokers: brokers.clone() },
+        BusConfig::Kafka(KafkaSettings::plaintext(brokers.clone())),
         smtp(&mail_server.url()),
     );
     settings.orders_topic = topic.clone();
@@ -216,7 +217,7 @@ async fn a_mail_server_that_hangs_up_is_retried_past_the_attempt_limit_and_the_e
     one_partition_topic(&brokers, &topic).await;
     let mut settings = settings(
         fresh_mysql_database(&base).await,
-        BusConfig::Kafka { brokers: brokers.clone() },
+        BusConfig::Kafka(KafkaSettings::plaintext(brokers.clone())),
         smtp(&mail_server.url()),
     );
     settings.orders_topic = topic.clone();

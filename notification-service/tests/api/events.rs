@@ -3,6 +3,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::bus::{BusConfig, InProcessBus, Message, Publisher};
+use common::settings::KafkaSettings;
 use common::test_util::{Running, eventually, fresh_mysql_database, real_dependency, unique_name};
 use notification_service::settings::MailTransport;
 use serde_json::{Value, json};
@@ -81,8 +82,11 @@ async fn from_kafka_an_event_sends_exactly_one_email_a_duplicate_none_and_poison
     let Some(mailpit) = real_dependency("ECOM_TEST_MAILPIT_URL") else { return };
     common::test_util::init_telemetry();
     let topic = unique_name("orders-test");
-    let mut settings =
-        settings(fresh_mysql_database(&base).await, BusConfig::Kafka { brokers: brokers.clone() }, smtp(&smtp_url));
+    let mut settings = settings(
+        fresh_mysql_database(&base).await,
+        BusConfig::Kafka(KafkaSettings::plaintext(brokers.clone())),
+        smtp(&smtp_url),
+    );
     settings.orders_topic = topic.clone();
     settings.kafka_group = unique_name("notification-test");
     let producer = common::kafka::KafkaPublisher::new(&brokers, "test").unwrap();

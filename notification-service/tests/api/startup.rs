@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use common::bus::{BusConfig, InProcessBus};
 use common::db::PoolSettings;
-use common::settings::ServerSettings;
+use common::settings::{KafkaSettings, ServerSettings};
 use common::test_util::{Running, eventually, fresh_mysql_database, real_dependency, unique_name};
 use lettre::Message;
 use notification_service::Settings;
@@ -19,7 +19,7 @@ fn mail(transport: MailTransport) -> MailSettings {
 }
 
 pub fn smtp(url: &str) -> MailTransport {
-    MailTransport::Smtp { url: url.parse().unwrap(), username: None, password: None }
+    MailTransport::Smtp { url: url.parse().unwrap(), username: None, password: None, ca_file: None }
 }
 
 pub fn settings(database_url: Url, bus: BusConfig, transport: MailTransport) -> Settings {
@@ -94,7 +94,11 @@ async fn on_mariadb_kafka_and_smtp_the_service_becomes_ready() {
     let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
     let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
     let Some(smtp_url) = real_dependency("ECOM_TEST_SMTP_URL") else { return };
-    let settings = settings(fresh_mysql_database(&base).await, BusConfig::Kafka { brokers }, smtp(&smtp_url));
+    let settings = settings(
+        fresh_mysql_database(&base).await,
+        BusConfig::Kafka(KafkaSettings::plaintext(brokers)),
+        smtp(&smtp_url),
+    );
     let service =
         Running::spawn(move |listener, shutdown| notification_service::run(settings, listener, shutdown)).await;
     service.ready().await;

@@ -1,6 +1,6 @@
 use common::bus::{BusConfig, InProcessBus};
 use common::db::PoolSettings;
-use common::settings::ServerSettings;
+use common::settings::{KafkaSettings, ServerSettings};
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use order_service::Settings;
 use url::Url;
@@ -35,7 +35,7 @@ async fn on_sqlite_with_the_in_process_bus_the_service_becomes_ready() {
 async fn on_mariadb_and_kafka_the_service_becomes_ready() {
     let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
     let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
-    let settings = settings(fresh_mysql_database(&base).await, BusConfig::Kafka { brokers });
+    let settings = settings(fresh_mysql_database(&base).await, BusConfig::Kafka(KafkaSettings::plaintext(brokers)));
     let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
     service.ready().await;
     service.stop().await.unwrap();
@@ -45,7 +45,7 @@ async fn on_mariadb_and_kafka_the_service_becomes_ready() {
 async fn stays_ready_while_the_brokers_cannot_be_reached_because_the_outbox_holds_the_events() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/orders.db", dir.path().display()).parse().unwrap();
-    let settings = settings(url, BusConfig::Kafka { brokers: "127.0.0.1:1".into() });
+    let settings = settings(url, BusConfig::Kafka(KafkaSettings::plaintext("127.0.0.1:1")));
     let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
     let response = reqwest::get(service.url("/health/ready")).await.unwrap();
     assert_eq!(response.status(), 200);
