@@ -5,7 +5,8 @@
 #      directory) loads the demo catalog and keeps its generated admin password in
 #      DATA_DIR/admin-password, mode 0600;
 #   2. scripts/demo.sh, the README's walkthrough, runs against it: register, log in,
-#      browse, order, the confirmation email, cancel, the cancellation email;
+#      browse, order, the confirmation email, cancel, the cancellation email; and so
+#      do the README's own commands, as written (the gateway's URL substituted);
 #   3. the interactive API page (/api/docs/) in Debian's chromium, headless, driven by
 #      Playwright for Python (scripts/check/docs_browser.py): every operation renders,
 #      Authorize takes a token, GET /api/products and GET /api/auth/me are executed
@@ -100,6 +101,26 @@ grep -q "admin password $(cat "$work/first/admin-password")  (generated, kept in
 
 echo "== scripts/demo.sh (the README's walkthrough)"
 ECOM_URL="$gateway" ECOM_MAIL_DIR="$work/first/mail" bash scripts/demo.sh
+
+echo "== the README's walkthrough, as written"
+# The block under "## Your first order", run as a reader would paste it: the gateway
+# line of the banner substituted, ./data being this instance's data directory.
+mkdir "$work/readme"
+ln -s "$work/first" "$work/readme/data"
+awk '/^## Your first order/ { section = 1 } section && /^```/ { if (block) exit; block = 1; next } block' \
+  README.md | sed "s|http://127.0.0.1:8080|$gateway|" >"$work/readme/walkthrough.sh"
+[ -s "$work/readme/walkthrough.sh" ] || fail "no walkthrough block under '## Your first order' in README.md"
+# Through a pipe: the block's `tee /dev/stderr` would reopen (and truncate) a file.
+(cd "$work/readme" && bash walkthrough.sh </dev/null 2>&1 | cat >"$work/readme/out") || true
+cat "$work/readme/out"
+order=$(grep -o '"id":"[^"]*","user_id"' "$work/readme/out" | head -1 | cut -d'"' -f4)
+[ -n "$order" ] || fail "the README's walkthrough placed no order"
+grep -q "\"id\":\"$order\",\"status\":\"CANCELLED\"" "$work/readme/out" || fail "the README's walkthrough did not cancel"
+for _ in $(seq 150); do
+  [ "$(grep -l "$order" "$work/first/mail/"*.eml | wc -l)" = 2 ] && break
+  sleep 0.1
+done
+[ "$(grep -l "$order" "$work/first/mail/"*.eml | wc -l)" = 2 ] || fail "the README's order did not get its two emails"
 
 echo "== the API page in chromium"
 email="browser-$(date +%s)@example.com"
