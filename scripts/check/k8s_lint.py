@@ -260,6 +260,18 @@ def check_build(name, path, pinned, external_secrets, external_names=(), no_plac
             for tls in d["spec"].get("tls", []):
                 resolve("Secret", tls["secretName"], d)
 
+    # Prometheus is let in only on listeners without an API (metrics, ops): a policy
+    # admitting the monitoring namespace to an API port opens /internal/* to it.
+    api_ports = {"http"} | {p["containerPort"] for d in ecom for c in d["spec"]["template"]["spec"]["containers"] for p in c.get("ports", []) if p.get("name") == "http"}
+    for d in docs:
+        if d["kind"] != "NetworkPolicy":
+            continue
+        for rule in d["spec"].get("ingress", []):
+            monitoring = any(f.get("namespaceSelector", {}).get("matchLabels", {}).get("kubernetes.io/metadata.name") == "monitoring" for f in rule.get("from", []))
+            opened = {p.get("port") for p in rule.get("ports", [])}
+            if monitoring and (not rule.get("ports") or opened & api_ports):
+                problem(where(d), f"admits the monitoring namespace to an API port ({sorted(map(str, opened & api_ports)) or 'every port'}); scrape the metrics port")
+
     deny = [d for d in docs if d["kind"] == "NetworkPolicy" and d["spec"]["podSelector"] == {} and set(d["spec"].get("policyTypes", [])) == {"Ingress", "Egress"} and not d["spec"].get("ingress") and not d["spec"].get("egress")]
     if not deny:
         problem(name, "no default-deny NetworkPolicy")

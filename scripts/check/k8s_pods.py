@@ -24,7 +24,8 @@ stack) it starts one pod under bubblewrap with:
     configuration names) resolves to this machine, where the native stack listens.
 Then its startup, readiness and liveness probes are called at their declared ports and
 paths, each within its budget (initialDelaySeconds + periodSeconds x failureThreshold,
-each call within timeoutSeconds). Pods start one after another, each ready before the
+each call within timeoutSeconds), and the port its prometheus.io annotations name must
+serve the metrics and nothing else. Pods start one after another, each ready before the
 next (dependencies first), and all get SIGTERM at the end of an overlay and must exit
 within terminationGracePeriodSeconds.
 
@@ -310,6 +311,10 @@ class Pod:
         (etc / "resolv.conf").write_text("")
         if not self.program.source.is_file():
             raise PodError(f"{self.program.source} does not exist")
+        if self.program.kind == "service":
+            for port in (p["containerPort"] for p in self.c.get("ports", [])):
+                if port_taken(port):
+                    raise PodError(f"port {port} is taken on this machine; the pod needs it (stop what listens there)")
 
         groups = [str(gid)] + ([str(fs_group)] if fs_group is not None and fs_group != gid else [])
         # The program is PID 1 of its PID namespace, as in a container: SIGTERM reaches it.
@@ -425,10 +430,31 @@ class Pod:
             if not ok:
                 problem(self.where, f"livenessProbe failed after the pod was ready: {last}\n{self.tail()}")
                 return False
+        if not self.check_scrape():
+            return False
         if not self.running():
             problem(self.where, f"exited with {self.proc.returncode} after its probes:\n{self.tail()}")
             return False
         say(f"{self.where}: ready in {time.monotonic() - started:.1f} s ({', '.join(p for p in ('startup', 'readiness', 'liveness') if self.c.get(p + 'Probe'))} probes passed)")
+        return True
+
+    def check_scrape(self):
+        """Where the prometheus.io annotations point: the metrics answer there, and
+        nothing else does (the port Prometheus may reach serves no API)."""
+        notes = self.workload["spec"]["template"]["metadata"].get("annotations", {})
+        if notes.get("prometheus.io/scrape") != "true":
+            return True
+        port = int(notes.get("prometheus.io/port", 0))
+        path = notes.get("prometheus.io/path", "/metrics")
+        ok, detail = probe_call("http", port, path, 3)
+        if not ok:
+            problem(self.where, f"no metrics at {path} on port {port} (prometheus.io annotations): {detail}")
+            return False
+        for other in ("/internal/openapi.json", "/api/products", "/"):
+            ok, detail = probe_call("http", port, other, 3)
+            if ok or not detail.startswith("404"):
+                problem(self.where, f"the scrape port {port} answers {other} ({detail}): it must serve only /metrics and /health/*")
+                return False
         return True
 
     def stop(self, check_grace=True):
@@ -493,6 +519,16 @@ def fresh_databases(env_values):
             ["mysql", "-h", native.hostname, "-P", str(native.port or 3306), "-u", native.username, f"-p{native.password}", "-e", sql],
             check=True,
         )
+
+
+def port_taken(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except OSError:
+            return True
+    return False
 
 
 def probe_call(kind, port, path, timeout):

@@ -46,9 +46,17 @@ else
   fi
   bin_dir="$(cargo metadata --format-version 1 --no-deps | "$python" -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/$profile"
 fi
+# A snapshot of the binaries (hard links where possible): a cargo run elsewhere that
+# rebuilds target/ meanwhile does not change what the pods run.
+snapshot=$(mktemp -d "$bin_dir/../pod-check.XXXXXX")
+trap 'rm -rf "$snapshot"' EXIT
+for s in api-gateway auth-service product-service order-service inventory-service notification-service; do
+  ln "$bin_dir/$s" "$snapshot/$s" 2>/dev/null || cp "$bin_dir/$s" "$snapshot/$s"
+done
+bin_dir=$snapshot
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+trap 'rm -rf "$work" "$snapshot"' EXIT
 "$kustomize" build k8s/overlays/dev >"$work/dev.yaml"
 site_build prod "$work" >"$work/prod.yaml"
 
