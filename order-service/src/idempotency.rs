@@ -10,11 +10,12 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use common::auth::Identity;
 use common::problem::{FieldError, Problem};
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::AppState;
@@ -22,6 +23,12 @@ use crate::domain::Order;
 use crate::saga::{self, SagaError};
 use crate::store::{KeyRef, KeyState, Store};
 
+/// The request header that carries the key.
+pub const HEADER: &str = "idempotency-key";
+/// The longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 255;
+/// How long a key and its answer are remembered; after that the key may be used afresh.
+pub const KEY_RETENTION: chrono::Duration = chrono::Duration::hours(24);
 /// Largest answer stored for replay (an order of 100 lines is far below it).
 const MAX_STORED_ANSWER: usize = 4 * 1024 * 1024;
 
@@ -36,24 +43,59 @@ pub struct KeyLease {
 
 /// What a request with a key does next.
 #[derive(Debug)]
-pub enum Begun {
+enum Begun {
     /// Run the placement under this lease.
     Run(KeyLease),
     /// Answer this without placing anything.
     Answer(Response),
 }
 
+/// Runs `place` once per key: a request without a key runs it; one with a key runs it
+/// under the key's lease and stores the answer, or answers as the key says without
+/// running it. `request_hash` is the body's [`request_hash`].
+pub async fn once<F, Fut>(
+    state: &AppState,
+    who: &Identity,
+    headers: &HeaderMap,
+    request_hash: &str,
+    place: F,
+) -> Response
+where
+    F: FnOnce(Option<KeyRef>) -> Fut,
+    Fut: Future<Output = Response>,
+{
+    let key = match key_from(headers) {
+        Ok(Some(key)) => key,
+        Ok(None) => return place(None).await,
+        Err(refused) => return Problem::validation(vec![refused]).into_response(),
+    };
+    match begin(state, who, key, request_hash).await {
+        Ok(Begun::Run(lease)) => {
+            let response = place(Some(lease.key().clone())).await;
+            lease.finish(response).await
+        }
+        Ok(Begun::Answer(answer)) => answer,
+        Err(err) => err.into_response(),
+    }
+}
+
+/// The fingerprint a key is bound to: a repeat must send the same body.
+pub fn request_hash(body: &impl serde::Serialize) -> String {
+    let canonical = serde_json::to_vec(body).unwrap_or_default();
+    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Parses the header: `None` without one, the field error for an unusable value.
-pub fn key_from(headers: &axum::http::HeaderMap) -> Result<Option<String>, FieldError> {
-    match headers.get("idempotency-key").map(|v| v.to_str().map(str::to_owned)) {
+pub fn key_from(headers: &HeaderMap) -> Result<Option<String>, FieldError> {
+    match headers.get(HEADER).map(|v| v.to_str().map(str::to_owned)) {
         None => Ok(None),
-        Some(Ok(key)) if (1..=255).contains(&key.len()) => Ok(Some(key)),
-        Some(_) => Err(FieldError::new("Idempotency-Key", "must be 1-255 visible characters")),
+        Some(Ok(key)) if (1..=MAX_KEY_LEN).contains(&key.len()) => Ok(Some(key)),
+        Some(_) => Err(FieldError::new("Idempotency-Key", format!("must be 1-{MAX_KEY_LEN} visible characters"))),
     }
 }
 
 /// Claims `key` for this request of `who`, whose body hashes to `request_hash`.
-pub async fn begin(state: &AppState, who: &Identity, key: String, request_hash: &str) -> Result<Begun, SagaError> {
+async fn begin(state: &AppState, who: &Identity, key: String, request_hash: &str) -> Result<Begun, SagaError> {
     let key = KeyRef { user: who.user_id, key, owner: Uuid::new_v4() };
     let lease_until = Utc::now() + state.key_lease;
     let claimed = state.store.claim_key(&key, request_hash, lease_until).await?;

@@ -1,5 +1,5 @@
-//! Placing and cancelling orders: the small saga of DESIGN.md, and the sweeper
-//! that settles what a crash left half-done.
+//! Placing and cancelling orders: the small saga of docs/architecture.md, and the
+//! sweeper that settles what a crash left half-done.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -14,7 +14,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::clients::{Reserve, Shortage, Unavailable};
 use crate::domain::{Event, MAX_LINES, MAX_QUANTITY, Money, Order, OrderLine, Status};
-use crate::store::{KeyRef, OutboxEvent, StoreError};
+use crate::store::{KeyRef, OutboxEvent, StoreError, Transition};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SagaError {
@@ -85,13 +85,7 @@ pub async fn place(
     key: Option<&KeyRef>,
 ) -> Result<Order, SagaError> {
     validate(&wanted).map_err(SagaError::Validation)?;
-    let skus: Vec<String> = {
-        let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.clone()).collect();
-        skus.sort();
-        skus.dedup();
-        skus
-    };
-    let catalog = state.products.lookup(&skus).await.inspect_err(|_| {
+    let catalog = state.products.lookup(&distinct_skus(&wanted)).await.inspect_err(|_| {
         metrics::counter!("orders_rejected_total", "reason" => "unavailable").increment(1);
     })?;
     let order = price(who, &wanted, &catalog).map_err(SagaError::Validation)?;
@@ -104,54 +98,64 @@ pub async fn place(
     }
     state.store.insert_pending(&order).await?;
 
-    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
-    for line in &order.lines {
-        *totals.entry(line.sku.clone()).or_default() += line.quantity;
-    }
-    let lines: Vec<(String, i64)> = totals.into_iter().collect();
-    match state.inventory.reserve(order.id, &lines).await {
-        Ok(Reserve::Reserved) => {
-            let to = Status::Pending.apply(Event::Reserved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let mut confirmed = order.clone();
-            confirmed.status = to;
-            confirmed.version = order.version + 1;
-            confirmed.updated_at = now();
-            let event = outbox_event(&confirmed, events::ORDER_CONFIRMED, &state.orders_topic)?;
-            let moved = state
-                .store
-                .transition(order.id, Status::Pending, order.version, to, false, Some(&event), confirmed.updated_at)
-                .await?;
-            if !moved {
-                // Rolled back first (by the sweeper after a long stall, or by a retry that
-                // took the key over): the units just reserved go back.
-                state.store.mark_release_pending(order.id).await?;
-                release_pending_stock(state, order.id).await?;
-                return Err(SagaError::Unavailable(Unavailable {
-                    service: "order-service",
-                    reason: "the placement stalled and was rolled back".into(),
-                    retry_after_secs: 1,
-                }));
-            }
-            state.outbox_wake.notify_one();
-            metrics::counter!("orders_placed_total").increment(1);
-            Ok(confirmed)
-        }
+    match state.inventory.reserve(order.id, &units_per_sku(&order)).await {
+        Ok(Reserve::Reserved) => confirm(state, order).await,
         Ok(Reserve::Insufficient(shortages)) => {
-            state
-                .store
-                .transition(order.id, Status::Pending, order.version, Status::Failed, false, None, now())
-                .await?;
+            state.store.transition(Transition::of(&order, Status::Failed)).await?;
             metrics::counter!("orders_rejected_total", "reason" => "out_of_stock").increment(1);
             Err(SagaError::OutOfStock(shortages))
         }
         Err(unavailable) => {
             // The reservation may or may not have happened: release it (idempotent).
-            state.store.transition(order.id, Status::Pending, order.version, Status::Failed, true, None, now()).await?;
+            state.store.transition(Transition::of(&order, Status::Failed).releasing_stock()).await?;
             release_pending_stock(state, order.id).await?;
             metrics::counter!("orders_rejected_total", "reason" => "unavailable").increment(1);
             Err(SagaError::Unavailable(unavailable))
         }
     }
+}
+
+/// Each sku once, sorted: what product-service is asked to price.
+fn distinct_skus(wanted: &[Wanted]) -> Vec<String> {
+    let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.clone()).collect();
+    skus.sort();
+    skus.dedup();
+    skus
+}
+
+/// The units of each sku over all lines of `order`: what inventory is asked to reserve.
+fn units_per_sku(order: &Order) -> Vec<(String, i64)> {
+    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+    for line in &order.lines {
+        *totals.entry(line.sku.clone()).or_default() += line.quantity;
+    }
+    totals.into_iter().collect()
+}
+
+/// Confirms the `PENDING` `order` whose stock is reserved, with its event. If it was
+/// rolled back meanwhile, the units just reserved go back and the client retries.
+async fn confirm(state: &AppState, order: Order) -> Result<Order, SagaError> {
+    let to = Status::Pending.apply(Event::Reserved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let mut confirmed = order.clone();
+    confirmed.status = to;
+    confirmed.version = order.version + 1;
+    confirmed.updated_at = now();
+    let event = outbox_event(&confirmed, events::ORDER_CONFIRMED, &state.orders_topic)?;
+    let change = Transition::of(&order, to).announcing(&event, confirmed.updated_at);
+    if !state.store.transition(change).await? {
+        // Rolled back first (by the sweeper after a long stall, or by a retry that
+        // took the key over): the units just reserved go back.
+        state.store.mark_release_pending(order.id).await?;
+        release_pending_stock(state, order.id).await?;
+        return Err(SagaError::Unavailable(Unavailable {
+            service: "order-service",
+            reason: "the placement stalled and was rolled back".into(),
+            retry_after_secs: 1,
+        }));
+    }
+    state.outbox_wake.notify_one();
+    metrics::counter!("orders_placed_total").increment(1);
+    Ok(confirmed)
 }
 
 /// The order with authoritative names and prices, or what is wrong with the request.
@@ -269,7 +273,8 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
     cancelled.version = order.version + 1;
     cancelled.updated_at = now();
     let event = outbox_event(&cancelled, events::ORDER_CANCELLED, &state.orders_topic)?;
-    if !state.store.transition(id, order.status, order.version, to, true, Some(&event), cancelled.updated_at).await? {
+    let change = Transition::of(&order, to).releasing_stock().announcing(&event, cancelled.updated_at);
+    if !state.store.transition(change).await? {
         // A concurrent change won: a concurrent cancel is this one's answer too.
         return match state.store.fetch(id).await? {
             Some(now) if now.status == Status::Cancelled => Ok(now),
@@ -283,25 +288,30 @@ pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order,
     Ok(cancelled)
 }
 
+/// At most this many expired idempotency keys are deleted per sweep.
+const KEYS_PURGED_PER_SWEEP: u32 = 1000;
+/// At most this many unsettled orders are settled per sweep; the next sweep goes on.
+const ORDERS_SETTLED_PER_SWEEP: u32 = 100;
+
 /// Settles orders a crash or an outage left half-done: a stale `PENDING` order is
 /// rolled back (its reservation released, then `FAILED`), and every release that
 /// inventory has not confirmed is retried. Returns how many orders it settled.
 // A debug span: the periodic sweep is not exported as a trace of its own.
 #[tracing::instrument(level = "debug", skip_all)]
 pub async fn sweep_once(state: &AppState) -> Result<usize, StoreError> {
-    let purged = state.store.purge_keys(1000).await?;
+    let purged = state.store.purge_keys(KEYS_PURGED_PER_SWEEP).await?;
     if purged > 0 {
         tracing::debug!(purged, "purged expired idempotency keys");
     }
     let cutoff = Utc::now() - state.sweep_pending_after;
     let mut settled = 0;
-    for id in state.store.unsettled(cutoff, 100).await? {
+    for id in state.store.unsettled(cutoff, ORDERS_SETTLED_PER_SWEEP).await? {
         let Some(order) = state.store.fetch(id).await? else { continue };
         if state.inventory.release(id).await.is_err() {
             continue;
         }
         if order.status == Status::Pending {
-            if state.store.transition(id, Status::Pending, order.version, Status::Failed, false, None, now()).await? {
+            if state.store.transition(Transition::of(&order, Status::Failed)).await? {
                 tracing::warn!(order_id = %id, "rolled back an order abandoned in PENDING");
                 settled += 1;
             }
@@ -323,7 +333,7 @@ pub async fn settle_abandoned(state: &AppState, id: Uuid) -> Result<Option<Order
         Status::Confirmed | Status::Cancelled => Ok(Some(order)),
         Status::Failed => Ok(None),
         Status::Pending => {
-            if !state.store.transition(id, Status::Pending, order.version, Status::Failed, true, None, now()).await? {
+            if !state.store.transition(Transition::of(&order, Status::Failed).releasing_stock()).await? {
                 // Settled meanwhile (by the sweeper, or the holder was alive after all).
                 let settled = state.store.fetch(id).await?;
                 return Ok(settled.filter(|o| matches!(o.status, Status::Confirmed | Status::Cancelled)));

@@ -6,6 +6,7 @@ use common::on_pool;
 use uuid::Uuid;
 
 use crate::domain::{Money, Order, OrderLine, Status};
+use crate::idempotency::KEY_RETENTION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -26,8 +27,46 @@ pub struct OutboxEvent {
     pub trace_context: String,
 }
 
-/// How long an `Idempotency-Key` is remembered.
-pub const KEY_RETENTION: chrono::Duration = chrono::Duration::hours(24);
+/// One order's move between states, applied only if the order is still in `from` at
+/// `version` (the same rule as [`Status::apply`], enforced by the database).
+#[derive(Debug, Clone, Copy)]
+pub struct Transition<'a> {
+    pub id: Uuid,
+    pub from: Status,
+    pub version: i64,
+    pub to: Status,
+    /// The order's reserved stock must (still) be released: it was rolled back after
+    /// a reservation that may have happened, or cancelled.
+    pub release_stock: bool,
+    /// What the move announces, written to the outbox with it.
+    pub event: Option<&'a OutboxEvent>,
+    pub at: DateTime<Utc>,
+}
+
+impl<'a> Transition<'a> {
+    /// `order`, as it was read, to `to`: now, announcing nothing, releasing nothing.
+    pub fn of(order: &Order, to: Status) -> Self {
+        Self {
+            id: order.id,
+            from: order.status,
+            version: order.version,
+            to,
+            release_stock: false,
+            event: None,
+            at: crate::domain::now(),
+        }
+    }
+
+    /// The same move, also marking the order's stock for release.
+    pub fn releasing_stock(self) -> Self {
+        Self { release_stock: true, ..self }
+    }
+
+    /// The same move at `at`, announced by `event`.
+    pub fn announcing(self, event: &'a OutboxEvent, at: DateTime<Utc>) -> Self {
+        Self { event: Some(event), at, ..self }
+    }
+}
 
 /// One request's hold on a user's `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +93,7 @@ pub enum KeyState {
     Mismatch,
 }
 
-#[derive(sqlx::FromRow)]
+#[derive(Debug, sqlx::FromRow)]
 struct KeyRow {
     request_hash: String,
     status_code: Option<i64>,
@@ -62,6 +101,24 @@ struct KeyRow {
     owner: Option<String>,
     locked_until: Option<DateTime<Utc>>,
     order_id: Option<String>,
+}
+
+impl KeyRow {
+    /// What the stored key means for a request of `key.owner` with `request_hash`,
+    /// which did (`taken`) or did not just take the key over.
+    fn state(self, key: &KeyRef, request_hash: &str, taken: bool, now: DateTime<Utc>) -> Result<KeyState, StoreError> {
+        if taken && self.owner.as_deref() == Some(key.owner.to_string().as_str()) {
+            let previous_order = self.order_id.as_deref().map(Uuid::parse_str).transpose().map_err(corrupt)?;
+            return Ok(KeyState::TakenOver { previous_order });
+        }
+        Ok(match self {
+            KeyRow { request_hash: hash, .. } if hash != request_hash => KeyState::Mismatch,
+            KeyRow { status_code: Some(status), response: Some(body), .. } => {
+                KeyState::Replay { status: u16::try_from(status).map_err(corrupt)?, body }
+            }
+            KeyRow { locked_until, .. } => KeyState::InProgress { until: locked_until.unwrap_or(now) },
+        })
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -143,21 +200,12 @@ impl Store {
         Ok(())
     }
 
-    /// Moves the order from `from` (at `version`) to `to`, appending `event` to the
-    /// outbox in the same transaction. `false` if the order was not in that state
-    /// and version any more (a concurrent change won).
-    #[tracing::instrument(skip_all, fields(order_id = %id, to = to.as_str()))]
-    #[allow(clippy::too_many_arguments)]
-    pub async fn transition(
-        &self,
-        id: Uuid,
-        from: Status,
-        version: i64,
-        to: Status,
-        release_pending: bool,
-        event: Option<&OutboxEvent>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    /// Applies `change`, appending its event to the outbox in the same transaction.
+    /// `false` if the order was not in that state and version any more (a concurrent
+    /// change won).
+    #[tracing::instrument(skip_all, fields(order_id = %change.id, to = change.to.as_str()))]
+    pub async fn transition(&self, change: Transition<'_>) -> Result<bool, StoreError> {
+        let Transition { id, from, version, to, release_stock, event, at } = change;
         let changed = on_pool!(&self.pool, pool => {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query(
@@ -165,8 +213,8 @@ impl Store {
                  WHERE id = ? AND status = ? AND version = ?",
             )
             .bind(to.as_str())
-            .bind(release_pending)
-            .bind(now)
+            .bind(release_stock)
+            .bind(at)
             .bind(id.to_string())
             .bind(from.as_str())
             .bind(version)
@@ -185,7 +233,7 @@ impl Store {
                 .bind(&event.key)
                 .bind(&event.payload)
                 .bind(&event.trace_context)
-                .bind(now)
+                .bind(at)
                 .execute(&mut *tx)
                 .await?;
             }
@@ -315,8 +363,21 @@ impl Store {
         lease_until: DateTime<Utc>,
     ) -> Result<KeyState, StoreError> {
         let now = Utc::now();
-        // A key is remembered for 24 hours; after that it may be used afresh.
-        let expired = now - KEY_RETENTION;
+        self.forget_expired_key(key, now - KEY_RETENTION).await?;
+        if self.insert_key(key, request_hash, lease_until, now).await? {
+            return Ok(KeyState::Claimed);
+        }
+        // Someone used the key before: take it over if their lease ran out.
+        let taken = self.take_over_key(key, request_hash, lease_until, now).await?;
+        let Some(row) = self.fetch_key(key).await? else {
+            // Purged between the insert and the read: the client may simply retry.
+            return Ok(KeyState::InProgress { until: now });
+        };
+        row.state(key, request_hash, taken, now)
+    }
+
+    /// Deletes `key` if it was first used before `expired`: it may be used afresh.
+    async fn forget_expired_key(&self, key: &KeyRef, expired: DateTime<Utc>) -> Result<(), StoreError> {
         on_pool!(&self.pool, pool => {
             sqlx::query("DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND created_at < ?")
                 .bind(key.user.to_string())
@@ -326,6 +387,17 @@ impl Store {
                 .await
                 .map(drop)?
         });
+        Ok(())
+    }
+
+    /// Records the first use of `key`; `false` if it was used before.
+    async fn insert_key(
+        &self,
+        key: &KeyRef,
+        request_hash: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let inserted = on_pool!(&self.pool, pool => {
             sqlx::query(
                 "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, owner, locked_until, created_at) \
@@ -342,11 +414,20 @@ impl Store {
             .map(drop)
         });
         match inserted {
-            Ok(()) => return Ok(KeyState::Claimed),
-            Err(err) if common::db::is_unique_violation(&err) => {}
-            Err(err) => return Err(err.into()),
+            Ok(()) => Ok(true),
+            Err(err) if common::db::is_unique_violation(&err) => Ok(false),
+            Err(err) => Err(err.into()),
         }
-        // Someone used the key before: take it over if their lease ran out.
+    }
+
+    /// Makes `key.owner` the holder of an unanswered key whose lease ran out by `now`.
+    async fn take_over_key(
+        &self,
+        key: &KeyRef,
+        request_hash: &str,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
         let taken = on_pool!(&self.pool, pool => {
             sqlx::query(
                 "UPDATE idempotency_keys SET owner = ?, locked_until = ? WHERE user_id = ? AND idem_key = ? \
@@ -363,7 +444,11 @@ impl Store {
             .rows_affected()
                 == 1
         });
-        let row: Option<KeyRow> = on_pool!(&self.pool, pool => {
+        Ok(taken)
+    }
+
+    async fn fetch_key(&self, key: &KeyRef) -> Result<Option<KeyRow>, StoreError> {
+        let row = on_pool!(&self.pool, pool => {
             sqlx::query_as(
                 "SELECT request_hash, CAST(status_code AS SIGNED) AS status_code, response, owner, locked_until, order_id \
                  FROM idempotency_keys WHERE user_id = ? AND idem_key = ?",
@@ -373,21 +458,7 @@ impl Store {
             .fetch_optional(pool)
             .await?
         });
-        let Some(row) = row else {
-            // Purged between the insert and the read: the client may simply retry.
-            return Ok(KeyState::InProgress { until: now });
-        };
-        if taken && row.owner.as_deref() == Some(key.owner.to_string().as_str()) {
-            let previous_order = row.order_id.as_deref().map(Uuid::parse_str).transpose().map_err(corrupt)?;
-            return Ok(KeyState::TakenOver { previous_order });
-        }
-        Ok(match row {
-            KeyRow { request_hash: hash, .. } if hash != request_hash => KeyState::Mismatch,
-            KeyRow { status_code: Some(status), response: Some(body), .. } => {
-                KeyState::Replay { status: u16::try_from(status).map_err(corrupt)?, body }
-            }
-            KeyRow { locked_until, .. } => KeyState::InProgress { until: locked_until.unwrap_or(now) },
-        })
+        Ok(row)
     }
 
     /// Records which order the request holding `key` is about to write, so a takeover
@@ -474,5 +545,50 @@ impl Store {
             purged
         });
         Ok(purged)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> KeyRef {
+        KeyRef { user: Uuid::now_v7(), key: "k".into(), owner: Uuid::now_v7() }
+    }
+
+    fn row(owner: &KeyRef) -> KeyRow {
+        KeyRow {
+            request_hash: "h".into(),
+            status_code: None,
+            response: None,
+            owner: Some(owner.owner.to_string()),
+            locked_until: None,
+            order_id: None,
+        }
+    }
+
+    #[test]
+    fn a_key_this_request_took_over_hands_it_the_order_to_settle() {
+        let (key, order) = (key(), Uuid::now_v7());
+        let row = KeyRow { order_id: Some(order.to_string()), ..row(&key) };
+        let state = row.state(&key, "h", true, Utc::now()).unwrap();
+        assert_eq!(state, KeyState::TakenOver { previous_order: Some(order) });
+    }
+
+    #[test]
+    fn a_key_used_with_another_body_is_a_mismatch_even_when_answered() {
+        let key = key();
+        let row = KeyRow { status_code: Some(201), response: Some("{}".into()), ..row(&key) };
+        assert_eq!(row.state(&key, "other", false, Utc::now()).unwrap(), KeyState::Mismatch);
+    }
+
+    #[test]
+    fn an_answered_key_replays_and_an_unanswered_one_is_in_progress_until_its_lease_ends() {
+        let (key, now) = (key(), Utc::now());
+        let answered = KeyRow { status_code: Some(409), response: Some("{}".into()), ..row(&key) };
+        assert_eq!(answered.state(&key, "h", false, now).unwrap(), KeyState::Replay { status: 409, body: "{}".into() });
+        let until = now + chrono::Duration::seconds(30);
+        let held = KeyRow { locked_until: Some(until), owner: Some(Uuid::now_v7().to_string()), ..row(&key) };
+        assert_eq!(held.state(&key, "h", false, now).unwrap(), KeyState::InProgress { until });
     }
 }

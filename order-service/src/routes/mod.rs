@@ -5,21 +5,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use common::auth::{Identity, User};
+use common::auth::User;
 use common::http::Json;
 use common::openapi::ProblemSchema;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::{Money, Order, OrderLine, Status};
-use crate::idempotency::{self, Begun};
+use crate::idempotency;
 use crate::saga::{self, SagaError, Wanted};
-use crate::store::KeyRef;
 
 pub const MAX_PER_PAGE: u32 = 100;
 
@@ -129,32 +127,16 @@ async fn place_order(
     headers: HeaderMap,
     Json(body): Json<PlaceOrderRequest>,
 ) -> Response {
-    let key = match idempotency::key_from(&headers) {
-        Ok(Some(key)) => key,
-        Ok(None) => return place(&state, &who, body, None).await,
-        Err(refused) => return Problem::validation(vec![refused]).into_response(),
-    };
-    let lease = match idempotency::begin(&state, &who, key, &request_hash(&body)).await {
-        Ok(Begun::Run(lease)) => lease,
-        Ok(Begun::Answer(answer)) => return answer,
-        Err(err) => return err.into_response(),
-    };
-    let response = place(&state, &who, body, Some(lease.key())).await;
-    lease.finish(response).await
-}
-
-async fn place(state: &AppState, who: &Identity, body: PlaceOrderRequest, key: Option<&KeyRef>) -> Response {
-    let wanted = body.lines.into_iter().map(|l| Wanted { sku: l.sku, quantity: l.quantity }).collect();
-    match saga::place(state, who, wanted, key).await {
-        Ok(order) => idempotency::created(order),
-        Err(err) => err.into_response(),
-    }
-}
-
-/// The fingerprint a key is bound to: a repeat must send the same body.
-pub fn request_hash(body: &PlaceOrderRequest) -> String {
-    let canonical = serde_json::to_vec(body).unwrap_or_default();
-    Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
+    let hash = idempotency::request_hash(&body);
+    let (state, who) = (&state, &who);
+    idempotency::once(state, who, &headers, &hash, |key| async move {
+        let wanted = body.lines.into_iter().map(|l| Wanted { sku: l.sku, quantity: l.quantity }).collect();
+        match saga::place(state, who, wanted, key.as_ref()).await {
+            Ok(order) => idempotency::created(order),
+            Err(err) => err.into_response(),
+        }
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

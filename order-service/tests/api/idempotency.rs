@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use common::test_util::eventually;
-use order_service::routes::{PlaceOrderRequest, RequestedLine, request_hash};
+use order_service::idempotency::request_hash;
+use order_service::routes::{PlaceOrderRequest, RequestedLine};
 use order_service::saga::{self, Wanted};
 use order_service::store::{KeyRef, KeyState};
 use serde_json::json;
