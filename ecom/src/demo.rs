@@ -40,12 +40,14 @@ pub fn products() -> anyhow::Result<Vec<DemoProduct>> {
 pub struct Loaded {
     /// Products created, each with its stock set.
     pub created: usize,
-    /// Products whose sku existed already: left as they were, stock included.
+    /// Products whose sku existed already: left as they were, and their stock too
+    /// unless they had none.
     pub existing: usize,
 }
 
 /// Logs in as the admin at `gateway` and creates every product of the catalog that
-/// does not exist yet, with its stock. Running it again changes nothing.
+/// does not exist yet, with its stock; an existing one without stock gets its stock.
+/// Running it again changes nothing.
 pub async fn load(gateway: SocketAddr, admin_email: &str, admin_password: &str) -> anyhow::Result<Loaded> {
     let catalog = products()?;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build()?;
@@ -70,7 +72,12 @@ pub async fn load(gateway: SocketAddr, admin_email: &str, admin_password: &str) 
             StatusCode::CREATED => {}
             StatusCode::CONFLICT => {
                 loaded.existing += 1;
-                continue;
+                // Stock a product without any (a load cut short between the two
+                // requests); one that has stock is left as its users left it.
+                let level = http.get(url(&format!("/api/inventory/{}", product.sku))).send().await?;
+                if level.status() != StatusCode::NOT_FOUND {
+                    continue;
+                }
             }
             status => bail!("demo catalog: creating {} answered {status}: {}", product.sku, created.text().await?),
         }
@@ -83,7 +90,9 @@ pub async fn load(gateway: SocketAddr, admin_email: &str, admin_password: &str) 
         if !stock.status().is_success() {
             bail!("demo catalog: stock of {} answered {}: {}", product.sku, stock.status(), stock.text().await?);
         }
-        loaded.created += 1;
+        if created.status() == StatusCode::CREATED {
+            loaded.created += 1;
+        }
     }
     Ok(loaded)
 }

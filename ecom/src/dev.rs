@@ -283,12 +283,13 @@ pub async fn main(options: Options) -> anyhow::Result<()> {
             return Err(err);
         }
         let catalog = if demo && fresh {
+            let loading = Instant::now();
             let loaded =
                 crate::demo::load(reachable(platform.gateway), &platform.admin.email, &platform.admin.password)
                     .await
                     .context("loading the demo catalog (start with --no-demo to skip it)");
             match loaded {
-                Ok(loaded) => Catalog::Loaded(loaded.created),
+                Ok(loaded) => Catalog::Loaded(loaded.created, loading.elapsed()),
                 Err(err) => {
                     shutdown.cancel();
                     let _ = platform.wait().await;
@@ -311,8 +312,8 @@ pub async fn main(options: Options) -> anyhow::Result<()> {
 /// What happened to the demo catalog at this start.
 #[derive(Debug, Clone, Copy)]
 enum Catalog {
-    /// A fresh data directory: this many products were created.
-    Loaded(usize),
+    /// A fresh data directory: this many products were created, in this long.
+    Loaded(usize, Duration),
     /// The data directory had been started before; its catalog is as it was.
     Kept,
     /// `--no-demo`.
@@ -332,9 +333,10 @@ fn print_banner(platform: &Platform, data_dir: &Path, catalog: Catalog, elapsed:
     println!("  data           {}", data_dir.display());
     println!("  mail           {}", data_dir.join("mail").display());
     match catalog {
-        Catalog::Loaded(created) => {
-            println!("  demo catalog   {created} products with stock (first start; --no-demo skips it)")
-        }
+        Catalog::Loaded(created, took) => println!(
+            "  demo catalog   {created} products with stock, loaded in {} ms (first start; --no-demo skips it)",
+            took.as_millis()
+        ),
         Catalog::Kept => println!("  catalog        as the data directory keeps it"),
         Catalog::Skipped => println!("  catalog        no demo catalog (--no-demo)"),
     }

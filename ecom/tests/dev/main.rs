@@ -123,15 +123,32 @@ async fn a_generated_admin_password_is_kept_in_the_data_dir_and_works_again_afte
 
 #[tokio::test]
 async fn the_demo_catalog_loads_through_the_gateway_with_its_stock_and_loading_it_again_changes_nothing() {
-    use serde_json::Value;
+    use serde_json::{Value, json};
     let dir = tempfile::tempdir().unwrap();
     let (platform, shutdown) = start(dir.path(), &Env::default()).await;
     let catalog = ecom::demo::products().unwrap();
     let (email, password) = (&platform.admin.email, &platform.admin.password);
+    let http = ::reqwest::Client::new();
+
+    // A load cut short: the first product exists, without its stock.
+    let login = http
+        .post(format!("http://{}/api/auth/login", platform.gateway))
+        .json(&json!({"email": email, "password": password}))
+        .send()
+        .await
+        .unwrap();
+    let token = login.json::<Value>().await.unwrap()["access_token"].as_str().unwrap().to_owned();
+    let created = http
+        .post(format!("http://{}/api/products", platform.gateway))
+        .bearer_auth(&token)
+        .json(&catalog[0].body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
 
     let loaded = ecom::demo::load(platform.gateway, email, password).await.unwrap();
-    assert_eq!(loaded, ecom::demo::Loaded { created: catalog.len(), existing: 0 });
-    let http = ::reqwest::Client::new();
+    assert_eq!(loaded, ecom::demo::Loaded { created: catalog.len() - 1, existing: 1 });
     let get = |path: String| {
         let request = http.get(format!("http://{}{path}", platform.gateway));
         async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
