@@ -10,7 +10,9 @@
 #   bash scripts/stack.sh env                      `export` lines for the Rust tests: eval "$(bash scripts/stack.sh env)"
 #   bash scripts/stack.sh selftest                 end-to-end checks (OTLP span -> Jaeger query, SMTP -> Mailpit, ...)
 #
-# COMPONENTs: mariadb kafka ferretdb mailpit jaeger (default: all).
+# COMPONENTs: mariadb kafka ferretdb mailpit jaeger, and their TLS/credential variants
+# mariadb-tls kafka-tls ferretdb-tls mailpit-tls mailpit-smtps (default: all; the
+# variants are described in scripts/stack/tls.sh).
 #
 # Components and what they are built from (nothing is downloaded outside the
 # package registries):
@@ -56,6 +58,10 @@
 #   ECOM_KAFKA_VERSION           Kafka version to fetch       (4.4.0; falls back to ECOM_KAFKA_FALLBACK_VERSION=4.1.2)
 #   ECOM_FERRETDB_VERSION / ECOM_MAILPIT_VERSION / ECOM_JAEGER_VERSION   (v1.24.2 / v1.33.1 / v1.76.0)
 #   ECOM_STACK_READY_TIMEOUT     seconds to wait for each component's readiness (120)
+#   TLS variants (scripts/stack/tls.sh): ECOM_MYSQL_TLS_PORT (3307), ECOM_KAFKA_TLS_PORT (9094,
+#   SASL_SSL), ECOM_KAFKA_TLS_INTERNAL_PORT (9096), ECOM_KAFKA_TLS_CONTROLLER_PORT (9095),
+#   ECOM_MONGO_TLS_PORT (27018), ECOM_FERRETDB_TLS_DEBUG_PORT (28089), ECOM_SMTP_STARTTLS_PORT
+#   (1587), ECOM_MAILPIT_TLS_HTTP_PORT (8026), ECOM_SMTPS_PORT (1465), ECOM_MAILPIT_SMTPS_HTTP_PORT (8027)
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings --
@@ -90,7 +96,8 @@ JAEGER_VERSION="${ECOM_JAEGER_VERSION:-v1.76.0}"
 
 READY_TIMEOUT="${ECOM_STACK_READY_TIMEOUT:-120}"
 
-ALL_COMPONENTS=(mariadb kafka ferretdb mailpit jaeger)
+# Each TLS variant runs from its plain component's installation: listed after it.
+ALL_COMPONENTS=(mariadb kafka ferretdb mailpit jaeger mariadb-tls kafka-tls ferretdb-tls mailpit-tls mailpit-smtps)
 
 # MariaDB credentials/databases the Rust tests expect.
 MYSQL_USER=ecom
@@ -105,6 +112,10 @@ for _f in -trimpath -buildvcs=false; do
   case " ${GOFLAGS:-} " in *" $_f "*) ;; *) GOFLAGS="${GOFLAGS:+$GOFLAGS }$_f" ;; esac
 done
 export GOFLAGS; unset _f
+
+# The TLS/credential variants (functions only; they use the helpers below at run time).
+# shellcheck source=stack/tls.sh
+source "$CONF_DIR/tls.sh"
 
 # ----------------------------------------------------------------- helpers --
 log()  { printf '[stack] %s\n' "$*" >&2; }
@@ -135,11 +146,11 @@ port_open() { timeout 2 bash -c "exec 3<>/dev/tcp/$HOST/$1" 2>/dev/null; }
 # trusted: protects against killing an unrelated process that reused the pid.
 proc_marker() {
   case "$1" in
-    mariadb)  echo mariadbd ;;
-    kafka)    echo kafka.Kafka ;;
-    ferretdb) echo "ferretdb-" ;;
-    mailpit)  echo "mailpit-" ;;
-    jaeger)   echo "jaeger-" ;;
+    mariadb*)  echo mariadbd ;;
+    kafka*)    echo kafka.Kafka ;;
+    ferretdb*) echo "ferretdb-" ;;
+    mailpit*)  echo "mailpit-" ;;
+    jaeger)    echo "jaeger-" ;;
   esac
 }
 
@@ -507,11 +518,13 @@ install_ferretdb() {
 
 # Minimal MongoDB wire-protocol ping (OP_MSG {ping: 1, $db: "admin"}) with
 # python3's standard library, so no mongosh is needed. Without python3 we
-# fall back to "TCP port answers".
-mongo_ping() {
-  if ! command -v python3 >/dev/null 2>&1; then port_open "$MONGO_PORT"; return; fi
-  python3 - "$HOST" "$MONGO_PORT" <<'PY'
-import socket, struct, sys
+# fall back to "TCP port answers". With "tls", over TLS checked against the
+# stack's CA for its host name.
+mongo_ping() { # [port] [tls]
+  local port="${1:-$MONGO_PORT}" tls="${2:-}"
+  if ! command -v python3 >/dev/null 2>&1; then port_open "$port"; return; fi
+  python3 - "$HOST" "$port" "$tls" "${TLS_DIR:-}/ca.pem" "${TLS_HOST:-}" <<'PY'
+import socket, ssl, struct, sys
 def cstr(s): return s.encode() + b"\0"
 body = b"\x10" + cstr("ping") + struct.pack("<i", 1)
 body += b"\x02" + cstr("$db") + struct.pack("<i", 6) + b"admin\0"
@@ -519,14 +532,19 @@ doc = struct.pack("<i", len(body) + 5) + body + b"\0"
 payload = struct.pack("<I", 0) + b"\0" + doc          # flagBits, section kind 0
 msg = struct.pack("<iiii", 16 + len(payload), 1, 0, 2013) + payload
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+if sys.argv[3] == "tls":
+    s = ssl.create_default_context(cafile=sys.argv[4]).wrap_socket(s, server_hostname=sys.argv[5])
 s.sendall(msg)
-hdr = s.recv(16, socket.MSG_WAITALL)
+def read(n):  # TLS sockets take no MSG_WAITALL
+    data = b""
+    while len(data) < n:
+        chunk = s.recv(n - len(data))
+        if not chunk: break
+        data += chunk
+    return data
+hdr = read(16)
 length, = struct.unpack("<i", hdr[:4])
-rest = b""
-while len(rest) < length - 16:
-    chunk = s.recv(length - 16 - len(rest))
-    if not chunk: break
-    rest += chunk
+rest = read(length - 16)
 # {ok: 1.0} as a double (0x01) or int32 (0x10)
 ok = b"\x01ok\0" + struct.pack("<d", 1.0) in rest or b"\x10ok\0" + struct.pack("<i", 1) in rest
 sys.exit(0 if ok else 1)
@@ -777,7 +795,7 @@ cmd_status() {
   local -a comps
   mapfile -t comps < <(select_components "$@")
   local c pid state rc=0
-  printf '%-9s %-9s %-8s %-18s %s\n' COMPONENT STATE PID PORTS LOG
+  printf '%-13s %-9s %-8s %-18s %s\n' COMPONENT STATE PID PORTS LOG
   for c in "${comps[@]}"; do
     pid="$(component_pid "$c")"
     if [[ -z "$pid" ]]; then
@@ -787,7 +805,7 @@ cmd_status() {
     else
       state=unhealthy; rc=1
     fi
-    printf '%-9s %-9s %-8s %-18s %s\n' "$c" "$state" "${pid:--}" "$("ports_$c")" "$(log_file "$c")"
+    printf '%-13s %-9s %-8s %-18s %s\n' "$c" "$state" "${pid:--}" "$("ports_$c")" "$(log_file "$c")"
   done
   echo
   printf 'versions: mariadb %s | kafka %s | ferretdb %s | mailpit %s | jaeger %s\n' \
@@ -806,6 +824,7 @@ export ECOM_TEST_MAILPIT_URL=http://$HOST:$MAILPIT_HTTP_PORT
 export ECOM_TEST_OTLP_ENDPOINT=http://$HOST:$OTLP_HTTP_PORT
 export ECOM_TEST_JAEGER_URL=http://$HOST:$JAEGER_UI_PORT
 EOF
+  tls_env
 }
 
 # End-to-end checks through each dependency's real protocol.
