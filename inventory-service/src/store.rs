@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use common::db::SqlPool;
 use common::on_pool;
 use serde::{Deserialize, Serialize};
@@ -45,6 +45,34 @@ pub enum Reservation {
     },
     /// The order was released before (or instead of) this reservation.
     Released,
+}
+
+/// Where an order's reservation stands, as `reservation_orders.status` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReservationStatus {
+    /// Its units are taken from `available` and held in `reserved`.
+    Reserved,
+    /// Some line was short; nothing was taken.
+    Rejected,
+    /// Its units went back (or it was released before any reservation arrived).
+    Released,
+}
+
+impl ReservationStatus {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Reserved => "RESERVED",
+            Self::Rejected => "REJECTED",
+            Self::Released => "RELEASED",
+        }
+    }
+
+    fn parse(stored: &str) -> Result<Self, StoreError> {
+        [Self::Reserved, Self::Rejected, Self::Released]
+            .into_iter()
+            .find(|status| status.as_str() == stored)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {stored}")))
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -107,11 +135,30 @@ impl Store {
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
     pub async fn reserve(&self, order_id: &str, lines: &BTreeMap<String, i64>) -> Result<Reservation, StoreError> {
         let now = Utc::now();
-        let attempt: Result<Option<Vec<Insufficient>>, sqlx::Error> = on_pool!(&self.pool, pool => async {
+        match self.try_reserve(order_id, lines, now).await? {
+            Some(insufficient) if insufficient.is_empty() => {
+                Ok(Reservation::Reserved { lines: lines.iter().map(|(s, q)| (s.clone(), *q)).collect() })
+            }
+            Some(insufficient) => self.record_rejection(order_id, insufficient, now).await,
+            None => self.recorded(order_id).await,
+        }
+    }
+
+    /// In one transaction: claims `order_id`, then takes each line's units with a
+    /// conditional update, committing only if every line had enough. `None` if the
+    /// order id was claimed before; else the lines that were short (none: reserved).
+    async fn try_reserve(
+        &self,
+        order_id: &str,
+        lines: &BTreeMap<String, i64>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<Insufficient>>, StoreError> {
+        let attempt: Result<_, sqlx::Error> = on_pool!(&self.pool, pool => async {
             let mut tx = pool.begin().await?;
             // Claims the order id first: a concurrent repeat waits here, then sees the key.
-            let claimed = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at) VALUES (?, 'RESERVED', ?)")
+            let claimed = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at) VALUES (?, ?, ?)")
                 .bind(order_id)
+                .bind(ReservationStatus::Reserved.as_str())
                 .bind(now)
                 .execute(&mut *tx)
                 .await;
@@ -139,11 +186,8 @@ impl Store {
                         .bind(sku)
                         .fetch_optional(&mut *tx)
                         .await?;
-                    insufficient.push(Insufficient {
-                        sku: sku.clone(),
-                        requested: *quantity,
-                        available: available.map_or(0, |(a,)| a),
-                    });
+                    let available = available.map_or(0, |(a,)| a);
+                    insufficient.push(Insufficient { sku: sku.clone(), requested: *quantity, available });
                     continue;
                 }
                 sqlx::query("INSERT INTO reservation_lines (order_id, sku, quantity) VALUES (?, ?, ?)")
@@ -153,36 +197,35 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            if insufficient.is_empty() {
-                tx.commit().await?;
-            } else {
-                tx.rollback().await?;
-            }
+            if insufficient.is_empty() { tx.commit().await? } else { tx.rollback().await? }
             Ok(Some(insufficient))
         }.await);
-        match attempt? {
-            Some(insufficient) if insufficient.is_empty() => {
-                Ok(Reservation::Reserved { lines: lines.iter().map(|(s, q)| (s.clone(), *q)).collect() })
-            }
-            Some(insufficient) => {
-                // Remembered so a repeat answers the same; if a repeat got there first, its record wins.
-                let response = serde_json::to_string(&insufficient).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let recorded = on_pool!(&self.pool, pool => {
-                    sqlx::query("INSERT INTO reservation_orders (order_id, status, response, created_at) VALUES (?, 'REJECTED', ?, ?)")
-                        .bind(order_id)
-                        .bind(&response)
-                        .bind(now)
-                        .execute(pool)
-                        .await
-                        .map(drop)
-                });
-                match recorded {
-                    Ok(()) => Ok(Reservation::Rejected { insufficient }),
-                    Err(err) if common::db::is_unique_violation(&err) => self.recorded(order_id).await,
-                    Err(err) => Err(err.into()),
-                }
-            }
-            None => self.recorded(order_id).await,
+        Ok(attempt?)
+    }
+
+    /// Remembers a rejection so a repeat answers the same; if a repeat got there
+    /// first, its record wins.
+    async fn record_rejection(
+        &self,
+        order_id: &str,
+        insufficient: Vec<Insufficient>,
+        now: DateTime<Utc>,
+    ) -> Result<Reservation, StoreError> {
+        let response = serde_json::to_string(&insufficient).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let recorded = on_pool!(&self.pool, pool => {
+            sqlx::query("INSERT INTO reservation_orders (order_id, status, response, created_at) VALUES (?, ?, ?, ?)")
+                .bind(order_id)
+                .bind(ReservationStatus::Rejected.as_str())
+                .bind(&response)
+                .bind(now)
+                .execute(pool)
+                .await
+                .map(drop)
+        });
+        match recorded {
+            Ok(()) => Ok(Reservation::Rejected { insufficient }),
+            Err(err) if common::db::is_unique_violation(&err) => self.recorded(order_id).await,
+            Err(err) => Err(err.into()),
         }
     }
 
@@ -197,8 +240,8 @@ impl Store {
         let Some((status, response)) = row else {
             return Err(StoreError::Corrupt(format!("{order_id} has no record")));
         };
-        match status.as_str() {
-            "RESERVED" => {
+        match ReservationStatus::parse(&status)? {
+            ReservationStatus::Reserved => {
                 let lines: Vec<(String, i64)> = on_pool!(&self.pool, pool => {
                     sqlx::query_as("SELECT sku, CAST(quantity AS SIGNED) FROM reservation_lines WHERE order_id = ? ORDER BY sku")
                         .bind(order_id)
@@ -207,13 +250,12 @@ impl Store {
                 });
                 Ok(Reservation::Reserved { lines })
             }
-            "REJECTED" => {
+            ReservationStatus::Rejected => {
                 let insufficient = serde_json::from_str(response.as_deref().unwrap_or("[]"))
                     .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                 Ok(Reservation::Rejected { insufficient })
             }
-            "RELEASED" => Ok(Reservation::Released),
-            other => Err(StoreError::Corrupt(format!("unknown status {other}"))),
+            ReservationStatus::Released => Ok(Reservation::Released),
         }
     }
 
@@ -224,8 +266,9 @@ impl Store {
         let now = Utc::now();
         on_pool!(&self.pool, pool => {
             let mut tx = pool.begin().await?;
-            let tombstone = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at, released_at) VALUES (?, 'RELEASED', ?, ?)")
+            let tombstone = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at, released_at) VALUES (?, ?, ?, ?)")
                 .bind(order_id)
+                .bind(ReservationStatus::Released.as_str())
                 .bind(now)
                 .bind(now)
                 .execute(&mut *tx)
@@ -234,10 +277,12 @@ impl Store {
                 Ok(_) => {}
                 Err(err) if common::db::is_unique_violation(&err) => {
                     let released = sqlx::query(
-                        "UPDATE reservation_orders SET status = 'RELEASED', released_at = ? WHERE order_id = ? AND status = 'RESERVED'",
+                        "UPDATE reservation_orders SET status = ?, released_at = ? WHERE order_id = ? AND status = ?",
                     )
+                    .bind(ReservationStatus::Released.as_str())
                     .bind(now)
                     .bind(order_id)
+                    .bind(ReservationStatus::Reserved.as_str())
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
@@ -265,5 +310,18 @@ impl Store {
             tx.commit().await?;
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_status_reads_back_as_itself_and_an_unknown_one_is_corrupt() {
+        for status in [ReservationStatus::Reserved, ReservationStatus::Rejected, ReservationStatus::Released] {
+            assert_eq!(ReservationStatus::parse(status.as_str()).unwrap(), status);
+        }
+        assert!(matches!(ReservationStatus::parse("reserved"), Err(StoreError::Corrupt(_))));
     }
 }
