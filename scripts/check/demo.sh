@@ -22,7 +22,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
-STACK_HOME="${ECOM_STACK_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ecom-stack}"
 REQUIREMENTS=scripts/check/requirements-browser.txt
 started=$(date +%s)
 
@@ -39,17 +38,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get install -y --no-install-recommends "${missing[@]}"
 fi
 
-# The venv is named by the requirements' hash: a new pin makes a new venv.
-pins=$(sha256sum "$REQUIREMENTS" | cut -c1-12)
-venv="$STACK_HOME/venv/browser-$pins"
-if [ ! -e "$venv/.installed" ]; then
-  echo "installing Playwright into $venv (once)"
-  rm -rf "$venv"
-  mkdir -p "$STACK_HOME/venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$REQUIREMENTS"
-  touch "$venv/.installed"
-fi
+# shellcheck source=scripts/check/lib/venv.bash
+source scripts/check/lib/venv.bash
+pinned_venv browser "$REQUIREMENTS"
 
 echo "building ecom"
 cargo build --quiet --locked -p ecom

@@ -20,24 +20,15 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$(pwd)
 
-STACK_HOME="${ECOM_STACK_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/ecom-stack}"
 REQUIREMENTS=scripts/check/requirements-schemathesis.txt
 MAX_EXAMPLES="${SCHEMATHESIS_MAX_EXAMPLES:-25}"
 SEED="${SCHEMATHESIS_SEED:-20261201}"
 
 started=$(date +%s)
 
-# The venv is named by the requirements' hash: a new pin makes a new venv.
-pins=$(sha256sum "$REQUIREMENTS" | cut -c1-12)
-venv="$STACK_HOME/venv/schemathesis-$pins"
-if [ ! -e "$venv/.installed" ]; then
-  echo "installing Schemathesis into $venv (once)"
-  rm -rf "$venv"
-  mkdir -p "$STACK_HOME/venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check --no-deps -r "$REQUIREMENTS"
-  touch "$venv/.installed"
-fi
+# shellcheck source=scripts/check/lib/venv.bash
+source scripts/check/lib/venv.bash
+pinned_venv schemathesis "$REQUIREMENTS"
 st="$venv/bin/st"
 
 echo "building ecom"
