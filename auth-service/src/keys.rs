@@ -1,5 +1,6 @@
 //! Signing keys: one active Ed25519 key signs, every configured key is published in
-//! the JWKS so tokens signed before a rotation verify until they expire.
+//! the JWKS: previous keys so tokens signed before a rotation verify until they expire,
+//! the next key so that every verifier holds it before any replica signs with it.
 
 use std::path::{Path, PathBuf};
 
@@ -16,13 +17,17 @@ use sha2::{Digest, Sha256};
 const ED25519_SPKI_PREFIX: [u8; 12] = [0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00];
 
 /// Where the keys come from: `ECOM_JWT_SIGNING_KEY_FILE`, `ECOM_JWT_PREVIOUS_KEY_FILES`,
-/// `ECOM_JWT_GENERATE_KEY`.
+/// `ECOM_JWT_NEXT_KEY_FILES`, `ECOM_JWT_GENERATE_KEY`.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
     /// PKCS#8 PEM of the active Ed25519 private key.
     pub signing_key_file: PathBuf,
     /// PEM files (private or public) of earlier keys still accepted.
     pub previous_key_files: Vec<PathBuf>,
+    /// PEM files (private or public) of the keys that will sign next: published (and
+    /// accepted) before any replica signs with them, so that during the rollout that
+    /// makes one of them the signing key, every replica's JWKS holds every key in use.
+    pub next_key_files: Vec<PathBuf>,
     /// Create the signing key file if it does not exist (dev mode).
     pub generate_missing: bool,
 }
@@ -66,10 +71,16 @@ impl KeyRing {
         let encoding = EncodingKey::from_ed_der(&der);
 
         let mut published = vec![active.clone()];
-        for file in &settings.previous_key_files {
-            let key = load_public(file).with_context(|| format!("ECOM_JWT_PREVIOUS_KEY_FILES: {}", file.display()))?;
-            if published.iter().all(|k| k.kid != key.kid) {
-                published.push(key);
+        let others = [
+            ("ECOM_JWT_NEXT_KEY_FILES", &settings.next_key_files),
+            ("ECOM_JWT_PREVIOUS_KEY_FILES", &settings.previous_key_files),
+        ];
+        for (var, files) in others {
+            for file in files {
+                let key = load_public(file).with_context(|| format!("{var}: {}", file.display()))?;
+                if published.iter().all(|k| k.kid != key.kid) {
+                    published.push(key);
+                }
             }
         }
         Ok(Self { active_kid: active.kid, encoding, published })
@@ -175,6 +186,7 @@ mod tests {
         KeyRing::load(&KeySettings {
             signing_key_file: dir.join("active.pem"),
             previous_key_files: previous,
+            next_key_files: vec![],
             generate_missing: true,
         })
         .unwrap()
@@ -203,11 +215,51 @@ mod tests {
     }
 
     #[test]
+    fn a_next_key_is_published_but_never_signs() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("next.pem"), generate_pem().unwrap()).unwrap();
+        let ring = KeyRing::load(&KeySettings {
+            signing_key_file: dir.path().join("active.pem"),
+            previous_key_files: vec![],
+            next_key_files: vec![dir.path().join("next.pem")],
+            generate_missing: true,
+        })
+        .unwrap();
+        let next = KeyRing::load(&KeySettings {
+            signing_key_file: dir.path().join("next.pem"),
+            previous_key_files: vec![],
+            next_key_files: vec![],
+            generate_missing: false,
+        })
+        .unwrap();
+        let kids: Vec<String> =
+            ring.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(kids, [ring.active_kid(), next.active_kid()]);
+        let token = ring.sign(&serde_json::json!({"sub": "x"})).unwrap();
+        let header = jsonwebtoken::decode_header(&token).unwrap();
+        assert_eq!(header.kid.as_deref(), Some(ring.active_kid()));
+    }
+
+    #[test]
+    fn a_missing_next_key_names_its_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = KeyRing::load(&KeySettings {
+            signing_key_file: dir.path().join("active.pem"),
+            previous_key_files: vec![],
+            next_key_files: vec![dir.path().join("gone.pem")],
+            generate_missing: true,
+        })
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("ECOM_JWT_NEXT_KEY_FILES"), "{err:#}");
+    }
+
+    #[test]
     fn a_missing_key_without_generation_names_the_variable() {
         let dir = tempfile::tempdir().unwrap();
         let err = KeyRing::load(&KeySettings {
             signing_key_file: dir.path().join("none.pem"),
             previous_key_files: vec![],
+            next_key_files: vec![],
             generate_missing: false,
         })
         .unwrap_err();

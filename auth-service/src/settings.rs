@@ -71,6 +71,13 @@ impl AdminSettings {
     }
 }
 
+/// A comma-separated list of paths; empty entries are skipped.
+fn path_list(env: &Env, var: &str) -> Vec<std::path::PathBuf> {
+    env.raw(var)
+        .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect())
+        .unwrap_or_default()
+}
+
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")?) {
@@ -94,10 +101,8 @@ impl Settings {
             admin,
             keys: KeySettings {
                 signing_key_file: env.or("ECOM_JWT_SIGNING_KEY_FILE", "data/jwt-signing-key.pem".into())?,
-                previous_key_files: env
-                    .raw("ECOM_JWT_PREVIOUS_KEY_FILES")
-                    .map(|list| list.split(',').map(str::trim).filter(|p| !p.is_empty()).map(Into::into).collect())
-                    .unwrap_or_default(),
+                previous_key_files: path_list(env, "ECOM_JWT_PREVIOUS_KEY_FILES"),
+                next_key_files: path_list(env, "ECOM_JWT_NEXT_KEY_FILES"),
                 generate_missing: env.flag("ECOM_JWT_GENERATE_KEY", false)?,
             },
             expectations: Expectations::from_env(env)?,

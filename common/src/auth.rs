@@ -4,7 +4,10 @@
 //! for OKP keys, RS256 for RSA keys), so `alg: none` and algorithm confusion fail;
 //! `iss`, `aud`, `exp`, `nbf` are required and checked with a small leeway; the
 //! header must say `typ: at+jwt`; `jku`, `x5u` and friends are never read; an
-//! unknown `kid` refreshes the key set at most once per interval.
+//! unknown `kid`, or a key set older than its maximum age, refreshes the key set at
+//! most once per interval. The maximum age is what lets a key rotate without a refusal:
+//! auth-service publishes the next key before it signs with it, and every verifier has
+//! fetched it within that age (docs/kubernetes.md, "Rotating the signing key").
 //!
 //! Services prove who they are to each other with tokens of their own: auth-service
 //! issues them to a client that presents its credentials (`ECOM_SERVICE_CLIENT_*`), with
@@ -14,6 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
@@ -158,8 +162,8 @@ struct VerifyingKey {
 enum Source {
     /// A fixed set (auth-service verifies its own tokens).
     Fixed,
-    /// A JWKS document fetched over HTTP, refreshed on unknown `kid`.
-    Remote { url: Url, client: reqwest::Client, min_refresh: Duration },
+    /// A JWKS document fetched over HTTP, refreshed on unknown `kid` and past `max_age`.
+    Remote { url: Url, client: reqwest::Client, min_refresh: Duration, max_age: Duration },
 }
 
 /// Verifies access tokens; cheap to clone.
@@ -173,6 +177,8 @@ struct Inner {
     source: Source,
     expectations: Expectations,
     last_refresh: Mutex<Option<Instant>>,
+    /// When the key set was last fetched, in milliseconds since the Unix epoch (0: never).
+    fetched_at_ms: AtomicU64,
     cache: TokenCache,
 }
 
@@ -188,14 +194,25 @@ impl Verifier {
         Self::build(parse_jwks(jwks), Source::Fixed, expectations)
     }
 
-    /// A remote verifier that starts empty and fetches on first use.
+    /// A remote verifier that starts empty and fetches on first use; its keys are
+    /// refetched once they are [`DEFAULT_JWKS_MAX_AGE`] old.
     pub fn remote_lazy(url: Url, expectations: Expectations, min_refresh: Duration) -> Result<Self, String> {
+        Self::remote(url, expectations, min_refresh, DEFAULT_JWKS_MAX_AGE)
+    }
+
+    /// As [`Verifier::remote_lazy`], with the key set refetched once it is `max_age` old.
+    pub fn remote(
+        url: Url,
+        expectations: Expectations,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, String> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| e.to_string())?;
-        Ok(Self::build(HashMap::new(), Source::Remote { url, client, min_refresh }, expectations))
+        Ok(Self::build(HashMap::new(), Source::Remote { url, client, min_refresh, max_age }, expectations))
     }
 
     fn build(keys: HashMap<String, Arc<VerifyingKey>>, source: Source, expectations: Expectations) -> Self {
@@ -205,6 +222,7 @@ impl Verifier {
                 source,
                 expectations,
                 last_refresh: Mutex::new(None),
+                fetched_at_ms: AtomicU64::new(0),
                 cache: TokenCache::default(),
             }),
         }
@@ -228,12 +246,21 @@ impl Verifier {
             return Err("JWKS holds no usable key".into());
         }
         *self.inner.keys.write().await = keys;
+        self.inner.fetched_at_ms.store(unix_now_ms().max(1), Ordering::Relaxed);
         self.inner.cache.clear();
         *self.inner.last_refresh.lock().await = Some(Instant::now());
         Ok(())
     }
 
-    /// Refreshes for an unknown `kid`, unless that happened within the minimum interval.
+    /// Whether the keys were fetched longer than the maximum age ago.
+    fn keys_are_stale(&self) -> bool {
+        let Source::Remote { max_age, .. } = &self.inner.source else { return false };
+        let fetched = self.inner.fetched_at_ms.load(Ordering::Relaxed);
+        fetched != 0 && unix_now_ms().saturating_sub(fetched) >= u64::try_from(max_age.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Refreshes for an unknown `kid` or a stale key set, unless that happened within
+    /// the minimum interval.
     async fn refresh_for_unknown_kid(&self) {
         let Source::Remote { min_refresh, .. } = &self.inner.source else { return };
         {
@@ -289,6 +316,9 @@ impl Verifier {
             return Err(AuthError::WrongType);
         }
         let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        if self.keys_are_stale() {
+            self.refresh_for_unknown_kid().await;
+        }
         let key = match self.key(&kid).await {
             Some(key) => key,
             None => {
@@ -373,6 +403,12 @@ impl TokenCache {
     fn len(&self) -> usize {
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
+}
+
+fn unix_now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 fn unix_now() -> u64 {
@@ -481,14 +517,20 @@ where
     }
 }
 
+/// How long a verifier uses a fetched key set before it fetches it again.
+pub const DEFAULT_JWKS_MAX_AGE: Duration = Duration::from_secs(300);
+
 /// How a service finds and checks access tokens: `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`,
-/// `ECOM_JWT_AUDIENCE`, `ECOM_JWKS_MIN_REFRESH_MS`.
+/// `ECOM_JWT_AUDIENCE`, `ECOM_JWKS_MIN_REFRESH_MS`, `ECOM_JWKS_MAX_AGE_MS`.
 #[derive(Debug, Clone)]
 pub struct VerifierSettings {
     pub jwks_url: Url,
     pub expectations: Expectations,
     /// The shortest interval between two refreshes caused by unknown `kid`s.
     pub min_refresh: Duration,
+    /// The age past which the key set is fetched again before the next verification:
+    /// the wait between publishing a next signing key and signing with it.
+    pub max_age: Duration,
 }
 
 impl VerifierSettings {
@@ -497,12 +539,13 @@ impl VerifierSettings {
             jwks_url: env.url("ECOM_JWKS_URL", "http://127.0.0.1:8081/.well-known/jwks.json", &["http", "https"])?,
             expectations: Expectations::from_env(env)?,
             min_refresh: env.millis("ECOM_JWKS_MIN_REFRESH_MS", Duration::from_secs(30))?,
+            max_age: env.millis("ECOM_JWKS_MAX_AGE_MS", DEFAULT_JWKS_MAX_AGE)?,
         })
     }
 
     /// A verifier that fetches the key set on first use (services may start before auth-service).
     pub fn verifier(&self) -> Result<Verifier, String> {
-        Verifier::remote_lazy(self.jwks_url.clone(), self.expectations.clone(), self.min_refresh)
+        Verifier::remote(self.jwks_url.clone(), self.expectations.clone(), self.min_refresh, self.max_age)
     }
 }
 

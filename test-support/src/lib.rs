@@ -34,7 +34,12 @@ pub fn expectations() -> Expectations {
 
 /// How a service verifies the tokens of the auth-service publishing `jwks`.
 pub fn verifier(jwks: Url) -> VerifierSettings {
-    VerifierSettings { jwks_url: jwks, expectations: expectations(), min_refresh: Duration::from_secs(30) }
+    VerifierSettings {
+        jwks_url: jwks,
+        expectations: expectations(),
+        min_refresh: Duration::from_secs(30),
+        max_age: common::auth::DEFAULT_JWKS_MAX_AGE,
+    }
 }
 
 /// A SQLite database file `name` in `dir`.
@@ -72,6 +77,7 @@ pub fn auth_settings_at(database_url: Url, key_dir: &Path) -> auth_service::Sett
         keys: KeySettings {
             signing_key_file: key_dir.join("signing.pem"),
             previous_key_files: Vec::new(),
+            next_key_files: Vec::new(),
             generate_missing: true,
         },
         expectations: expectations(),

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use auth_service::keys;
 
 use crate::support::{self, ADMIN_EMAIL, ADMIN_PASSWORD, Client};
@@ -47,4 +49,155 @@ async fn after_a_key_rotation_old_tokens_verify_until_the_old_key_is_removed() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     assert_eq!(client.get("/api/auth/me", Some(&new_token)).await.status(), 200);
     service.stop().await.unwrap();
+}
+
+/// The steps of a rolling key rotation with two replicas: each entry is the set of
+/// replicas serving at that moment, as (signing key, previous keys, next keys), by name.
+type Replica = (&'static str, &'static [&'static str], &'static [&'static str]);
+
+/// Rotates the signing key across replicas step by step, and checks at every moment
+/// that every token issued so far (and not yet meant to have expired) verifies with the
+/// JWKS of every replica serving then: a verifier may have last fetched its keys from
+/// any of them. Returns the refusals, as "token from <replica> refused by <replica>".
+async fn roll(steps: &[&[Replica]], expire_old_at: usize) -> Vec<String> {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    for name in ["old", "new"] {
+        std::fs::write(keys_dir.join(format!("{name}.pem")), keys::generate_pem().unwrap()).unwrap();
+    }
+    let url = support::sqlite_url(dir.path());
+    let path = |name: &str| keys_dir.join(format!("{name}.pem"));
+    let mut live: Vec<(Replica, common::test_util::Running)> = Vec::new();
+    let mut issued: Vec<(String, &'static str, String)> = Vec::new();
+    let mut refusals = Vec::new();
+    for (step, replicas) in steps.iter().enumerate() {
+        // Replace the replicas this step does not keep; start those it adds.
+        let mut kept = Vec::new();
+        for (replica, running) in live.drain(..) {
+            if replicas.contains(&replica)
+                && kept.iter().filter(|(r, _)| *r == replica).count()
+                    < replicas.iter().filter(|r| **r == replica).count()
+            {
+                kept.push((replica, running));
+            } else {
+                running.stop().await.unwrap();
+            }
+        }
+        for replica in replicas.iter() {
+            let have = kept.iter().filter(|(r, _)| r == replica).count();
+            let want = replicas.iter().filter(|r| *r == replica).count();
+            if have < want {
+                let mut settings = support::settings(url.clone(), &keys_dir);
+                settings.keys.signing_key_file = path(replica.0);
+                settings.keys.previous_key_files = replica.1.iter().map(|k| path(k)).collect();
+                settings.keys.next_key_files = replica.2.iter().map(|k| path(k)).collect();
+                let (token, running) = token_from(settings).await;
+                issued.push((token, replica.0, format!("step {step}: {replica:?}")));
+                kept.push((*replica, running));
+            }
+        }
+        live = kept;
+        for (replica, running) in &live {
+            let jwks = running.url("/.well-known/jwks.json").parse().unwrap();
+            let expectations = support::settings(url.clone(), &keys_dir).expectations;
+            let verifier = common::auth::Verifier::remote(jwks, expectations, Duration::ZERO, Duration::ZERO).unwrap();
+            for (token, key, from) in &issued {
+                if step >= expire_old_at && *key == "old" {
+                    continue;
+                }
+                if verifier.verify(token).await.is_err() {
+                    refusals.push(format!("step {step}: token from {from} refused by {replica:?}"));
+                }
+            }
+        }
+    }
+    for (_, running) in live {
+        running.stop().await.unwrap();
+    }
+    refusals
+}
+
+const OLD: Replica = ("old", &[], &[]);
+const OLD_NEXT_PUBLISHED: Replica = ("old", &[], &["new"]);
+const NEW_OLD_PREVIOUS: Replica = ("new", &["old"], &[]);
+const NEW: Replica = ("new", &[], &[]);
+
+#[tokio::test]
+async fn a_rotation_that_publishes_the_next_key_first_refuses_no_token_at_any_step() {
+    let steps: &[&[Replica]] = &[
+        &[OLD, OLD],
+        // 1. Publish the next key: every replica still signs with the old one.
+        &[OLD, OLD_NEXT_PUBLISHED],
+        &[OLD_NEXT_PUBLISHED, OLD_NEXT_PUBLISHED],
+        // 2. After ECOM_JWKS_MAX_AGE_MS every verifier holds it: sign with it.
+        &[OLD_NEXT_PUBLISHED, NEW_OLD_PREVIOUS],
+        &[NEW_OLD_PREVIOUS, NEW_OLD_PREVIOUS],
+        // 3. After the access-token lifetime the old key's tokens have expired: drop it.
+        &[NEW_OLD_PREVIOUS, NEW],
+        &[NEW, NEW],
+    ];
+    let refusals = roll(steps, 5).await;
+    assert!(refusals.is_empty(), "{refusals:#?}");
+}
+
+#[tokio::test]
+async fn a_rotation_that_signs_with_a_key_not_yet_published_everywhere_refuses_tokens() {
+    // The check above could not pass by accident: swapping the key in one rollout
+    // leaves old replicas whose JWKS lacks the key the new ones sign with.
+    let steps: &[&[Replica]] = &[&[OLD, OLD], &[OLD, NEW_OLD_PREVIOUS]];
+    let refusals = roll(steps, usize::MAX).await;
+    assert!(refusals.iter().any(|r| r.contains("refused by (\"old\", [], [])")), "{refusals:#?}");
+}
+
+#[tokio::test]
+async fn a_verifier_refetches_a_key_set_older_than_its_maximum_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    std::fs::create_dir_all(&keys_dir).unwrap();
+    let (old, new) = (keys_dir.join("old.pem"), keys_dir.join("new.pem"));
+    std::fs::write(&old, keys::generate_pem().unwrap()).unwrap();
+    std::fs::write(&new, keys::generate_pem().unwrap()).unwrap();
+    let url = support::sqlite_url(dir.path());
+    let mut during = support::settings(url.clone(), &keys_dir);
+    during.keys.signing_key_file = old.clone();
+    during.keys.next_key_files = vec![new.clone()];
+    let during = support::start(during).await;
+    // Tokens of the old key, each verified at most once below (a verified token is
+    // remembered, and a remembered one is not checked against the keys again).
+    let mut tokens = Vec::new();
+    for _ in 0..3 {
+        let (_, body) = Client::new(&during).login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+        tokens.push(body["access_token"].as_str().unwrap().to_owned());
+    }
+    let mut after = support::settings(url.clone(), &keys_dir);
+    after.keys.signing_key_file = new;
+    let after = support::start(after).await;
+    // One address for the key set, as a Service is; it moves from the first replica to
+    // one that no longer publishes the old key.
+    let balancer = common::test_util::TcpBalancer::start(&[during.addr]).await;
+    let jwks: url::Url = balancer.url("/.well-known/jwks.json").parse().unwrap();
+    let expectations = support::settings(url, &keys_dir).expectations;
+    let max_age =
+        |age| common::auth::Verifier::remote(jwks.clone(), expectations.clone(), Duration::ZERO, age).unwrap();
+    let (fresh, stale) = (max_age(Duration::from_secs(3600)), max_age(Duration::ZERO));
+    fresh.refresh().await.unwrap();
+    stale.refresh().await.unwrap();
+    balancer.set_backend(0, after.addr);
+    // The first replica stops, so no kept-alive connection leads to it any more.
+    during.stop().await.unwrap();
+
+    // A key set younger than its maximum age is used as it is; an older one is fetched
+    // again first, from where the address now leads: a key set without the old key.
+    assert!(fresh.verify(&tokens[0]).await.is_ok());
+    let mut refused = false;
+    for token in &tokens {
+        // The first fetch may still meet the closed connection (the keys then stay).
+        if stale.verify(token).await.is_err() {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the stale key set was never fetched again");
+    after.stop().await.unwrap();
 }
