@@ -7,7 +7,6 @@ use chrono::TimeDelta;
 use axum::extract::FromRef;
 use common::auth::{Expectations, Verifier};
 use common::db::SqlPool;
-use secrecy::SecretString;
 use sqlx::migrate::Migrator;
 
 use crate::Settings;
@@ -52,7 +51,7 @@ impl AppState {
         let jwks = serde_json::from_value(keys.jwks())?;
         let verifier = Verifier::fixed(&jwks, settings.expectations.clone());
         let pool = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
-        let dummy_hash = crate::password::hash(SecretString::from(uuid::Uuid::new_v4().to_string())).await?;
+        let dummy_hash = crate::password::unmatchable_hash()?;
         let state = Self {
             store: Store::new(pool),
             keys,
