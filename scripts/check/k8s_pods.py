@@ -1,7 +1,8 @@
 """Runs the pods of rendered overlays as a kubelet would, without a cluster: run by
 scripts/check/k8s_pods.sh.
 
-    k8s_pods.py run --bin-dir DIR --mailpit FILE [--self-test] NAME=RENDERED.yaml ...
+    k8s_pods.py run --bin-dir DIR --mailpit FILE [--self-test] [--walk NAME=SCRIPT]
+                    NAME=RENDERED.yaml ...
     k8s_pods.py probe KIND PORT PATH TIMEOUT      one probe call (used inside a pod's
                                                   network namespace)
     k8s_pods.py images COMMANDS DEV.yaml COMPOSE  the commands scripts/k8s-images.sh prints
@@ -33,6 +34,9 @@ The ecom services share this machine's network (they reach the native MariaDB, F
 Kafka, Mailpit and Jaeger on their usual ports); a dependency such as Mailpit, whose ports
 the native stack already holds, gets a network namespace of its own and is probed inside
 it.
+
+--walk NAME=SCRIPT runs SCRIPT (bash) while every pod of overlay NAME is ready: the
+operator's walk through a deployment, which must succeed.
 
 --self-test first runs the dev Mailpit as it stood before it had a temp volume (its
 volumes removed): that pod must fail, or the check could not see the fault it exists for.
@@ -574,7 +578,7 @@ def pods_of(build, bin_dir, mailpit):
     return pods, skipped
 
 
-def run_overlay(build, bin_dir, mailpit):
+def run_overlay(build, bin_dir, mailpit, walk=None):
     pods, skipped = pods_of(build, bin_dir, mailpit)
     if skipped:
         say(f"{build.name}: not runnable here (upstream images): {', '.join(skipped)}")
@@ -596,6 +600,13 @@ def run_overlay(build, bin_dir, mailpit):
                 continue
             started.append(p)
             p.check_probes()
+        if walk and not problems:
+            walked = subprocess.run(["bash", walk], cwd=ROOT, capture_output=True, text=True, timeout=300)
+            if walked.returncode != 0:
+                tail = "\n".join("    " + line for line in (walked.stdout + walked.stderr).splitlines()[-25:])
+                problem(build.name, f"the walk {walk} failed:\n{tail}")
+            else:
+                say(f"{build.name}: walk {walk}: {walked.stdout.strip().splitlines()[-1]}")
     finally:
         for p in reversed(started):
             p.stop()
@@ -681,6 +692,7 @@ def main(argv):
     parser.add_argument("--bin-dir", required=True)
     parser.add_argument("--mailpit", required=True)
     parser.add_argument("--self-test", action="store_true")
+    parser.add_argument("--walk", action="append", default=[])
     parser.add_argument("builds", nargs="+")
     args = parser.parse_args(argv)
     builds = []
@@ -694,8 +706,9 @@ def main(argv):
         else:
             self_test(dev, args.bin_dir, args.mailpit)
     ran = 0
+    walks = dict(w.split("=", 1) for w in args.walk)
     for b in builds:
-        ran += run_overlay(b, args.bin_dir, args.mailpit)
+        ran += run_overlay(b, args.bin_dir, args.mailpit, walks.get(b.name))
     if problems:
         return 1
     say(f"{ran} pods of {len(builds)} overlays started, ready and live, and stopped in their grace period")

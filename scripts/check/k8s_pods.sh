@@ -4,7 +4,9 @@
 # from the same cargo build the Dockerfile puts in the images, Mailpit from the native
 # stack; each under bubblewrap with its securityContext, read-only root, declared volumes
 # and rendered environment, then its startup, readiness and liveness probes within their
-# budgets. First it shows that the dev Mailpit without a temp volume fails this way.
+# budgets. First it shows that the dev Mailpit without a temp volume fails this way;
+# with the dev pods ready it walks docs/kubernetes.md's path (scripts/check/lib/k8s-walk.bash:
+# demo catalog, an order, its emails in Mailpit, its trace in Jaeger).
 #
 # Needs the native stack (scripts/stack.sh up). Installs bubblewrap (Debian) if missing;
 # kustomize comes from scripts/check/lib/k8s-tools.bash. ECOM_POD_CHECK_PROFILE=release
@@ -19,9 +21,13 @@ source scripts/check/lib/k8s-tools.bash
 # shellcheck source=scripts/check/lib/k8s-site.bash
 source scripts/check/lib/k8s-site.bash
 
-if ! command -v bwrap >/dev/null; then
-  echo "k8s pods: installing bubblewrap (Debian)"
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+missing=()
+command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v curl >/dev/null || missing+=(curl)
+command -v jq >/dev/null || missing+=(jq)
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "k8s pods: installing ${missing[*]} (Debian)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 # --perms and --size (tmpfs modes and emptyDir size limits) need bubblewrap >= 0.8.
 bwrap_version=$(bwrap --version | awk '{print $2}')
@@ -65,5 +71,5 @@ ECOM_IMAGES_DRY_RUN=1 bash scripts/k8s-images.sh kind >"$work/images.txt"
 "$python" scripts/check/k8s_pods.py images "$work/images.txt" "$work/dev.yaml" docker-compose.yml
 
 "$python" scripts/check/k8s_pods.py run --self-test --bin-dir "$bin_dir" --mailpit "$mailpit" \
-  dev="$work/dev.yaml" prod="$work/prod.yaml"
+  --walk dev=scripts/check/lib/k8s-walk.bash dev="$work/dev.yaml" prod="$work/prod.yaml"
 echo "k8s pods: passed in $(( $(date +%s) - started )) s"
