@@ -5,6 +5,10 @@ scripts/check/k8s_pods.sh.
                     NAME=RENDERED.yaml ...
     k8s_pods.py probe KIND PORT PATH TIMEOUT      one probe call (used inside a pod's
                                                   network namespace)
+    k8s_pods.py rotate --bin-dir DIR STEP1.yaml STEP2.yaml STEP3.yaml
+                                                  prod's auth-service at each step of the
+                                                  signing-key rotation: the keys it publishes
+                                                  and the one it signs with
     k8s_pods.py images COMMANDS DEV.yaml COMPOSE  the commands scripts/k8s-images.sh prints
                                                   (dry run) build every ecom image of the dev
                                                   overlay from the Dockerfile target of its
@@ -74,7 +78,8 @@ TEST_SECRETS = {
         "ECOM_ADMIN_EMAIL": "admin@pods.ecom.test",
         "ECOM_ADMIN_PASSWORD": "pod-check-admin-password",
     },
-    "auth-service-jwt-keys": {"jwt-signing-key.pem": None},
+    # key-2.pem: the key a rotation adds (docs/kubernetes.md, "Rotating the signing key").
+    "auth-service-jwt-keys": {"jwt-signing-key.pem": None, "key-2.pem": None},
     "ecom-service-client": {"client-secret": None},
     "product-service": {"DATABASE_URL": "mongodb://mongodb.databases.svc:27017/ecom_products"},
     "order-service": {"DATABASE_URL": "mysql://ecom_orders:pw@mysql.databases.svc:3306/ecom_orders"},
@@ -88,6 +93,7 @@ TEST_SECRETS = {
 }
 
 RUN_ID = f"{int(time.time())}_{os.getpid()}"
+GENERATED = {}
 problems = []
 quiet = False
 
@@ -111,7 +117,6 @@ class Build:
         self.docs = [d for d in yaml.safe_load_all(pathlib.Path(path).read_text(encoding="utf-8")) if d]
         self.objects = {(d["kind"], d["metadata"]["name"]): d for d in self.docs}
         self.namespace = next((d["metadata"]["name"] for d in self.docs if d["kind"] == "Namespace"), "default")
-        self.generated = {}
 
     def workloads(self):
         return [d for d in self.docs if d["kind"] in ("Deployment", "StatefulSet")]
@@ -128,9 +133,10 @@ class Build:
             return data
         if ref not in TEST_SECRETS:
             return None
-        if ref not in self.generated:
-            self.generated[ref] = {k: (test_value(ref, k) if v is None else v) for k, v in TEST_SECRETS[ref].items()}
-        return self.generated[ref]
+        # Made once per run: every overlay and every step of a rotation sees the same.
+        if ref not in GENERATED:
+            GENERATED[ref] = {k: (test_value(ref, k) if v is None else v) for k, v in TEST_SECRETS[ref].items()}
+        return GENERATED[ref]
 
     def hosts(self, extra):
         """Every Service name in all its forms, and the *.svc hosts named in `extra`."""
@@ -643,6 +649,48 @@ def self_test(build, bin_dir, mailpit):
         say(f"{build.name}: self-test: Mailpit without a temp volume fails as it would in a cluster (read-only root)")
 
 
+def rotate(paths, bin_dir):
+    """The prod auth-service through the three rollouts of a key rotation, each step's
+    pod started from that step's build: it must get ready, publish the keys the step
+    says and sign with the one it says."""
+    builds = [Build(f"rotation step {n}", path) for n, path in enumerate(paths, 1)]
+    kids = {}
+    for n, build in enumerate(builds, 1):
+        pods, _ = pods_of(build, bin_dir, "")
+        pod = next((p for p in pods if p.workload["metadata"]["name"] == "auth-service"), None)
+        if pod is None:
+            problem(build.name, "no auth-service Deployment")
+            return
+        env = pod.environment()
+        if n == 1:
+            fresh_databases(list(env.values()))
+        try:
+            pod.start(build.hosts(list(env.values())))
+            if not pod.check_probes():
+                return
+            with urllib.request.urlopen("http://127.0.0.1:8081/.well-known/jwks.json", timeout=3) as r:
+                published = [k["kid"] for k in json.load(r)["keys"]]
+            login = json.dumps({"email": env["ECOM_ADMIN_EMAIL"], "password": env["ECOM_ADMIN_PASSWORD"]}).encode()
+            request = urllib.request.Request("http://127.0.0.1:8081/api/auth/login", login, {"content-type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as r:
+                token = json.load(r)["access_token"]
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))
+            signing = header["kid"]
+        except (OSError, ValueError, KeyError) as err:
+            problem(build.name, f"auth-service's keys: {err}")
+            return
+        finally:
+            pod.stop()
+        if n == 1:
+            kids["old"], kids["new"] = signing, next((k for k in published if k != signing), None)
+        expected = {1: ("old", ["old", "new"]), 2: ("new", ["new", "old"]), 3: ("new", ["new"])}[n]
+        want_signing, want_published = kids[expected[0]], [kids[k] for k in expected[1]]
+        if signing != want_signing or sorted(published) != sorted(want_published):
+            problem(build.name, f"signs with {signing} and publishes {published}; expected {want_signing} and {want_published}")
+            return
+        say(f"{build.name}: auth-service signs with the {expected[0]} key and publishes {' and '.join(expected[1])}")
+
+
 def check_images(commands_file, dev_file, compose_file):
     """What scripts/k8s-images.sh does against what the dev overlay and compose expect."""
     targets = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", (ROOT / "Dockerfile").read_text(encoding="utf-8"), re.MULTILINE | re.IGNORECASE))
@@ -682,6 +730,9 @@ def check_images(commands_file, dev_file, compose_file):
 def main(argv):
     if argv[:1] == ["images"] and len(argv) == 4:
         check_images(*argv[1:])
+        return 1 if problems else 0
+    if argv[:1] == ["rotate"] and len(argv) == 6 and argv[1] == "--bin-dir":
+        rotate(argv[3:], argv[2])
         return 1 if problems else 0
     if argv[:1] == ["probe"] and len(argv) == 5:
         ok, detail = probe_call(argv[1], int(argv[2]), "" if argv[3] == "-" else argv[3], float(argv[4]))

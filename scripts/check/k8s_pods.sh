@@ -72,4 +72,19 @@ ECOM_IMAGES_DRY_RUN=1 bash scripts/k8s-images.sh kind >"$work/images.txt"
 
 "$python" scripts/check/k8s_pods.py run --self-test --bin-dir "$bin_dir" --mailpit "$mailpit" \
   --walk dev=scripts/check/lib/k8s-walk.bash dev="$work/dev.yaml" prod="$work/prod.yaml"
+# The signing-key rotation of docs/kubernetes.md, its kustomize steps as written there,
+# each step's auth-service pod started from that step's build.
+copy=$(site_copy "$work")
+printf '%s\n' "$SITE_TEST_ENV" >"$copy/overlays/prod/site.env"
+(cd "$copy/overlays/prod" && "$kustomize" edit set configmap auth-service --from-literal=ECOM_JWT_NEXT_KEY_FILES=/etc/ecom/jwt/key-2.pem)
+"$kustomize" build "$copy/overlays/prod" >"$work/rotation-1.yaml"
+(cd "$copy/overlays/prod" && "$kustomize" edit set configmap auth-service \
+  --from-literal=ECOM_JWT_SIGNING_KEY_FILE=/etc/ecom/jwt/key-2.pem \
+  --from-literal=ECOM_JWT_NEXT_KEY_FILES= \
+  --from-literal=ECOM_JWT_PREVIOUS_KEY_FILES=/etc/ecom/jwt/jwt-signing-key.pem)
+"$kustomize" build "$copy/overlays/prod" >"$work/rotation-2.yaml"
+(cd "$copy/overlays/prod" && "$kustomize" edit set configmap auth-service --from-literal=ECOM_JWT_PREVIOUS_KEY_FILES=)
+"$kustomize" build "$copy/overlays/prod" >"$work/rotation-3.yaml"
+"$python" scripts/check/k8s_pods.py rotate --bin-dir "$bin_dir" "$work"/rotation-{1,2,3}.yaml
+
 echo "k8s pods: passed in $(( $(date +%s) - started )) s"
