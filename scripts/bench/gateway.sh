@@ -1,47 +1,56 @@
 #!/usr/bin/env bash
-# Gateway benchmark: the same tiny backend measured four ways in one run.
+# Gateway benchmark: the api-gateway, a tuned nginx reverse proxy and Spring Cloud Gateway
+# in front of the same tiny backend, measured side by side in one run.
 #
-#   direct       oha -> backend                                   GET /api/products/bench
-#   gw-proxy     oha -> api-gateway (no auth) -> backend          GET /api/products/bench
-#   gw-jwt       oha -> api-gateway (JWT verified) -> backend     GET /api/orders/bench + Bearer token
-#   nginx        oha -> nginx reverse proxy (tuned) -> backend    GET /api/products/bench
+#   direct       load -> backend                                      GET /api/products/bench
+#   gw-public    load -> api-gateway (public route) -> backend        GET /api/products/bench
+#   gw-jwt       load -> api-gateway (JWT verified) -> backend        GET /api/orders/bench + Bearer
+#   nginx        load -> nginx reverse proxy (tuned) -> backend       GET /api/products/bench
+#   scg-public   load -> Spring Cloud Gateway (public) -> backend     GET /api/products/bench
+#   scg-jwt      load -> Spring Cloud Gateway (JWT verified) -> backend GET /api/orders/bench + Bearer
 #
-# The backend is an nginx server block answering 200 {"id":"bench","ok":true}; the
-# reverse proxy is a second server block of the same nginx (one upstream block,
-# keepalive 64, HTTP/1.1, Connection "", access_log off, worker_processes = nproc,
-# the number of tokio worker threads the gateway uses). auth-service runs on SQLite
-# with a generated key; the token comes from POST /api/auth/login.
+# The backend is an nginx answering 200 {"id":"bench","ok":true}. The reverse proxy is a
+# second nginx (upstream keepalive 64, HTTP/1.1, Connection "", access_log off,
+# worker_processes = nproc). Spring Cloud Gateway is bench/spring-cloud-gateway (Boot
+# 3.5.7, Spring Cloud 2025.0.0, Java 17, default JVM settings), verifying the same
+# auth-service tokens (EdDSA) against the same JWKS with Spring Security and Nimbus + Tink.
 #
-# For each target: warm-up, saturation (CONNECTIONS connections, fixed time) for
-# req/s, p50, p99, then REPEATS short runs at RATE_PERCENT % of that target's own
-# saturation rate (oha -q, with latency correction against coordinated omission)
-# for p99. For the proxies each rated run is followed by the backend alone at the
-# same rate, so "added p99" compares like with like (same offered rate, same moment)
-# and is the median of the per-pair differences. p99 at a fixed rate is noisy on a
-# shared 2-core machine: the table shows the median and the range.
+# For each target: a warm-up (longer for the JVM), then saturation with Debian's wrk
+# (CONNECTIONS connections, best of SAT_RUNS runs) for req/s, p50, p99 and CPU per
+# request; then REPEATS runs at RATE_PERCENT % of that target's own saturation rate with
+# ecom-rate (bench/src/rate.rs: open-loop fixed rate, no coordinated omission), each
+# followed by the backend alone at the same rate, so "added" latency compares like with
+# like and is the median of the per-pair differences. Then the footprint: time from exec
+# to the first 200, idle and peak RSS.
 #
-# Nothing is pinned: the load generator, nginx and the gateway share every core
-# (CPU shares per run are printed so this is visible).
+# Nothing is pinned: the load generator, nginx and the targets share every core (CPU
+# shares per run are printed so this is visible).
 #
 # Usage: scripts/bench/gateway.sh            (prints a Markdown report on stdout)
-# Knobs (env): BENCH_CONNECTIONS=64 BENCH_WARMUP=3s BENCH_SATURATION=15s BENCH_RATED=5s
-#   BENCH_REPEATS=3 BENCH_RATE_PERCENT=50 BENCH_BUILD=1 (rebuild binaries even if present)
-#   BENCH_KEEP=DIR (copy raw oha JSON and service logs there)
-#   BENCH_PERF=1 (after the measurements, a 10 s perf profile of the gateway under JWT load)
-# Installs what is missing: nginx, curl, jq, procps (apt); oha (cargo install --locked).
-# Uses 127.0.0.1 ports 18080 (gateway), 18081 (auth), 18090 (backend), 18091 (nginx proxy).
+# Knobs (env): BENCH_CONNECTIONS=64 BENCH_WARMUP=3s BENCH_JVM_WARMUP=20s BENCH_SATURATION=8s
+#   BENCH_SAT_RUNS=2 BENCH_RATED=5 (seconds) BENCH_REPEATS=3 BENCH_RATE_PERCENT=50
+#   BENCH_BUILD=1 (rebuild binaries and the jar even if present) BENCH_KEEP=DIR (keep raw output
+#   and logs) BENCH_PERF=1 (after the measurements, a perf profile of the gateway under load)
+#   BENCH_SKIP_SCG=1 (leave Spring Cloud Gateway out)
+# Installs what is missing: nginx, wrk, curl, jq, procps, openjdk-17-jdk-headless, maven (apt);
+# Spring Cloud Gateway's dependencies come from Maven Central.
+# Uses 127.0.0.1 ports 18080 (gateway), 18081 (auth), 18082 (SCG), 18090 (backend),
+# 18091 (nginx proxy).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 CONNECTIONS="${BENCH_CONNECTIONS:-64}"
 WARMUP="${BENCH_WARMUP:-3s}"
-SATURATION="${BENCH_SATURATION:-15s}"
-RATED="${BENCH_RATED:-5s}"
+JVM_WARMUP="${BENCH_JVM_WARMUP:-20s}"
+SATURATION="${BENCH_SATURATION:-8s}"
+SAT_RUNS="${BENCH_SAT_RUNS:-2}"
+RATED="${BENCH_RATED:-5}"
 REPEATS="${BENCH_REPEATS:-3}"
 RATE_PERCENT="${BENCH_RATE_PERCENT:-50}"
-OHA_VERSION="${OHA_VERSION:-1.16.0}"
+SKIP_SCG="${BENCH_SKIP_SCG:-0}"
 GATEWAY_PORT=18080
 AUTH_PORT=18081
+SCG_PORT=18082
 BACKEND_PORT=18090
 PROXY_PORT=18091
 CORES="$(nproc)"
@@ -64,29 +73,39 @@ apt_install() {
 }
 missing=()
 [[ -x /usr/sbin/nginx ]] || command -v nginx >/dev/null || missing+=(nginx)
+command -v wrk >/dev/null || missing+=(wrk)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
 command -v pgrep >/dev/null || missing+=(procps)
+if [[ $SKIP_SCG != 1 ]]; then
+    command -v java >/dev/null || missing+=(openjdk-17-jdk-headless)
+    command -v mvn >/dev/null || missing+=(maven)
+fi
 ((${#missing[@]} == 0)) || apt_install "${missing[@]}"
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-OHA="$(command -v oha || true)"
-[[ -n "$OHA" ]] || { [[ -x "$HOME/.cargo/bin/oha" ]] && OHA="$HOME/.cargo/bin/oha"; } || true
-if [[ -z "$OHA" ]]; then
-    log "cargo install oha --locked --version $OHA_VERSION (a few minutes on 2 cores)"
-    cargo install oha --locked --version "$OHA_VERSION" >&2
-    OHA="$HOME/.cargo/bin/oha"
-fi
-
 GATEWAY_BIN="$ROOT/target/release/api-gateway"
 AUTH_BIN="$ROOT/target/release/auth-service"
+RATE_BIN="$ROOT/target/release/ecom-rate"
 if [[ "${BENCH_BUILD:-0}" == 1 || ! -x "$GATEWAY_BIN" || ! -x "$AUTH_BIN" ]]; then
     log "building release binaries"
     (cd "$ROOT" && cargo build --release --locked -p api-gateway -p auth-service >&2)
 fi
+if [[ "${BENCH_BUILD:-0}" == 1 || ! -x "$RATE_BIN" ]]; then
+    log "building ecom-rate"
+    (cd "$ROOT" && cargo build --release --locked -p ecom-bench --no-default-features --bin ecom-rate >&2)
+fi
+SCG_DIR="$ROOT/bench/spring-cloud-gateway"
+SCG_JAR="$SCG_DIR/target/scg-bench.jar"
+if [[ $SKIP_SCG != 1 && ("${BENCH_BUILD:-0}" == 1 || ! -f "$SCG_JAR") ]]; then
+    log "building Spring Cloud Gateway (Maven Central)"
+    started=$(date +%s)
+    (cd "$SCG_DIR" && mvn -q -B package -DskipTests >&2)
+    log "built in $(($(date +%s) - started)) s"
+fi
 
 # ---------------------------------------------------------------- processes
-for port in "$GATEWAY_PORT" "$AUTH_PORT" "$BACKEND_PORT" "$PROXY_PORT"; do
+for port in "$GATEWAY_PORT" "$AUTH_PORT" "$SCG_PORT" "$BACKEND_PORT" "$PROXY_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         die "127.0.0.1:$port is already in use"
     fi
@@ -94,11 +113,11 @@ done
 
 WORK="$(mktemp -d /tmp/ecom-bench-gateway.XXXXXX)"
 PIDS=()
-OHA_PID=""
+LOAD_PID=""
 cleanup() {
     local rc=$?
     trap - EXIT INT TERM
-    [[ -n "$OHA_PID" ]] && kill -TERM "$OHA_PID" 2>/dev/null || true
+    [[ -n "$LOAD_PID" ]] && kill -TERM "$LOAD_PID" 2>/dev/null || true
     for pid in "${PIDS[@]}"; do
         kill -TERM "$pid" 2>/dev/null || true
     done
@@ -108,7 +127,7 @@ cleanup() {
         wait "$pid" 2>/dev/null || true
     done
     if [[ -n "${BENCH_KEEP:-}" ]]; then
-        mkdir -p "$BENCH_KEEP" && cp -r "$WORK"/*.json "$WORK"/*.log "$BENCH_KEEP"/ 2>/dev/null || true
+        mkdir -p "$BENCH_KEEP" && cp "$WORK"/*.out "$WORK"/*.json "$WORK"/*.log "$BENCH_KEEP"/ 2>/dev/null || true
         [[ -f "$WORK/perf.txt" ]] && cp "$WORK/perf.txt" "$BENCH_KEEP"/ || true
     fi
     rm -rf "$WORK"
@@ -118,43 +137,67 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
 # wait_http URL STATUS SECONDS [curl args...]
 wait_http() {
-    local url=$1 want=$2 secs=$3 got=""
+    local url=$1 want=$2 secs=$3 got="" deadline
     shift 3
-    for _ in $(seq $((secs * 10))); do
+    deadline=$(($(now_ms) + secs * 1000))
+    while (($(now_ms) < deadline)); do
         got="$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url" || true)"
         [[ "$got" == "$want" ]] && return 0
-        sleep 0.1
+        sleep 0.005
     done
     die "$url answered ${got:-nothing}, expected $want"
 }
+# Sum of a /proc/PID/status field (kB) over pids.
+status_kb() {
+    local field=$1 total=0 pid v
+    shift
+    for pid in "$@"; do
+        v="$(awk -v f="$field:" '$1 == f {print $2}' "/proc/$pid/status" 2>/dev/null || true)"
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+nginx_pids() { echo "$1" $(pgrep -P "$1" || true); }
 
-cat >"$WORK/nginx.conf" <<EOF
+nginx_conf() { # NAME PORT BODY
+    cat >"$WORK/$1.conf" <<EOF
 worker_processes $CORES;
 daemon off;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
+pid $WORK/$1.pid;
+error_log $WORK/$1-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
-    client_body_temp_path $WORK/nginx-body;
-    proxy_temp_path $WORK/nginx-proxy;
-    fastcgi_temp_path $WORK/nginx-fastcgi;
-    uwsgi_temp_path $WORK/nginx-uwsgi;
-    scgi_temp_path $WORK/nginx-scgi;
+    client_body_temp_path $WORK/$1-body;
+    proxy_temp_path $WORK/$1-proxy;
+    fastcgi_temp_path $WORK/$1-fastcgi;
+    uwsgi_temp_path $WORK/$1-uwsgi;
+    scgi_temp_path $WORK/$1-scgi;
     # hyper never closes a kept-alive connection after N requests; nginx's default is 1000.
     keepalive_requests 1000000;
+$3
+}
+EOF
+    "$NGINX" -t -q -c "$WORK/$1.conf" -p "$WORK" >&2 || die "nginx configuration $1 refused"
+}
 
-    # The backend.
-    server {
+# The backend.
+nginx_conf backend "$BACKEND_PORT" "    server {
         listen 127.0.0.1:$BACKEND_PORT reuseport;
         default_type application/json;
-        location / { return 200 '{"id":"bench","ok":true}'; }
-    }
+        location / { return 200 '{\"id\":\"bench\",\"ok\":true}'; }
+    }"
+"$NGINX" -c "$WORK/backend.conf" -p "$WORK" >"$WORK/backend.log" 2>&1 &
+BACKEND_PID=$!
+PIDS+=("$BACKEND_PID")
+BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+wait_http "$BACKEND_URL/api/products/bench" 200 10
 
-    # The reference reverse proxy.
-    upstream bench_backend {
+# The reference reverse proxy, an nginx of its own so that its CPU and memory are its own.
+nginx_conf proxy "$PROXY_PORT" "    upstream bench_backend {
         server 127.0.0.1:$BACKEND_PORT;
         keepalive 64;
         keepalive_requests 1000000;
@@ -164,20 +207,19 @@ http {
         location / {
             proxy_pass http://bench_backend;
             proxy_http_version 1.1;
-            proxy_set_header Connection "";
+            proxy_set_header Connection \"\";
             # What the gateway adds too.
             proxy_set_header X-Forwarded-For \$proxy_add_x_forwarded_for;
             proxy_set_header X-Forwarded-Proto \$scheme;
         }
-    }
-}
-EOF
-"$NGINX" -t -q -c "$WORK/nginx.conf" -p "$WORK" >&2 || die "nginx configuration refused"
-"$NGINX" -c "$WORK/nginx.conf" -p "$WORK" >"$WORK/nginx.log" 2>&1 &
-NGINX_PID=$!
-PIDS+=("$NGINX_PID")
-wait_http "http://127.0.0.1:$BACKEND_PORT/api/products/bench" 200 10
+    }"
+declare -A START_MS RSS_IDLE RSS_PEAK
+t0=$(now_ms)
+"$NGINX" -c "$WORK/proxy.conf" -p "$WORK" >"$WORK/proxy.log" 2>&1 &
+PROXY_PID=$!
+PIDS+=("$PROXY_PID")
 wait_http "http://127.0.0.1:$PROXY_PORT/api/products/bench" 200 10
+START_MS[nginx]=$(($(now_ms) - t0))
 
 # Services get a clean environment: nothing from the caller (an OTLP endpoint, a log
 # level) changes what is measured.
@@ -191,7 +233,7 @@ env -i PATH="$PATH" \
 PIDS+=("$!")
 wait_http "http://127.0.0.1:$AUTH_PORT/health/ready" 200 60
 
-BACKEND_URL="http://127.0.0.1:$BACKEND_PORT"
+t0=$(now_ms)
 env -i PATH="$PATH" \
     ECOM_BIND_ADDR="127.0.0.1:$GATEWAY_PORT" RUST_LOG=warn \
     ECOM_AUTH_URL="http://127.0.0.1:$AUTH_PORT" \
@@ -200,14 +242,37 @@ env -i PATH="$PATH" \
     "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 PIDS+=("$GATEWAY_PID")
-wait_http "http://127.0.0.1:$GATEWAY_PORT/health/ready" 200 30
+wait_http "http://127.0.0.1:$GATEWAY_PORT/api/products/bench" 200 30
+START_MS[gw]=$(($(now_ms) - t0))
+
+SCG_PID=""
+SCG_VERSION="-"
+if [[ $SKIP_SCG != 1 ]]; then
+    t0=$(now_ms)
+    env -i PATH="$PATH" \
+        SCG_PORT="$SCG_PORT" SCG_BACKEND_URL="$BACKEND_URL" \
+        SCG_JWKS_URL="http://127.0.0.1:$AUTH_PORT/.well-known/jwks.json" \
+        java -jar "$SCG_JAR" >"$WORK/scg.log" 2>&1 &
+    SCG_PID=$!
+    PIDS+=("$SCG_PID")
+    wait_http "http://127.0.0.1:$SCG_PORT/api/products/bench" 200 120
+    START_MS[scg]=$(($(now_ms) - t0))
+    SCG_VERSION="$( (unzip -l "$SCG_JAR" 2>/dev/null || jar tf "$SCG_JAR" 2>/dev/null) | grep -oE 'spring-cloud-gateway-server-webflux-[0-9.]+\.jar' | head -1 |
+        sed -E 's/.*-([0-9.]+)\.jar/\1/' || true)"
+fi
+
+sleep 1
+RSS_IDLE[gw]="$(status_kb VmRSS "$GATEWAY_PID")"
+RSS_IDLE[nginx]="$(status_kb VmRSS $(nginx_pids "$PROXY_PID"))"
+[[ -n "$SCG_PID" ]] && RSS_IDLE[scg]="$(status_kb VmRSS "$SCG_PID")"
 
 TOKEN="$(curl -sf -X POST -H 'content-type: application/json' \
     -d "{\"email\":\"$ADMIN_EMAIL\",\"password\":\"$ADMIN_PASSWORD\"}" \
     "http://127.0.0.1:$AUTH_PORT/api/auth/login" | jq -r .access_token)"
 [[ -n "$TOKEN" && "$TOKEN" != null ]] || die "login failed"
+AUTH_HEADER="Authorization: Bearer $TOKEN"
 
-# Sanity: every path answers what the backend says, and the JWT path really checks.
+# Sanity: every path answers what the backend says, and the JWT paths really check.
 check_body() {
     local body
     body="$(curl -sf "$@")" || die "request failed: $*"
@@ -216,12 +281,18 @@ check_body() {
 check_body "$BACKEND_URL/api/products/bench"
 check_body "http://127.0.0.1:$GATEWAY_PORT/api/products/bench"
 check_body "http://127.0.0.1:$PROXY_PORT/api/products/bench"
-check_body -H "Authorization: Bearer $TOKEN" "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench"
+check_body -H "$AUTH_HEADER" "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench"
 wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1
-wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1 -H "Authorization: Bearer ${TOKEN}x"
+wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1 -H "${AUTH_HEADER}x"
+if [[ -n "$SCG_PID" ]]; then
+    check_body "http://127.0.0.1:$SCG_PORT/api/products/bench"
+    check_body -H "$AUTH_HEADER" "http://127.0.0.1:$SCG_PORT/api/orders/bench"
+    wait_http "http://127.0.0.1:$SCG_PORT/api/orders/bench" 401 1
+    wait_http "http://127.0.0.1:$SCG_PORT/api/orders/bench" 401 1 -H "${AUTH_HEADER}x"
+fi
 
 # ---------------------------------------------------------------- measuring
-# CPU ticks (user+system) of the given pids.
+# CPU ticks (user+system, all threads) of the given pids.
 proc_ticks() {
     local total=0 pid line rest
     for pid in "$@"; do
@@ -233,14 +304,8 @@ proc_ticks() {
     done
     echo "$total"
 }
-# nginx master and workers
-nginx_ticks() {
-    local pids
-    mapfile -t pids < <(pgrep -P "$NGINX_PID" || true)
-    proc_ticks "$NGINX_PID" "${pids[@]}"
-}
-# LG_SECS := CPU seconds (user+system) of this shell's finished children, i.e. oha's
-# runs. `times` must run in this shell, not in a subshell.
+# LG_SECS := CPU seconds (user+system) of this shell's finished children, i.e. the load
+# generators' runs. `times` must run in this shell, not in a subshell.
 children_secs() {
     times >"$WORK/times"
     LG_SECS="$(awk 'NR==2{for (i=1;i<=NF;i++) {split($i, q, "m"); sub("s","",q[2]); s+=q[1]*60+q[2]}; printf "%.3f", s}' "$WORK/times")"
@@ -251,109 +316,148 @@ machine_ticks() {
     read -r _cpu user nice system idle iowait irq softirq steal _rest </proc/stat
     echo "$((user + nice + system + irq + softirq + steal)) $((user + nice + system + idle + iowait + irq + softirq + steal))"
 }
-
-declare -A RPS P50 P99 RATE RP99 RP99_RANGE ADDED RP50 BASE_P50 ADDED50 BAD CPU_GW CPU_NGINX CPU_LG CPU_OTHER RATED_OTHER BASE_P99 US_GW US_NGINX
 TCK="$(getconf CLK_TCK)"
 
-# oha NAME URL [oha args...] -> $WORK/NAME.json
-oha_run() {
-    local name=$1 url=$2
-    shift 2
-    # In the background so that a signal to this script is handled at once.
-    "$OHA" --no-tui --output-format json -w "$@" "$url" >"$WORK/$name.json" 2>"$WORK/$name.err" &
-    OHA_PID=$!
-    wait "$OHA_PID" || die "oha failed for $name: $(head -c 500 "$WORK/$name.err")"
-    OHA_PID=""
-}
-# non-2xx responses + transport errors of a run
-bad_count() {
-    jq '([.statusCodeDistribution | to_entries[] | select(.key | startswith("2") | not) | .value] | add // 0)
-        + ([.errorDistribution | to_entries[] | .value] | add // 0)' "$WORK/$1.json"
-}
-ms() { jq -r "$2 * 1000" "$WORK/$1.json"; }
+# A wrk latency ("616.00us", "1.96ms", "1.2s") in milliseconds.
+lat_ms() { awk -v v="$1" 'BEGIN{n=v+0; if (v ~ /us$/) n/=1000; else if (v ~ /ms$/) n=n; else if (v ~ /s$/) n*=1000; printf "%.3f", n}'; }
 
+# run_load NAME COMMAND... (in the background so that a signal is handled at once)
+run_load() {
+    local name=$1
+    shift
+    "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    LOAD_PID=$!
+    wait "$LOAD_PID" || die "load generator failed for $name: $(head -c 500 "$WORK/$name.err")"
+    LOAD_PID=""
+}
+wrk_run() { # NAME URL DURATION [header]
+    local name=$1 url=$2 duration=$3
+    shift 3
+    local args=(-t "$CORES" -c "$CONNECTIONS" -d "$duration" --latency)
+    (($# > 0)) && args+=(-H "$1")
+    run_load "$name" wrk "${args[@]}" "$url"
+}
+wrk_field() { # NAME what
+    case $2 in
+        rps) awk '/^Requests\/sec:/{printf "%d", $2}' "$WORK/$1.out" ;;
+        requests) awk '/requests in/{print $1}' "$WORK/$1.out" ;;
+        p50) lat_ms "$(awk '$1=="50%"{print $2}' "$WORK/$1.out")" ;;
+        p99) lat_ms "$(awk '$1=="99%"{print $2}' "$WORK/$1.out")" ;;
+        bad) awk '/Non-2xx/{n+=$NF} /Socket errors/{gsub(",",""); n+=$4+$6+$8+$10} END{print n+0}' "$WORK/$1.out" ;;
+    esac
+}
+rate_run() { # NAME URL RATE [header]
+    local name=$1 url=$2 rate=$3
+    shift 3
+    local args=(--url "$url" --rate "$rate" --seconds "$RATED" --connections "$CONNECTIONS")
+    (($# > 0)) && args+=(-H "$1")
+    run_load "$name" "$RATE_BIN" "${args[@]}"
+}
+rate_field() { jq -r ".$2" "$WORK/$1.out"; }
+
+declare -A RPS P50 P99 BAD CORES_T CORES_B CORES_LG CORES_OTHER US RATE RP50 RP99 RP99_RANGE BASE_P50 BASE_P99 ADDED50 ADDED99 RATED_OTHER ACHIEVED
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{printf "%.6f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
+range() { printf '%s\n' "$@" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.2f–%.2f", lo, hi}'; }
+cores_of() { awk -v t="$1" -v s="$2" 'BEGIN{printf "%.2f", s ? t/s : 0}'; }
+
+# measure KEY URL WARMUP TARGET_PIDS... [-- header]
 measure() {
-    local key=$1 url=$2
-    shift 2
-    local before_m after_m before_gw after_gw before_ng after_ng
-    log "$key: warm-up $WARMUP"
-    oha_run "$key-warmup" "$url" -z "$WARMUP" -c "$CONNECTIONS" "$@"
-    log "$key: saturation $SATURATION x $CONNECTIONS connections"
-    local before_lg after_lg
-    children_secs
-    before_lg="$LG_SECS"
-    before_m="$(machine_ticks)" before_gw="$(proc_ticks "$GATEWAY_PID")" before_ng="$(nginx_ticks)"
-    oha_run "$key-sat" "$url" -z "$SATURATION" -c "$CONNECTIONS" "$@"
-    after_m="$(machine_ticks)" after_gw="$(proc_ticks "$GATEWAY_PID")" after_ng="$(nginx_ticks)"
-    children_secs
-    after_lg="$LG_SECS"
-    RPS[$key]="$(jq -r '.summary.requestsPerSec | floor' "$WORK/$key-sat.json")"
-    P50[$key]="$(ms "$key-sat" '.latencyPercentiles.p50')"
-    P99[$key]="$(ms "$key-sat" '.latencyPercentiles.p99')"
-    # CPU shares in "cores" over the run: gateway, nginx (backend + proxy), the rest
-    # (load generator, auth-service idle, anything else on the machine).
-    read -r bm tm <<<"$before_m"
-    read -r am ta <<<"$after_m"
-    local span=$(((ta - tm) / CORES))
-    ((span > 0)) || span=1
-    CPU_GW[$key]="$(awk -v t=$((after_gw - before_gw)) -v s=$span 'BEGIN{printf "%.2f", t/s}')"
-    CPU_NGINX[$key]="$(awk -v t=$((after_ng - before_ng)) -v s=$span 'BEGIN{printf "%.2f", t/s}')"
-    CPU_LG[$key]="$(awk -v a="$after_lg" -v b="$before_lg" -v s=$span -v hz="$TCK" 'BEGIN{printf "%.2f", (a-b)*hz/s}')"
-    CPU_OTHER[$key]="$(awk -v b=$((am - bm)) -v g=$((after_gw - before_gw)) -v n=$((after_ng - before_ng)) -v s=$span \
-        -v l="${CPU_LG[$key]}" 'BEGIN{o=(b-g-n)/s-l; if (o<0) o=0; printf "%.2f", o}')"
-    # CPU microseconds per request (ticks are 1/CLK_TCK s)
-    local done_requests
-    done_requests="$(jq '[.statusCodeDistribution[]] | add // 0' "$WORK/$key-sat.json")"
-    US_GW[$key]="$(awk -v t=$((after_gw - before_gw)) -v n="$done_requests" -v hz="$TCK" 'BEGIN{printf "%.0f", n ? t*1e6/hz/n : 0}')"
-    US_NGINX[$key]="$(awk -v t=$((after_ng - before_ng)) -v n="$done_requests" -v hz="$TCK" 'BEGIN{printf "%.0f", n ? t*1e6/hz/n : 0}')"
+    local key=$1 url=$2 warmup=$3
+    shift 3
+    local pids=() header=()
+    while (($# > 0)); do
+        if [[ $1 == -- ]]; then header=("$2"); break; fi
+        pids+=("$1")
+        shift
+    done
+    log "$key: warm-up $warmup"
+    wrk_run "$key-warmup" "$url" "$warmup" "${header[@]}"
+    local best=0 best_run="" run total_requests=0 total_target=0 total_backend=0 span_total=0 other_total=0 lg_total=0
+    local bm tm am ta before_t before_b before_lg
+    for run in $(seq "$SAT_RUNS"); do
+        log "$key: saturation $run/$SAT_RUNS, $SATURATION x $CONNECTIONS connections"
+        children_secs
+        before_lg="$LG_SECS"
+        read -r bm tm <<<"$(machine_ticks)"
+        before_t="$(proc_ticks "${pids[@]}")" before_b="$(proc_ticks $(nginx_pids "$BACKEND_PID"))"
+        wrk_run "$key-sat-$run" "$url" "$SATURATION" "${header[@]}"
+        local after_t after_b
+        after_t="$(proc_ticks "${pids[@]}")" after_b="$(proc_ticks $(nginx_pids "$BACKEND_PID"))"
+        read -r am ta <<<"$(machine_ticks)"
+        children_secs
+        local span=$(((ta - tm) / CORES)) lg
+        ((span > 0)) || span=1
+        lg="$(awk -v a="$LG_SECS" -v b="$before_lg" -v hz="$TCK" 'BEGIN{printf "%.0f", (a-b)*hz}')"
+        total_requests=$((total_requests + $(wrk_field "$key-sat-$run" requests)))
+        ((pids[0] == BACKEND_PID)) || total_target=$((total_target + after_t - before_t))
+        total_backend=$((total_backend + after_b - before_b))
+        span_total=$((span_total + span))
+        lg_total=$((lg_total + lg))
+        other_total=$((other_total + (am - bm) - (after_t - before_t) - lg))
+        ((pids[0] == BACKEND_PID)) || other_total=$((other_total - (after_b - before_b)))
+        local rps
+        rps="$(wrk_field "$key-sat-$run" rps)"
+        if ((rps > best)); then best=$rps best_run="$key-sat-$run"; fi
+    done
+    RPS[$key]=$best
+    P50[$key]="$(wrk_field "$best_run" p50)"
+    P99[$key]="$(wrk_field "$best_run" p99)"
+    BAD[$key]=0
+    for run in warmup $(seq "$SAT_RUNS"); do
+        local f="$key-sat-$run"
+        [[ $run == warmup ]] && f="$key-warmup"
+        BAD[$key]=$((BAD[$key] + $(wrk_field "$f" bad)))
+    done
+    CORES_T[$key]="$(cores_of "$total_target" "$span_total")"
+    CORES_B[$key]="$(cores_of "$total_backend" "$span_total")"
+    CORES_LG[$key]="$(cores_of "$lg_total" "$span_total")"
+    CORES_OTHER[$key]="$(awk -v o="$other_total" -v s="$span_total" 'BEGIN{o=o/s; if (o<0) o=0; printf "%.2f", o}')"
+    US[$key]="$(awk -v t="$total_target" -v n="$total_requests" -v hz="$TCK" 'BEGIN{printf "%.0f", n ? t*1e6/hz/n : 0}')"
+    [[ $key == direct ]] && US[$key]="$(awk -v t="$total_backend" -v n="$total_requests" -v hz="$TCK" 'BEGIN{printf "%.0f", n ? t*1e6/hz/n : 0}')"
     RATE[$key]=$((RPS[$key] * RATE_PERCENT / 100))
     ((RATE[$key] > 0)) || die "$key: no throughput"
-    BAD[$key]=$(($(bad_count "$key-warmup") + $(bad_count "$key-sat")))
+
     children_secs
     before_lg="$LG_SECS"
-    before_m="$(machine_ticks)" before_gw="$(proc_ticks "$GATEWAY_PID")" before_ng="$(nginx_ticks)"
-    local r p99s=() bases=() diffs=() p50s=() bases50=() diffs50=()
+    read -r bm tm <<<"$(machine_ticks)"
+    before_t="$(proc_ticks "${pids[@]}")" before_b="$(proc_ticks $(nginx_pids "$BACKEND_PID"))"
+    local r p50s=() p99s=() b50s=() b99s=() d50s=() d99s=() achieved=()
     for r in $(seq "$REPEATS"); do
-        log "$key: ${RPS[$key]} req/s; rated run $r/$REPEATS at ${RATE[$key]} req/s for $RATED"
-        oha_run "$key-rated-$r" "$url" -z "$RATED" -c "$CONNECTIONS" -q "${RATE[$key]}" --latency-correction "$@"
-        p99s+=("$(ms "$key-rated-$r" '.latencyPercentiles.p99')")
-        p50s+=("$(ms "$key-rated-$r" '.latencyPercentiles.p50')")
-        BAD[$key]=$((BAD[$key] + $(bad_count "$key-rated-$r")))
+        log "$key: ${RPS[$key]} req/s; rated run $r/$REPEATS at ${RATE[$key]} req/s for ${RATED}s"
+        rate_run "$key-rated-$r" "$url" "${RATE[$key]}" "${header[@]}"
+        p50s+=("$(rate_field "$key-rated-$r" p50_ms)")
+        p99s+=("$(rate_field "$key-rated-$r" p99_ms)")
+        achieved+=("$(rate_field "$key-rated-$r" achieved_rate)")
+        BAD[$key]=$((BAD[$key] + $(rate_field "$key-rated-$r" other_status) + $(rate_field "$key-rated-$r" errors)))
         if [[ $key != direct ]]; then
-            oha_run "direct-at-$key-$r" "$BACKEND_URL/api/products/bench" -z "$RATED" -c "$CONNECTIONS" \
-                -q "${RATE[$key]}" --latency-correction
-            bases+=("$(ms "direct-at-$key-$r" '.latencyPercentiles.p99')")
-            diffs+=("$(awk -v a="${p99s[-1]}" -v b="${bases[-1]}" 'BEGIN{print a-b}')")
-            bases50+=("$(ms "direct-at-$key-$r" '.latencyPercentiles.p50')")
-            diffs50+=("$(awk -v a="${p50s[-1]}" -v b="${bases50[-1]}" 'BEGIN{print a-b}')")
-            BAD[direct]=$((BAD[direct] + $(bad_count "direct-at-$key-$r")))
+            rate_run "direct-at-$key-$r" "$BACKEND_URL/api/products/bench" "${RATE[$key]}"
+            b50s+=("$(rate_field "direct-at-$key-$r" p50_ms)")
+            b99s+=("$(rate_field "direct-at-$key-$r" p99_ms)")
+            d50s+=("$(awk -v a="${p50s[-1]}" -v b="${b50s[-1]}" 'BEGIN{print a-b}')")
+            d99s+=("$(awk -v a="${p99s[-1]}" -v b="${b99s[-1]}" 'BEGIN{print a-b}')")
         fi
     done
     # Other processes during the rated runs (these numbers are the most fragile).
     children_secs
-    after_m="$(machine_ticks)" after_gw="$(proc_ticks "$GATEWAY_PID")" after_ng="$(nginx_ticks)"
-    read -r bm tm <<<"$before_m"
-    read -r am ta <<<"$after_m"
-    span=$(((ta - tm) / CORES))
+    local after_t after_b
+    after_t="$(proc_ticks "${pids[@]}")" after_b="$(proc_ticks $(nginx_pids "$BACKEND_PID"))"
+    read -r am ta <<<"$(machine_ticks)"
+    local span=$(((ta - tm) / CORES))
     ((span > 0)) || span=1
-    RATED_OTHER[$key]="$(awk -v b=$((am - bm)) -v g=$((after_gw - before_gw)) -v n=$((after_ng - before_ng)) -v s=$span \
-        -v l="$(awk -v a="$LG_SECS" -v b="$before_lg" 'BEGIN{print a-b}')" -v hz="$TCK" \
-        'BEGIN{o=(b-g-n)/s-l*hz/s; if (o<0) o=0; printf "%.2f", o}')"
+    RATED_OTHER[$key]="$(awk -v b=$((am - bm)) -v t=$((after_t - before_t)) -v n=$((after_b - before_b)) -v s=$span \
+        -v l="$(awk -v a="$LG_SECS" -v b="$before_lg" 'BEGIN{print a-b}')" -v hz="$TCK" -v d="$([[ $key == direct ]] && echo 1 || echo 0)" \
+        'BEGIN{o=(b-(d?0:t)-n)/s-l*hz/s; if (o<0) o=0; printf "%.2f", o}')"
+    RP50[$key]="$(median "${p50s[@]}")"
     RP99[$key]="$(median "${p99s[@]}")"
     RP99_RANGE[$key]="$(range "${p99s[@]}")"
-    RP50[$key]="$(median "${p50s[@]}")"
+    ACHIEVED[$key]="$(median "${achieved[@]}")"
     if [[ $key != direct ]]; then
-        BASE_P99[$key]="$(median "${bases[@]}")"
-        ADDED[$key]="$(median "${diffs[@]}")"
-        BASE_P50[$key]="$(median "${bases50[@]}")"
-        ADDED50[$key]="$(median "${diffs50[@]}")"
-    else
-        BASE_P99[$key]="${RP99[$key]}"
-        BASE_P50[$key]="${RP50[$key]}"
+        BASE_P50[$key]="$(median "${b50s[@]}")"
+        BASE_P99[$key]="$(median "${b99s[@]}")"
+        ADDED50[$key]="$(median "${d50s[@]}")"
+        ADDED99[$key]="$(median "${d99s[@]}")"
     fi
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{v[NR]=$1} END{printf "%.6f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
-range() { printf '%s\n' "$@" | sort -g | awk 'NR==1{lo=$1} {hi=$1} END{printf "%.1f–%.1f", lo, hi}'; }
 
 LOAD_BEFORE="$(cut -d' ' -f1-3 /proc/loadavg)"
 # What else the machine is doing: busy cores over 2 s before the first run.
@@ -362,36 +466,42 @@ sleep 2
 read -r b1 t1 <<<"$(machine_ticks)"
 BACKGROUND="$(awk -v b=$((b1 - b0)) -v t=$((t1 - t0)) -v c="$CORES" 'BEGIN{printf "%.2f", t ? b*c/t : 0}')"
 awk -v x="$BACKGROUND" 'BEGIN{exit !(x > 0.25)}' && log "warning: the machine is already busy ($BACKGROUND cores) before the run; numbers will be noisy"
-RSS_GW_IDLE="$(awk '/VmRSS/{print $2}' "/proc/$GATEWAY_PID/status")"
 read -r _ _ _ _ _ _ _ _ STEAL0 _ </proc/stat
 read -r _ T0 <<<"$(machine_ticks)"
-AUTH_HEADER=(-H "Authorization: Bearer $TOKEN")
-measure direct "$BACKEND_URL/api/products/bench"
-measure gw-proxy "http://127.0.0.1:$GATEWAY_PORT/api/products/bench"
-measure gw-jwt "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" "${AUTH_HEADER[@]}"
-measure nginx "http://127.0.0.1:$PROXY_PORT/api/products/bench"
 
-RSS_GW_LOADED="$(awk '/VmHWM/{print $2}' "/proc/$GATEWAY_PID/status")"
+TARGETS=(direct gw-public gw-jwt nginx)
+measure direct "$BACKEND_URL/api/products/bench" "$WARMUP" $(nginx_pids "$BACKEND_PID")
+measure gw-public "http://127.0.0.1:$GATEWAY_PORT/api/products/bench" "$WARMUP" "$GATEWAY_PID"
+measure gw-jwt "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" "$WARMUP" "$GATEWAY_PID" -- "$AUTH_HEADER"
+RSS_PEAK[gw]="$(status_kb VmHWM "$GATEWAY_PID")"
+measure nginx "http://127.0.0.1:$PROXY_PORT/api/products/bench" "$WARMUP" $(nginx_pids "$PROXY_PID")
+RSS_PEAK[nginx]="$(status_kb VmHWM $(nginx_pids "$PROXY_PID"))"
+if [[ -n "$SCG_PID" ]]; then
+    TARGETS+=(scg-public scg-jwt)
+    measure scg-public "http://127.0.0.1:$SCG_PORT/api/products/bench" "$JVM_WARMUP" "$SCG_PID"
+    measure scg-jwt "http://127.0.0.1:$SCG_PORT/api/orders/bench" "$JVM_WARMUP" "$SCG_PID" -- "$AUTH_HEADER"
+    RSS_PEAK[scg]="$(status_kb VmHWM "$SCG_PID")"
+fi
+
 read -r _ _ _ _ _ _ _ _ STEAL1 _ </proc/stat
 read -r _ T1 <<<"$(machine_ticks)"
 STEAL="$(awk -v s=$((STEAL1 - STEAL0)) -v t=$((T1 - T0)) 'BEGIN{printf "%.1f", t ? 100*s/t : 0}')"
 
 if [[ "${BENCH_PERF:-0}" == 1 ]] && command -v perf >/dev/null; then
-    log "perf: profiling the gateway for 8 s under JWT load"
-    "$OHA" --no-tui --output-format json -z 10s -c "$CONNECTIONS" "${AUTH_HEADER[@]}" \
-        "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" >/dev/null 2>&1 &
-    OHA_PID=$!
+    log "perf: profiling the gateway for 8 s under public-route load"
+    wrk -t "$CORES" -c "$CONNECTIONS" -d 10s "http://127.0.0.1:$GATEWAY_PORT/api/products/bench" >/dev/null 2>&1 &
+    LOAD_PID=$!
     sleep 1
-    perf record -F 999 -p "$GATEWAY_PID" -o "$WORK/perf.data" -- sleep 8 >/dev/null 2>&1 || true
-    wait "$OHA_PID" || true
-    OHA_PID=""
+    perf record -F 999 -g -p "$GATEWAY_PID" -o "$WORK/perf.data" -- sleep 8 >/dev/null 2>&1 || true
+    wait "$LOAD_PID" || true
+    LOAD_PID=""
     {
-        echo "## perf: gateway under JWT saturation, by shared object"
-        perf report -i "$WORK/perf.data" --stdio --sort dso 2>/dev/null | grep '%' | sed -E 's/ +/ /g' | head -8
+        echo "## perf: gateway under public-route saturation, by shared object"
+        perf report -i "$WORK/perf.data" --no-children --stdio --sort dso 2>/dev/null | grep '%' | sed -E 's/ +/ /g' | head -8
         echo
-        echo "## perf: top symbols"
-        perf report -i "$WORK/perf.data" --stdio --sort dso,symbol 2>/dev/null | grep '%' | sed -E 's/ +/ /g; s/ - - *$//' |
-            cut -c1-140 | head -30
+        echo "## perf: top symbols (self)"
+        perf report -i "$WORK/perf.data" --no-children --stdio --sort dso,symbol 2>/dev/null | grep -E '^ +[0-9.]+%' |
+            sed -E 's/ +/ /g; s/ - - *$//' | cut -c1-140 | head -30
     } >"$WORK/perf.txt" 2>&1 || true
 fi
 
@@ -399,58 +509,82 @@ fi
 GW_ERRORS="$(grep -c -E '"level":"(WARN|ERROR)"' "$WORK/gateway.log" || true)"
 f2() { awk -v x="$1" 'BEGIN{printf "%.2f", x}'; }
 f3() { awk -v x="$1" 'BEGIN{printf "%.3f", x}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f×", a/b}'; }
-added() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%+.3f", a-b}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f×", b ? a/b : 0}'; }
+signed() { awk -v a="$1" 'BEGIN{printf "%+.3f", a}'; }
+per_core() { awk -v r="$1" -v c="$2" 'BEGIN{printf "%.0f", (c > 0 ? r/c : 0)}'; }
+mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
+label() {
+    case $1 in
+        direct) echo "direct to backend" ;;
+        gw-public) echo "api-gateway, public route" ;;
+        gw-jwt) echo "api-gateway, JWT route" ;;
+        nginx) echo "nginx reverse proxy" ;;
+        scg-public) echo "Spring Cloud Gateway, public route" ;;
+        scg-jwt) echo "Spring Cloud Gateway, JWT route" ;;
+    esac
+}
 
 echo "## Gateway benchmark — $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo
-echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (work tree has changes)'); binaries built $(date -u -r "$GATEWAY_BIN" '+%Y-%m-%d %H:%M UTC')"
-echo "- machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory; load average before the run: $LOAD_BEFORE; busy cores in the 2 s before the run: $BACKGROUND"
-echo "- versions: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $("$OHA" --version), $(rustc -V 2>/dev/null | cut -d' ' -f1-2)"
-echo "- load: $CONNECTIONS connections; warm-up $WARMUP, saturation $SATURATION, then $REPEATS × $RATED at $RATE_PERCENT % of each target's own saturation rate (oha -q --latency-correction), each followed by the backend alone at that rate; load generator, nginx and gateway share all $CORES cores (nothing pinned)"
-echo "- CPU steal during the run: $STEAL % of the machine"
+echo "- commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet 2>/dev/null || echo ' (work tree has changes)'); gateway built $(date -u -r "$GATEWAY_BIN" '+%Y-%m-%d %H:%M UTC')"
+echo "- machine: $CORES cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')), $(awk '/MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) memory; load average before the run: $LOAD_BEFORE; busy cores in the 2 s before the run: $BACKGROUND; CPU steal during the run: $STEAL %"
+echo "- versions: $("$NGINX" -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2), $(rustc -V 2>/dev/null | cut -d' ' -f1-2)$([[ -n "$SCG_PID" ]] && echo ", Spring Cloud Gateway $SCG_VERSION on $(java -version 2>&1 | head -1 | sed 's/"//g')")"
+echo "- load: wrk -t$CORES -c$CONNECTIONS, warm-up $WARMUP ($JVM_WARMUP for the JVM), best of $SAT_RUNS × $SATURATION; then $REPEATS × ${RATED}s at $RATE_PERCENT % of each target's own best rate with ecom-rate ($CONNECTIONS connections, open loop), each followed by the backend alone at that rate; everything shares all $CORES cores (nothing pinned)"
 echo
-echo "| target | req/s | p50 ms | p99 ms | req/s vs nginx | rated req/s | p99 @ $RATE_PERCENT % ms, median (range) | direct p99 @ same rate ms | added p99 ms (median of pairs) | non-2xx + errors |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for key in direct gw-proxy gw-jwt nginx; do
-    case $key in
-        direct) label="(a) direct to backend" ;;
-        gw-proxy) label="(b) api-gateway, no auth" ;;
-        gw-jwt) label="(c) api-gateway, JWT" ;;
-        nginx) label="(d) nginx reverse proxy" ;;
-    esac
-    if [[ $key == direct ]]; then add="—"; else add="$(added "${ADDED[$key]}" 0)"; fi
-    echo "| $label | ${RPS[$key]} | $(f3 "${P50[$key]}") | $(f3 "${P99[$key]}") | $(ratio "${RPS[$key]}" "${RPS[nginx]}") | ${RATE[$key]} | $(f3 "${RP99[$key]}") (${RP99_RANGE[$key]}) | $(f3 "${BASE_P99[$key]}") | $add | ${BAD[$key]} |"
+echo "Saturation (wrk; CPU over all saturation runs; \"per core\" = req/s ÷ cores the target itself used):"
+echo
+echo "| target | req/s | vs nginx | p50 ms | p99 ms | target cores | CPU µs/request | req/s per core | backend cores | wrk cores | other cores | non-2xx + errors |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for key in "${TARGETS[@]}"; do
+    t="${CORES_T[$key]}" pc="$(per_core "${RPS[$key]}" "${CORES_T[$key]}")"
+    [[ $key == direct ]] && t="—" pc="—"
+    echo "| $(label "$key") | ${RPS[$key]} | $(ratio "${RPS[$key]}" "${RPS[nginx]}") | $(f3 "${P50[$key]}") | $(f3 "${P99[$key]}") | $t | ${US[$key]} | $pc | ${CORES_B[$key]} | ${CORES_LG[$key]} | ${CORES_OTHER[$key]} | ${BAD[$key]} |"
 done
 echo
-echo "Rated runs, typical request (p50, median over the runs):"
+echo "At $RATE_PERCENT % of each target's own saturation rate (ecom-rate; median of $REPEATS runs; \"added\" = median of the differences to the backend alone at the same rate right after):"
 echo
-echo "| target | rated req/s | p50 @ $RATE_PERCENT % ms | direct p50 @ same rate ms | added p50 ms |"
-echo "|---|---:|---:|---:|---:|"
-for key in gw-proxy gw-jwt nginx; do
-    echo "| $key | ${RATE[$key]} | $(f3 "${RP50[$key]}") | $(f3 "${BASE_P50[$key]}") | $(added "${ADDED50[$key]}" 0) |"
-done
-echo
-echo "CPU during saturation, in cores out of $CORES (nginx = backend + proxy workers; rest = everything else on the machine, which should be near 0):"
-echo
-echo "| target | gateway cores | nginx cores | oha cores | rest cores | gateway CPU µs/request | nginx CPU µs/request |"
+echo "| target | rate req/s | p50 ms | p99 ms (range) | direct p50 / p99 ms | added p50 ms | added p99 ms |"
 echo "|---|---:|---:|---:|---:|---:|---:|"
-for key in direct gw-proxy gw-jwt nginx; do
-    echo "| $key | ${CPU_GW[$key]} | ${CPU_NGINX[$key]} | ${CPU_LG[$key]} | ${CPU_OTHER[$key]} | ${US_GW[$key]} | ${US_NGINX[$key]} |"
+for key in "${TARGETS[@]}"; do
+    if [[ $key == direct ]]; then
+        echo "| $(label "$key") | ${RATE[$key]} | $(f3 "${RP50[$key]}") | $(f3 "${RP99[$key]}") (${RP99_RANGE[$key]}) | — | — | — |"
+    else
+        echo "| $(label "$key") | ${RATE[$key]} | $(f3 "${RP50[$key]}") | $(f3 "${RP99[$key]}") (${RP99_RANGE[$key]}) | $(f3 "${BASE_P50[$key]}") / $(f3 "${BASE_P99[$key]}") | $(signed "${ADDED50[$key]}") | $(signed "${ADDED99[$key]}") |"
+    fi
 done
 echo
-echo "- gateway RSS: $((RSS_GW_IDLE / 1024)) MiB idle before load, peak $((RSS_GW_LOADED / 1024)) MiB (VmHWM)"
+echo "Footprint (RSS summed over the target's processes: nginx = master + workers):"
+echo
+echo "| target | exec → first 200 ms | RSS idle MiB | RSS peak MiB |"
+echo "|---|---:|---:|---:|"
+echo "| api-gateway | ${START_MS[gw]} | $(mib "${RSS_IDLE[gw]}") | $(mib "${RSS_PEAK[gw]}") |"
+echo "| nginx reverse proxy | ${START_MS[nginx]} | $(mib "${RSS_IDLE[nginx]}") | $(mib "${RSS_PEAK[nginx]}") |"
+[[ -n "$SCG_PID" ]] && echo "| Spring Cloud Gateway | ${START_MS[scg]} | $(mib "${RSS_IDLE[scg]}") | $(mib "${RSS_PEAK[scg]}") |"
+echo
+echo "Targets:"
+echo
+echo "| target | measured |"
+echo "|---|---:|"
+echo "| api-gateway ≥ 1.0× nginx, public route | $(ratio "${RPS[gw-public]}" "${RPS[nginx]}") |"
+echo "| api-gateway ≥ 0.8× nginx, JWT route | $(ratio "${RPS[gw-jwt]}" "${RPS[nginx]}") |"
+echo "| added p99 ≤ 1 ms at $RATE_PERCENT % load (public / JWT) | $(signed "${ADDED99[gw-public]}") / $(signed "${ADDED99[gw-jwt]}") ms |"
+if [[ -n "$SCG_PID" ]]; then
+    echo "| ≥ 6× Spring Cloud Gateway's req/s per core, public route | $(ratio "$(per_core "${RPS[gw-public]}" "${CORES_T[gw-public]}")" "$(per_core "${RPS[scg-public]}" "${CORES_T[scg-public]}")") |"
+    echo "| ≥ 6× Spring Cloud Gateway's req/s per core, JWT route | $(ratio "$(per_core "${RPS[gw-jwt]}" "${CORES_T[gw-jwt]}")" "$(per_core "${RPS[scg-jwt]}" "${CORES_T[scg-jwt]}")") |"
+    echo "| ≤ 0.1× Spring Cloud Gateway's peak RSS | $(ratio "${RSS_PEAK[gw]}" "${RSS_PEAK[scg]}") |"
+fi
+echo
 echo "- gateway WARN/ERROR log lines during the run: $GW_ERRORS"
-for key in direct gw-proxy gw-jwt nginx; do
-    awk -v x="${CPU_OTHER[$key]}" 'BEGIN{exit !(x > 0.15)}' &&
-        echo "- warning: other processes took ${CPU_OTHER[$key]} cores during the $key saturation run; its numbers are disturbed"
+for key in "${TARGETS[@]}"; do
+    awk -v x="${CORES_OTHER[$key]}" 'BEGIN{exit !(x > 0.15)}' &&
+        echo "- warning: other processes took ${CORES_OTHER[$key]} cores during the $key saturation runs; its numbers are disturbed"
     awk -v x="${RATED_OTHER[$key]}" 'BEGIN{exit !(x > 0.15)}' &&
-        echo "- warning: other processes took ${RATED_OTHER[$key]} cores during the $key rated runs; their p99 is disturbed"
+        echo "- warning: other processes took ${RATED_OTHER[$key]} cores during the $key rated runs; their latencies are disturbed"
 done
 if ((GW_ERRORS > 0)); then
     echo
     echo '```'
-    grep -E '"level":"(WARN|ERROR)"' "$WORK/gateway.log" | jq -r '.fields.message // .message // .' 2>/dev/null | sort | uniq -c | sort -rn | head -10
+    grep -E '"level":"(WARN|ERROR)"' "$WORK/gateway.log" | jq -r '.message // .' 2>/dev/null | sort | uniq -c | sort -rn | head -10
     echo '```'
 fi
 if [[ -f "$WORK/perf.txt" ]]; then
