@@ -208,6 +208,10 @@ fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_clea
     let banner = banner.join("\n");
     assert!(banner.contains("ecom is ready in"), "{banner}");
     assert!(banner.contains("admin password"), "{banner}");
+    let kept = std::fs::read_to_string(dir.path().join("admin-password")).unwrap();
+    assert!(banner.contains(&format!("admin password {}  (generated, kept in", kept.trim())), "{banner}");
+    let products = ecom::demo::products().unwrap().len();
+    assert!(banner.contains(&format!("demo catalog   {products} products with stock")), "{banner}");
 
     let listeners = listener_urls(banner.lines());
     let names: Vec<&str> = listeners.iter().map(|(name, _)| name.as_str()).collect();
