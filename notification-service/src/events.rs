@@ -244,18 +244,46 @@ pub async fn run_kafka(
     topic: String,
     shutdown: CancellationToken,
 ) {
-    use rdkafka::Message as _;
-    use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+    use rdkafka::consumer::{CommitMode, Consumer};
 
-    let templates = match Templates::new() {
-        Ok(t) => t,
+    let started = Templates::new().map_err(anyhow::Error::from).and_then(|templates| {
+        let consumer = subscribe(&kafka, &group, &topic)?;
+        let dlq = common::kafka::KafkaPublisher::configured(&kafka, crate::SERVICE)
+            .map_err(|err| anyhow::anyhow!("cannot create the dead-letter producer: {err}"))?;
+        Ok((templates, consumer, dlq))
+    });
+    let (templates, consumer, dlq) = match started {
+        Ok(parts) => parts,
         Err(err) => {
-            tracing::error!(error = %err, "email templates do not compile");
+            tracing::error!(error = format!("{err:#}"), "the event consumer cannot start");
             return;
         }
     };
-    let consumer: StreamConsumer<LagContext> = match common::kafka::configure(&kafka, crate::SERVICE)
-        .set("group.id", &group)
+    let mut errors = ErrorReports::default();
+    while let Some(batch) = next_batch(&consumer, &mut errors, &shutdown).await {
+        let worker = Worker { state: &state, templates: &templates, dlq: &dlq, topic: &topic, shutdown: &shutdown };
+        if !worker.handle_batch(&batch).await {
+            // Shutdown mid-batch: nothing of it is committed; what was handled is
+            // recorded and skipped on redelivery.
+            break;
+        }
+        if let Err(err) = consumer.commit(&offsets_after(&batch), CommitMode::Async) {
+            tracing::warn!(error = %err, "offset commit failed; the events may be redelivered (and skipped)");
+        }
+    }
+    drop_off_runtime(consumer);
+}
+
+/// A consumer in `group` subscribed to `topic`, committing only by hand.
+fn subscribe(
+    kafka: &KafkaSettings,
+    group: &str,
+    topic: &str,
+) -> anyhow::Result<rdkafka::consumer::StreamConsumer<LagContext>> {
+    use anyhow::Context as _;
+    use rdkafka::consumer::Consumer;
+    let consumer: rdkafka::consumer::StreamConsumer<LagContext> = common::kafka::configure(kafka, crate::SERVICE)
+        .set("group.id", group)
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         // Notice a topic created after subscribing within seconds, not minutes.
@@ -268,99 +296,179 @@ pub async fn run_kafka(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
         .set("log_level", "4")
-        .create_with_context(LagContext { group: group.clone() })
-    {
-        Ok(c) => c,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot create the Kafka consumer");
-            return;
-        }
-    };
-    let dlq = match common::kafka::KafkaPublisher::configured(&kafka, crate::SERVICE) {
-        Ok(p) => p,
-        Err(err) => {
-            tracing::error!(error = %err, "cannot create the dead-letter producer");
-            return;
-        }
-    };
-    if let Err(err) = consumer.subscribe(&[topic.as_str()]) {
-        tracing::error!(error = %err, "cannot subscribe");
-        return;
-    }
-    // Errors from `recv` are the client's reports (broker down, reconnecting), queued
-    // as they happen while the client keeps reconnecting by itself: read them promptly,
-    // or a long outage leaves a queue of stale reports in front of the first message.
-    // They are logged at most every 10 s, with the count in between.
-    let mut errors = ErrorReports::default();
-    loop {
-        let first = tokio::select! {
+        .create_with_context(LagContext { group: group.to_owned() })
+        .context("cannot create the Kafka consumer")?;
+    consumer.subscribe(&[topic]).context("cannot subscribe")?;
+    Ok(consumer)
+}
+
+/// The next message and whatever else is already fetched, up to [`BATCH`]; `None` at
+/// shutdown.
+///
+/// Errors from `recv` are the client's reports (broker down, reconnecting), queued
+/// as they happen while the client keeps reconnecting by itself: they are read
+/// promptly, or a long outage would leave a queue of stale reports in front of the
+/// first message.
+async fn next_batch(
+    consumer: &rdkafka::consumer::StreamConsumer<LagContext>,
+    errors: &mut ErrorReports,
+    shutdown: &CancellationToken,
+) -> Option<Vec<rdkafka::message::OwnedMessage>> {
+    let first = loop {
+        let received = tokio::select! {
             message = consumer.recv() => message,
-            () = shutdown.cancelled() => break,
+            () = shutdown.cancelled() => return None,
         };
-        let first = match first {
-            Ok(m) => m.detach(),
-            Err(err) => {
+        match received {
+            Ok(m) => break m.detach(),
+            Err(err) => errors.report(&err),
+        }
+        // A short pause, so that an error repeating at once cannot spin.
+        tokio::select! {
+            () = tokio::time::sleep(ERROR_PAUSE) => {}
+            () = shutdown.cancelled() => return None,
+        }
+    };
+    let mut batch = vec![first];
+    while batch.len() < BATCH {
+        match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
+            Ok(Ok(m)) => batch.push(m.detach()),
+            Ok(Err(err)) => {
                 errors.report(&err);
-                // A short pause, so that an error repeating at once cannot spin.
-                tokio::select! {
-                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    () = shutdown.cancelled() => break,
-                }
-                continue;
+                break;
             }
-        };
-        // Whatever else is already fetched joins the batch, up to BATCH messages.
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
-                Ok(Ok(m)) => batch.push(m.detach()),
-                Ok(Err(err)) => {
-                    errors.report(&err);
-                    break;
-                }
-                Err(_) => break,
-            }
+            Err(_) => break,
         }
-        // Events of one order (one key) in order, different orders concurrently. The
-        // next `recv`, and so any rebalance, waits for the whole batch.
-        let mut by_key: Vec<(Option<Vec<u8>>, Vec<&rdkafka::message::OwnedMessage>)> = Vec::new();
-        for message in &batch {
-            let key = message.key().map(<[u8]>::to_vec);
-            match by_key.iter_mut().find(|(k, _)| *k == key) {
-                Some((_, messages)) => messages.push(message),
-                None => by_key.push((key, vec![message])),
-            }
+    }
+    Some(batch)
+}
+
+/// The messages of `batch` by key, each key's in their order, keys in order of first
+/// appearance.
+fn by_key(batch: &[rdkafka::message::OwnedMessage]) -> Vec<Vec<&rdkafka::message::OwnedMessage>> {
+    use rdkafka::Message as _;
+    let mut groups: Vec<(Option<&[u8]>, Vec<&rdkafka::message::OwnedMessage>)> = Vec::new();
+    for message in batch {
+        let key = message.key();
+        match groups.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, messages)) => messages.push(message),
+            None => groups.push((key, vec![message])),
         }
-        let (state, templates, dlq, topic, shutdown) = (&state, &templates, &dlq, &topic, &shutdown);
-        let done = futures::future::join_all(by_key.iter().map(|(_, messages)| async move {
+    }
+    groups.into_iter().map(|(_, messages)| messages).collect()
+}
+
+/// The offsets to commit once `batch` is handled: per partition, one past its last message.
+fn offsets_after(batch: &[rdkafka::message::OwnedMessage]) -> rdkafka::TopicPartitionList {
+    use rdkafka::Message as _;
+    let mut next: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
+    for message in batch {
+        let at = next.entry((message.topic(), message.partition())).or_default();
+        *at = (*at).max(message.offset() + 1);
+    }
+    let mut offsets = rdkafka::TopicPartitionList::new();
+    for ((topic, partition), offset) in next {
+        let _ = offsets.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset));
+    }
+    offsets
+}
+
+/// `message` for the dead-letter topic of `topic`: its key, payload and headers,
+/// and headers saying why and where it came from.
+fn dead_letter(
+    topic: &str,
+    message: &rdkafka::message::OwnedMessage,
+    mut headers: std::collections::BTreeMap<String, String>,
+    err: &HandleError,
+) -> common::bus::Message {
+    use rdkafka::Message as _;
+    headers.insert("x-error".into(), err.to_string());
+    headers.insert("x-original-topic".into(), message.topic().to_owned());
+    headers.insert("x-original-partition".into(), message.partition().to_string());
+    headers.insert("x-original-offset".into(), message.offset().to_string());
+    common::bus::Message {
+        topic: format!("{topic}.dlq"),
+        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
+        payload: bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default()),
+        headers,
+    }
+}
+
+/// What handling a message needs.
+#[derive(Clone, Copy)]
+struct Worker<'a> {
+    state: &'a AppState,
+    templates: &'a Templates,
+    dlq: &'a common::kafka::KafkaPublisher,
+    topic: &'a str,
+    shutdown: &'a CancellationToken,
+}
+
+impl Worker<'_> {
+    /// Events of one order (one key) in order, different orders concurrently; `false`
+    /// when shutdown interrupted it. The next `recv`, and so any rebalance, waits for
+    /// the whole batch.
+    async fn handle_batch(&self, batch: &[rdkafka::message::OwnedMessage]) -> bool {
+        let done = futures::future::join_all(by_key(batch).into_iter().map(|messages| async move {
             for message in messages {
-                if !handle_message(state, templates, dlq, topic, message, shutdown).await {
+                if !self.handle_message(message).await {
                     return false;
                 }
             }
             true
         }))
         .await;
-        if done.iter().any(|finished| !finished) {
-            // Shutdown mid-batch: nothing of it is committed; what was handled is
-            // recorded and skipped on redelivery.
-            break;
-        }
-        let mut next: std::collections::BTreeMap<(&str, i32), i64> = std::collections::BTreeMap::new();
-        for message in &batch {
-            let at = next.entry((message.topic(), message.partition())).or_default();
-            *at = (*at).max(message.offset() + 1);
-        }
-        let mut offsets = rdkafka::TopicPartitionList::new();
-        for ((topic, partition), offset) in next {
-            let _ = offsets.add_partition_offset(topic, partition, rdkafka::Offset::Offset(offset));
-        }
-        if let Err(err) = consumer.commit(&offsets, CommitMode::Async) {
-            tracing::warn!(error = %err, "offset commit failed; the events may be redelivered (and skipped)");
-        }
+        done.into_iter().all(|finished| finished)
     }
-    drop_off_runtime(consumer);
+
+    /// Handles one message: the email, or the dead-letter topic for what cannot be
+    /// handled. `false` when shutdown interrupted it (it is then neither handled nor
+    /// dead-lettered).
+    async fn handle_message(&self, message: &rdkafka::message::OwnedMessage) -> bool {
+        use rdkafka::Message as _;
+        let Self { state, templates, dlq, topic, shutdown } = *self;
+        let headers = message.headers().map(common::kafka::headers_to_map).unwrap_or_default();
+        let span = tracing::info_span!(
+            "consume",
+            otel.name = format!("consume {}", message.topic()),
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            topic = message.topic(),
+            partition = message.partition(),
+            offset = message.offset()
+        );
+        let _ = span.set_parent(common::propagation::extract_map(&headers));
+        let payload = message.payload().unwrap_or_default();
+        let outcome = handle_with_retry(state, templates, payload, shutdown).instrument(span.clone()).await;
+        let err = match outcome {
+            None => return false,
+            Some(Ok(_)) => return true,
+            Some(Err(err)) => err,
+        };
+        let dead = dead_letter(topic, message, headers, &err);
+        // Not committed until the dead letter is safely written.
+        let mut backoff = DEAD_LETTER_RETRY.start();
+        let written = retry::run_with_retries(
+            shutdown,
+            || common::bus::Publisher::publish(dlq, dead.clone()),
+            |publish_err| {
+                let delay = backoff.next_delay();
+                tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
+                delay
+            },
+        )
+        .await;
+        if written.is_none() {
+            return false;
+        }
+        metrics::counter!("notification_dead_lettered_total").increment(1);
+        span.in_scope(|| tracing::error!(error = %err, "event dead-lettered"));
+        true
+    }
 }
+
+/// The pause after a consumer error before polling again.
+const ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Most messages handled together between two polls of the consumer.
 const BATCH: usize = 64;
@@ -381,66 +489,6 @@ impl ErrorReports {
             self.unreported = 0;
         }
     }
-}
-
-/// Handles one message: the email, or the dead-letter topic for what cannot be handled.
-/// `false` when shutdown interrupted it (it is then neither handled nor dead-lettered).
-async fn handle_message(
-    state: &AppState,
-    templates: &Templates,
-    dlq: &common::kafka::KafkaPublisher,
-    topic: &str,
-    message: &rdkafka::message::OwnedMessage,
-    shutdown: &CancellationToken,
-) -> bool {
-    use rdkafka::Message as _;
-    let headers = message.headers().map(common::kafka::headers_to_map).unwrap_or_default();
-    let span = tracing::info_span!(
-        "consume",
-        otel.name = format!("consume {}", message.topic()),
-        otel.kind = "consumer",
-        messaging.system = "kafka",
-        topic = message.topic(),
-        partition = message.partition(),
-        offset = message.offset()
-    );
-    let _ = span.set_parent(common::propagation::extract_map(&headers));
-    let payload = message.payload().unwrap_or_default();
-    let outcome = handle_with_retry(state, templates, payload, shutdown).instrument(span.clone()).await;
-    let err = match outcome {
-        None => return false,
-        Some(Ok(_)) => return true,
-        Some(Err(err)) => err,
-    };
-    let mut dead_headers = headers;
-    dead_headers.insert("x-error".into(), err.to_string());
-    dead_headers.insert("x-original-topic".into(), message.topic().to_owned());
-    dead_headers.insert("x-original-partition".into(), message.partition().to_string());
-    dead_headers.insert("x-original-offset".into(), message.offset().to_string());
-    let dead = common::bus::Message {
-        topic: format!("{topic}.dlq"),
-        key: message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default(),
-        payload: bytes::Bytes::copy_from_slice(payload),
-        headers: dead_headers,
-    };
-    // Not committed until the dead letter is safely written.
-    let mut backoff = DEAD_LETTER_RETRY.start();
-    let written = retry::run_with_retries(
-        shutdown,
-        || common::bus::Publisher::publish(dlq, dead.clone()),
-        |publish_err| {
-            let delay = backoff.next_delay();
-            tracing::warn!(error = %publish_err, "dead-letter publish failed; retrying");
-            delay
-        },
-    )
-    .await;
-    if written.is_none() {
-        return false;
-    }
-    metrics::counter!("notification_dead_lettered_total").increment(1);
-    span.in_scope(|| tracing::error!(error = %err, "event dead-lettered"));
-    true
 }
 
 /// Publishes `kafka_consumer_lag` per partition from the client's statistics.
@@ -481,4 +529,43 @@ impl rdkafka::consumer::ConsumerContext for LagContext {}
 /// so neither an async worker nor the runtime's shutdown waits on it.
 fn drop_off_runtime(consumer: rdkafka::consumer::StreamConsumer<LagContext>) {
     let _ = std::thread::Builder::new().name("kafka-consumer-close".into()).spawn(move || drop(consumer));
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::Message as _;
+    use rdkafka::message::OwnedMessage;
+
+    use super::*;
+
+    fn message(key: &str, partition: i32, offset: i64) -> OwnedMessage {
+        let timestamp = rdkafka::Timestamp::NotAvailable;
+        OwnedMessage::new(None, Some(key.as_bytes().to_vec()), "orders.v1".into(), timestamp, partition, offset, None)
+    }
+
+    #[test]
+    fn a_batch_is_grouped_by_key_keeping_each_keys_order() {
+        let batch = [message("a", 0, 1), message("b", 1, 7), message("a", 0, 2), message("c", 0, 3)];
+        let groups: Vec<Vec<i64>> = by_key(&batch).iter().map(|g| g.iter().map(|m| m.offset()).collect()).collect();
+        assert_eq!(groups, [vec![1, 2], vec![7], vec![3]]);
+    }
+
+    #[test]
+    fn the_committed_offset_of_each_partition_is_one_past_its_last_message() {
+        let batch = [message("a", 0, 4), message("b", 1, 9), message("a", 0, 5)];
+        let offsets = offsets_after(&batch);
+        let at = |partition| offsets.find_partition("orders.v1", partition).map(|p| p.offset());
+        assert_eq!(at(0), Some(rdkafka::Offset::Offset(6)));
+        assert_eq!(at(1), Some(rdkafka::Offset::Offset(10)));
+    }
+
+    #[test]
+    fn a_dead_letter_keeps_the_message_and_says_why_and_where_from() {
+        let err = HandleError::Permanent("no such template".into());
+        let dead = dead_letter("orders.v1", &message("o-1", 2, 40), Default::default(), &err);
+        assert_eq!((dead.topic.as_str(), dead.key.as_str()), ("orders.v1.dlq", "o-1"));
+        assert_eq!(dead.headers["x-error"], "permanent: no such template");
+        assert_eq!(dead.headers["x-original-partition"], "2");
+        assert_eq!(dead.headers["x-original-offset"], "40");
+    }
 }
