@@ -8,7 +8,8 @@
 # with the dev pods ready it walks docs/kubernetes.md's path (scripts/check/lib/k8s-walk.bash:
 # demo catalog, an order, its emails in Mailpit, its trace in Jaeger).
 #
-# Needs the native stack (scripts/stack.sh up). Installs bubblewrap (Debian) if missing;
+# Needs root (to set up each pod's mounts and switch to its user, as a kubelet does) and
+# the native stack (scripts/stack.sh up). Installs bubblewrap, curl, jq (Debian) if missing;
 # kustomize comes from scripts/check/lib/k8s-tools.bash. ECOM_POD_CHECK_PROFILE=release
 # runs the release binaries (default: debug); ECOM_POD_CHECK_BIN_DIR=DIR runs the ones
 # already built in DIR without building.
@@ -16,6 +17,10 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 started=$(date +%s)
+if [ "$(id -u)" -ne 0 ]; then
+  echo "k8s pods: needs root: each pod's mounts and its switch to the pod's user are made as a kubelet makes them" >&2
+  exit 1
+fi
 # shellcheck source=scripts/check/lib/k8s-tools.bash
 source scripts/check/lib/k8s-tools.bash
 # shellcheck source=scripts/check/lib/k8s-site.bash
