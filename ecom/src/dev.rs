@@ -325,6 +325,9 @@ fn print_banner(platform: &Platform, data_dir: &Path, catalog: Catalog, elapsed:
     println!("  ecom is ready in {} ms", elapsed.as_millis());
     println!();
     println!("  gateway        http://{}", platform.gateway);
+    if platform.gateway.ip().is_unspecified() {
+        println!("                 (every interface; from this machine http://{})", reachable(platform.gateway));
+    }
     println!("  API docs       http://{}/api/docs", platform.gateway);
     println!("  gateway ops    http://{}/metrics", platform.gateway_ops);
     for (service, addr) in &platform.listeners[1..] {
