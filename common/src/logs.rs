@@ -76,15 +76,7 @@ where
     ) -> fmt::Result {
         // The trace context first: reading it takes the span's extensions, which must
         // not be borrowed below at the same time.
-        let leaf = ctx.lookup_current().map(|span| span.id());
-        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
-        let trace = leaf.zip(dispatch).and_then(|(id, dispatch)| {
-            let context = tracing_opentelemetry::get_otel_context(&id, &dispatch)?;
-            let span = context.span();
-            let sc = span.span_context();
-            sc.is_valid().then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
-        });
-
+        let trace = self.trace_ids(ctx);
         let meta = event.metadata();
         let mut line = Map::new();
         line.insert(
@@ -98,45 +90,77 @@ where
             line.insert("trace_id".into(), Value::from(trace_id));
             line.insert("span_id".into(), Value::from(span_id));
         }
-
-        // Span fields, outermost first, so the innermost span's value wins.
-        let mut fields = Map::new();
-        if let Some(scope) = ctx.event_scope() {
-            let mut innermost = None;
-            for span in scope.from_root() {
-                innermost = Some(span.name());
-                let extensions = span.extensions();
-                if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
-                    && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(formatted.as_str())
-                {
-                    fields.extend(map.into_iter().filter(|(k, _)| !k.starts_with("otel.")));
-                }
-            }
-            if let Some(name) = innermost {
-                line.insert("span".into(), Value::from(name));
-            }
+        let (mut fields, innermost) = span_fields(ctx);
+        if let Some(name) = innermost {
+            line.insert("span".into(), Value::from(name));
         }
         let mut own = Map::new();
         event.record(&mut Fields(&mut own));
         fields.extend(own);
-        // In one process hosting several services (`ecom dev`), the request span names the service.
-        if let Some(Value::String(service)) = fields.remove("service") {
-            line.insert("service".into(), Value::from(service));
-        }
-        let message = fields.remove("message").unwrap_or(Value::from(""));
-        line.insert("message".into(), message);
-        let mut clashing = Map::new();
-        for (key, value) in fields {
-            if RESERVED.contains(&key.as_str()) {
-                clashing.insert(key, value);
-            } else {
-                line.insert(key, value);
+        add_fields(&mut line, fields);
+        writeln!(writer, "{}", Value::Object(line))
+    }
+}
+
+impl JsonLines {
+    /// The trace and span id of the current span, when it is in a valid trace.
+    fn trace_ids<S>(&self, ctx: &FmtContext<'_, S, JsonFields>) -> Option<(String, String)>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let leaf = ctx.lookup_current().map(|span| span.id());
+        let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
+        leaf.zip(dispatch).and_then(|(id, dispatch)| {
+            let context = tracing_opentelemetry::get_otel_context(&id, &dispatch)?;
+            let span = context.span();
+            let sc = span.span_context();
+            sc.is_valid().then(|| (sc.trace_id().to_string(), sc.span_id().to_string()))
+        })
+    }
+}
+
+/// The fields of the event's spans, outermost first so the innermost span's value
+/// wins, without the `otel.` ones; and the innermost span's name.
+fn span_fields<S>(ctx: &FmtContext<'_, S, JsonFields>) -> (Map<String, Value>, Option<&'static str>)
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    let mut fields = Map::new();
+    let mut innermost = None;
+    if let Some(scope) = ctx.event_scope() {
+        for span in scope.from_root() {
+            innermost = Some(span.name());
+            let extensions = span.extensions();
+            if let Some(formatted) = extensions.get::<FormattedFields<JsonFields>>()
+                && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(formatted.as_str())
+            {
+                fields.extend(map.into_iter().filter(|(k, _)| !k.starts_with("otel.")));
             }
         }
-        if !clashing.is_empty() {
-            line.insert("fields".into(), Value::Object(clashing));
+    }
+    (fields, innermost)
+}
+
+/// Adds the span and event `fields` to `line`: `message` and `service` at the top,
+/// the rest beside them, except those that would overwrite a reserved key, which go
+/// under `fields`.
+fn add_fields(line: &mut Map<String, Value>, mut fields: Map<String, Value>) {
+    // In one process hosting several services (`ecom dev`), the request span names the service.
+    if let Some(Value::String(service)) = fields.remove("service") {
+        line.insert("service".into(), Value::from(service));
+    }
+    let message = fields.remove("message").unwrap_or(Value::from(""));
+    line.insert("message".into(), message);
+    let mut clashing = Map::new();
+    for (key, value) in fields {
+        if RESERVED.contains(&key.as_str()) {
+            clashing.insert(key, value);
+        } else {
+            line.insert(key, value);
         }
-        writeln!(writer, "{}", Value::Object(line))
+    }
+    if !clashing.is_empty() {
+        line.insert("fields".into(), Value::Object(clashing));
     }
 }
 

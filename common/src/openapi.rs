@@ -72,72 +72,100 @@ pub enum JsonBodyProblems {
 /// Error answers described without a body get the problem body too, and the
 /// `Problem` and `FieldError` schemas are added to the components when missing.
 pub fn add_standard_problems(document: &mut serde_json::Value) {
-    use serde_json::{Value, json};
+    use serde_json::Value;
 
-    let problem = |description: &str, header: Option<(&str, &str)>| {
-        let mut response = json!({
-            "description": description,
-            "content": {super::problem::CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        });
-        if let Some((name, about)) = header {
-            response["headers"] = json!({name: {"description": about, "required": true, "schema": {"type": "string"}}});
-        }
-        response
-    };
-    let retry_after = Some(("Retry-After", "Seconds to wait before trying again"));
-    let everywhere = [
-        ("429", problem("Too many requests from this client; `Retry-After` says when to try again", retry_after)),
-        ("503", problem("The service or one of its dependencies is unavailable or too slow", retry_after)),
-    ];
-    let with_body = [
-        ("400", problem("Malformed JSON, or a body that could not be read", None)),
-        ("408", problem("The request body did not arrive in time", None)),
-        ("413", problem("Body over 1 MiB", None)),
-        ("415", problem("Not `Content-Type: application/json`", None)),
-    ];
-    let unauthorized = (
-        "401",
-        problem("No valid access token", Some(("WWW-Authenticate", "`Bearer`, the scheme to authenticate with"))),
-    );
-
+    let standard = StandardProblems::new();
     if let Some(paths) = document.get_mut("paths").and_then(Value::as_object_mut) {
         for item in paths.values_mut().filter_map(Value::as_object_mut) {
             for (method, operation) in item.iter_mut() {
-                if !matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
-                    continue;
-                }
-                let has_body = operation.get("requestBody").is_some();
-                // Secured when every alternative names a scheme (`{}` would mean anonymous).
-                let secured = operation.get("security").and_then(Value::as_array).is_some_and(|requirements| {
-                    !requirements.is_empty()
-                        && requirements.iter().all(|r| r.as_object().is_some_and(|r| !r.is_empty()))
-                });
-                let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
-                    continue;
-                };
-                let extra = everywhere
-                    .iter()
-                    .chain(with_body.iter().filter(|_| has_body))
-                    .chain(std::iter::once(&unauthorized).filter(|_| secured));
-                for (status, response) in extra {
-                    responses.entry(*status).or_insert_with(|| response.clone());
-                }
-                for (status, response) in responses.iter_mut() {
-                    let is_error = status.starts_with('4') || status.starts_with('5');
-                    if let Some(response) = response.as_object_mut().filter(|_| is_error)
-                        && !response.contains_key("content")
-                        && !response.contains_key("$ref")
-                    {
-                        response.insert("content".to_owned(), problem("", None)["content"].clone());
-                    }
+                if matches!(method.as_str(), "get" | "put" | "post" | "delete" | "patch" | "head" | "options") {
+                    standard.add_to(operation);
                 }
             }
         }
     }
+    add_problem_schemas(document);
+}
 
+/// The problem answers [`add_standard_problems`] adds, by status.
+struct StandardProblems {
+    everywhere: [(&'static str, serde_json::Value); 2],
+    with_body: [(&'static str, serde_json::Value); 4],
+    unauthorized: (&'static str, serde_json::Value),
+}
+
+impl StandardProblems {
+    fn new() -> Self {
+        let retry_after = Some(("Retry-After", "Seconds to wait before trying again"));
+        let bearer = Some(("WWW-Authenticate", "`Bearer`, the scheme to authenticate with"));
+        Self {
+            everywhere: [
+                (
+                    "429",
+                    problem("Too many requests from this client; `Retry-After` says when to try again", retry_after),
+                ),
+                ("503", problem("The service or one of its dependencies is unavailable or too slow", retry_after)),
+            ],
+            with_body: [
+                ("400", problem("Malformed JSON, or a body that could not be read", None)),
+                ("408", problem("The request body did not arrive in time", None)),
+                ("413", problem("Body over 1 MiB", None)),
+                ("415", problem("Not `Content-Type: application/json`", None)),
+            ],
+            unauthorized: ("401", problem("No valid access token", bearer)),
+        }
+    }
+
+    /// Adds to `operation` the answers it can meet and does not describe yet, and a
+    /// problem body to each error answer described without one.
+    fn add_to(&self, operation: &mut serde_json::Value) {
+        use serde_json::Value;
+        let has_body = operation.get("requestBody").is_some();
+        // Secured when every alternative names a scheme (`{}` would mean anonymous).
+        let secured = operation.get("security").and_then(Value::as_array).is_some_and(|requirements| {
+            !requirements.is_empty() && requirements.iter().all(|r| r.as_object().is_some_and(|r| !r.is_empty()))
+        });
+        let Some(responses) = operation.get_mut("responses").and_then(Value::as_object_mut) else {
+            return;
+        };
+        let extra = self
+            .everywhere
+            .iter()
+            .chain(self.with_body.iter().filter(|_| has_body))
+            .chain(std::iter::once(&self.unauthorized).filter(|_| secured));
+        for (status, response) in extra {
+            responses.entry(*status).or_insert_with(|| response.clone());
+        }
+        for (status, response) in responses.iter_mut() {
+            let is_error = status.starts_with('4') || status.starts_with('5');
+            if let Some(response) = response.as_object_mut().filter(|_| is_error)
+                && !response.contains_key("content")
+                && !response.contains_key("$ref")
+            {
+                response.insert("content".to_owned(), problem("", None)["content"].clone());
+            }
+        }
+    }
+}
+
+/// A response with a problem body, and `header` (name, description) when given.
+fn problem(description: &str, header: Option<(&str, &str)>) -> serde_json::Value {
+    let mut response = serde_json::json!({
+        "description": description,
+        "content": {super::problem::CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}},
+    });
+    if let Some((name, about)) = header {
+        response["headers"] =
+            serde_json::json!({name: {"description": about, "required": true, "schema": {"type": "string"}}});
+    }
+    response
+}
+
+/// Adds the `Problem` and `FieldError` schemas to the components when missing.
+fn add_problem_schemas(document: &mut serde_json::Value) {
     let schemas = &mut document["components"]["schemas"];
     if !schemas.is_object() {
-        *schemas = json!({});
+        *schemas = serde_json::json!({});
     }
     if let Some(schemas) = schemas.as_object_mut() {
         for (name, schema) in
