@@ -182,14 +182,18 @@ fn to_pem(der: &[u8], label: &str) -> String {
 mod tests {
     use super::*;
 
-    fn ring(dir: &Path, previous: Vec<PathBuf>) -> KeyRing {
-        KeyRing::load(&KeySettings {
-            signing_key_file: dir.join("active.pem"),
+    /// Keys signing from `signing` (created if `generate`), publishing `previous` and `next`.
+    fn settings(signing: PathBuf, previous: Vec<PathBuf>, next: Vec<PathBuf>, generate: bool) -> KeySettings {
+        KeySettings {
+            signing_key_file: signing,
             previous_key_files: previous,
-            next_key_files: vec![],
-            generate_missing: true,
-        })
-        .unwrap()
+            next_key_files: next,
+            generate_missing: generate,
+        }
+    }
+
+    fn ring(dir: &Path, previous: Vec<PathBuf>) -> KeyRing {
+        KeyRing::load(&settings(dir.join("active.pem"), previous, vec![], true)).unwrap()
     }
 
     #[test]
@@ -217,21 +221,11 @@ mod tests {
     #[test]
     fn a_next_key_is_published_but_never_signs() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("next.pem"), generate_pem().unwrap()).unwrap();
-        let ring = KeyRing::load(&KeySettings {
-            signing_key_file: dir.path().join("active.pem"),
-            previous_key_files: vec![],
-            next_key_files: vec![dir.path().join("next.pem")],
-            generate_missing: true,
-        })
-        .unwrap();
-        let next = KeyRing::load(&KeySettings {
-            signing_key_file: dir.path().join("next.pem"),
-            previous_key_files: vec![],
-            next_key_files: vec![],
-            generate_missing: false,
-        })
-        .unwrap();
+        let next_file = dir.path().join("next.pem");
+        std::fs::write(&next_file, generate_pem().unwrap()).unwrap();
+        let ring =
+            KeyRing::load(&settings(dir.path().join("active.pem"), vec![], vec![next_file.clone()], true)).unwrap();
+        let next = KeyRing::load(&settings(next_file, vec![], vec![], false)).unwrap();
         let kids: Vec<String> =
             ring.jwks()["keys"].as_array().unwrap().iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect();
         assert_eq!(kids, [ring.active_kid(), next.active_kid()]);
@@ -243,26 +237,15 @@ mod tests {
     #[test]
     fn a_missing_next_key_names_its_variable() {
         let dir = tempfile::tempdir().unwrap();
-        let err = KeyRing::load(&KeySettings {
-            signing_key_file: dir.path().join("active.pem"),
-            previous_key_files: vec![],
-            next_key_files: vec![dir.path().join("gone.pem")],
-            generate_missing: true,
-        })
-        .unwrap_err();
+        let next = vec![dir.path().join("gone.pem")];
+        let err = KeyRing::load(&settings(dir.path().join("active.pem"), vec![], next, true)).unwrap_err();
         assert!(format!("{err:#}").contains("ECOM_JWT_NEXT_KEY_FILES"), "{err:#}");
     }
 
     #[test]
     fn a_missing_key_without_generation_names_the_variable() {
         let dir = tempfile::tempdir().unwrap();
-        let err = KeyRing::load(&KeySettings {
-            signing_key_file: dir.path().join("none.pem"),
-            previous_key_files: vec![],
-            next_key_files: vec![],
-            generate_missing: false,
-        })
-        .unwrap_err();
+        let err = KeyRing::load(&settings(dir.path().join("none.pem"), vec![], vec![], false)).unwrap_err();
         assert!(err.to_string().contains("ECOM_JWT_SIGNING_KEY_FILE"));
     }
 }
