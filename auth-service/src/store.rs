@@ -156,6 +156,34 @@ struct TokenRow {
     family_started_at: DateTime<Utc>,
 }
 
+const INSERT_REFRESH_TOKEN: &str = "INSERT INTO refresh_tokens \
+    (token_hash, family_id, user_id, created_at, expires_at, family_started_at) VALUES (?, ?, ?, ?, ?, ?)";
+
+/// Where a presented refresh token stands before it is spent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Standing {
+    /// Unspent, unexpired, in a family within its lifetime.
+    Live,
+    /// Spent before: presenting it again is reuse.
+    Spent,
+    /// Revoked, expired, or its family is past its lifetime.
+    Invalid,
+}
+
+impl TokenRow {
+    fn standing(&self, now: DateTime<Utc>, lifetimes: RefreshLifetimes) -> Standing {
+        if self.revoked_at.is_some() {
+            Standing::Invalid
+        } else if self.used_at.is_some() {
+            Standing::Spent
+        } else if self.expires_at <= now || lifetimes.expiry(now, self.family_started_at) <= now {
+            Standing::Invalid
+        } else {
+            Standing::Live
+        }
+    }
+}
+
 /// How long refresh tokens live.
 #[derive(Debug, Clone, Copy)]
 pub struct RefreshLifetimes {
@@ -198,10 +226,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         on_pool!(&self.pool, pool => {
-            sqlx::query(
-                "INSERT INTO refresh_tokens (token_hash, family_id, user_id, created_at, expires_at, family_started_at) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
+            sqlx::query(INSERT_REFRESH_TOKEN)
             .bind(token_hash)
             .bind(family_id)
             .bind(user_id)
@@ -241,40 +266,35 @@ impl Store {
             .await?;
             match row {
                 None => (Spend::Invalid, None),
-                Some(row) if row.revoked_at.is_some() => (Spend::Invalid, None),
-                Some(row) if row.used_at.is_some() => (Spend::Reused, Some(row.family_id)),
-                Some(row) if row.expires_at <= now || lifetimes.expiry(now, row.family_started_at) <= now => {
-                    (Spend::Invalid, None)
-                }
-                Some(row) => {
-                    let spent = sqlx::query(
-                        "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL",
-                    )
-                    .bind(now)
-                    .bind(token_hash)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if spent == 1 {
-                        sqlx::query(
-                            "INSERT INTO refresh_tokens \
-                             (token_hash, family_id, user_id, created_at, expires_at, family_started_at) \
-                             VALUES (?, ?, ?, ?, ?, ?)",
+                Some(row) => match row.standing(now, lifetimes) {
+                    Standing::Invalid => (Spend::Invalid, None),
+                    Standing::Spent => (Spend::Reused, Some(row.family_id)),
+                    Standing::Live => {
+                        let spent = sqlx::query(
+                            "UPDATE refresh_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND revoked_at IS NULL",
                         )
-                        .bind(next_hash)
-                        .bind(&row.family_id)
-                        .bind(&row.user_id)
                         .bind(now)
-                        .bind(lifetimes.expiry(now, row.family_started_at))
-                        .bind(row.family_started_at)
+                        .bind(token_hash)
                         .execute(&mut *tx)
-                        .await?;
-                        tx.commit().await?;
-                        (Spend::Rotated { user_id: row.user_id }, None)
-                    } else {
-                        (Spend::Reused, Some(row.family_id))
+                        .await?
+                        .rows_affected();
+                        if spent == 1 {
+                            sqlx::query(INSERT_REFRESH_TOKEN)
+                            .bind(next_hash)
+                            .bind(&row.family_id)
+                            .bind(&row.user_id)
+                            .bind(now)
+                            .bind(lifetimes.expiry(now, row.family_started_at))
+                            .bind(row.family_started_at)
+                            .execute(&mut *tx)
+                            .await?;
+                            tx.commit().await?;
+                            (Spend::Rotated { user_id: row.user_id }, None)
+                        } else {
+                            (Spend::Reused, Some(row.family_id))
+                        }
                     }
-                }
+                },
             }
         });
         if let (Spend::Reused, Some(family)) = &outcome {
@@ -309,5 +329,34 @@ impl Store {
                 .map(drop)?
         });
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(now: DateTime<Utc>) -> TokenRow {
+        TokenRow {
+            family_id: "f".into(),
+            user_id: "u".into(),
+            expires_at: now + TimeDelta::hours(1),
+            used_at: None,
+            revoked_at: None,
+            family_started_at: now - TimeDelta::hours(1),
+        }
+    }
+
+    #[test]
+    fn a_token_is_live_until_spent_revoked_expired_or_its_family_ends() {
+        let now = Utc::now();
+        let lifetimes = RefreshLifetimes { token: TimeDelta::hours(1), family: TimeDelta::hours(2) };
+        assert_eq!(row(now).standing(now, lifetimes), Standing::Live);
+        assert_eq!(TokenRow { used_at: Some(now), ..row(now) }.standing(now, lifetimes), Standing::Spent);
+        let revoked = TokenRow { used_at: Some(now), revoked_at: Some(now), ..row(now) };
+        assert_eq!(revoked.standing(now, lifetimes), Standing::Invalid, "a revoked family's spent token is no reuse");
+        assert_eq!(TokenRow { expires_at: now, ..row(now) }.standing(now, lifetimes), Standing::Invalid);
+        let old_family = TokenRow { family_started_at: now - TimeDelta::hours(2), ..row(now) };
+        assert_eq!(old_family.standing(now, lifetimes), Standing::Invalid);
     }
 }
