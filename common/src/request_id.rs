@@ -72,16 +72,27 @@ fn splitmix64(state: &Cell<u64>) -> u64 {
 }
 
 /// Middleware: settles the request id before anything else runs.
-pub async fn request_id(mut req: Request, next: Next) -> Response {
+pub async fn request_id(req: Request, next: Next) -> Response {
+    with_request_id(req, |req| next.run(req)).await
+}
+
+/// What [`request_id`] does, around `inner` rather than the next layer: the id goes into
+/// the request's headers and extensions, is current while `inner` runs, and goes on the
+/// answer.
+pub async fn with_request_id<F, Fut>(mut req: Request, inner: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response>,
+{
     let id = RequestId::sanitize(req.headers().get(&X_REQUEST_ID)).unwrap_or_else(RequestId::generate);
     if let Ok(value) = HeaderValue::from_str(&id.0) {
         req.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
         req.extensions_mut().insert(id.clone());
-        let mut response = CURRENT.scope(id, next.run(req)).await;
+        let mut response = CURRENT.scope(id, inner(req)).await;
         response.headers_mut().insert(X_REQUEST_ID.clone(), value);
         response
     } else {
-        next.run(req).await
+        inner(req).await
     }
 }
 
