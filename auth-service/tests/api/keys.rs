@@ -55,66 +55,96 @@ async fn after_a_key_rotation_old_tokens_verify_until_the_old_key_is_removed() {
 /// replicas serving at that moment, as (signing key, previous keys, next keys), by name.
 type Replica = (&'static str, &'static [&'static str], &'static [&'static str]);
 
-/// Rotates the signing key across replicas step by step, and checks at every moment
-/// that every token issued so far (and not yet meant to have expired) verifies with the
-/// JWKS of every replica serving then: a verifier may have last fetched its keys from
-/// any of them. Returns the refusals, as "token from <replica> refused by <replica>".
-async fn roll(steps: &[&[Replica]], expire_old_at: usize) -> Vec<String> {
-    let dir = tempfile::tempdir().unwrap();
-    let keys_dir = dir.path().join("keys");
-    std::fs::create_dir_all(&keys_dir).unwrap();
-    for name in ["old", "new"] {
-        std::fs::write(keys_dir.join(format!("{name}.pem")), keys::generate_pem().unwrap()).unwrap();
+/// The replicas of one auth-service sharing a database and a key directory.
+struct Fleet {
+    _dir: tempfile::TempDir,
+    keys_dir: std::path::PathBuf,
+    url: url::Url,
+    live: Vec<(Replica, common::test_util::Running)>,
+}
+
+impl Fleet {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let keys_dir = dir.path().join("keys");
+        std::fs::create_dir_all(&keys_dir).unwrap();
+        for name in ["old", "new"] {
+            std::fs::write(keys_dir.join(format!("{name}.pem")), keys::generate_pem().unwrap()).unwrap();
+        }
+        let url = support::sqlite_url(dir.path());
+        Self { _dir: dir, keys_dir, url, live: Vec::new() }
     }
-    let url = support::sqlite_url(dir.path());
-    let path = |name: &str| keys_dir.join(format!("{name}.pem"));
-    let mut live: Vec<(Replica, common::test_util::Running)> = Vec::new();
-    let mut issued: Vec<(String, &'static str, String)> = Vec::new();
-    let mut refusals = Vec::new();
-    for (step, replicas) in steps.iter().enumerate() {
-        // Replace the replicas this step does not keep; start those it adds.
-        let mut kept = Vec::new();
-        for (replica, running) in live.drain(..) {
-            if replicas.contains(&replica)
-                && kept.iter().filter(|(r, _)| *r == replica).count()
-                    < replicas.iter().filter(|r| **r == replica).count()
-            {
+
+    /// Stops the replicas `replicas` does not keep and starts those it adds; a token
+    /// from each started one.
+    async fn roll_to(&mut self, replicas: &[Replica]) -> Vec<(String, Replica)> {
+        let wanted = |replica: &Replica| replicas.iter().filter(|r| *r == replica).count();
+        let mut kept: Vec<(Replica, common::test_util::Running)> = Vec::new();
+        for (replica, running) in self.live.drain(..) {
+            if kept.iter().filter(|(r, _)| *r == replica).count() < wanted(&replica) {
                 kept.push((replica, running));
             } else {
                 running.stop().await.unwrap();
             }
         }
-        for replica in replicas.iter() {
-            let have = kept.iter().filter(|(r, _)| r == replica).count();
-            let want = replicas.iter().filter(|r| *r == replica).count();
-            if have < want {
-                let mut settings = support::settings(url.clone(), &keys_dir);
+        let path = |name: &str| self.keys_dir.join(format!("{name}.pem"));
+        let mut tokens = Vec::new();
+        for replica in replicas {
+            if kept.iter().filter(|(r, _)| r == replica).count() < wanted(replica) {
+                let mut settings = support::settings(self.url.clone(), &self.keys_dir);
                 settings.keys.signing_key_file = path(replica.0);
                 settings.keys.previous_key_files = replica.1.iter().map(|k| path(k)).collect();
                 settings.keys.next_key_files = replica.2.iter().map(|k| path(k)).collect();
                 let (token, running) = token_from(settings).await;
-                issued.push((token, replica.0, format!("step {step}: {replica:?}")));
+                tokens.push((token, *replica));
                 kept.push((*replica, running));
             }
         }
-        live = kept;
-        for (replica, running) in &live {
+        self.live = kept;
+        tokens
+    }
+
+    /// The replicas whose JWKS refuses a token, as a verifier that fetched it there would.
+    async fn refusing(&self, token: &str) -> Vec<Replica> {
+        let mut refusing = Vec::new();
+        for (replica, running) in &self.live {
             let jwks = running.url("/.well-known/jwks.json").parse().unwrap();
-            let expectations = support::settings(url.clone(), &keys_dir).expectations;
+            let expectations = support::settings(self.url.clone(), &self.keys_dir).expectations;
             let verifier = common::auth::Verifier::remote(jwks, expectations, Duration::ZERO, Duration::ZERO).unwrap();
-            for (token, key, from) in &issued {
-                if step >= expire_old_at && *key == "old" {
-                    continue;
-                }
-                if verifier.verify(token).await.is_err() {
-                    refusals.push(format!("step {step}: token from {from} refused by {replica:?}"));
-                }
+            if verifier.verify(token).await.is_err() {
+                refusing.push(*replica);
+            }
+        }
+        refusing
+    }
+
+    async fn stop(self) {
+        for (_, running) in self.live {
+            running.stop().await.unwrap();
+        }
+    }
+}
+
+/// Rotates the signing key across replicas step by step, and checks at every moment
+/// that every token issued so far (and not yet meant to have expired: the old key's,
+/// from step `expire_old_at` on) verifies with the JWKS of every replica serving then:
+/// a verifier may have last fetched its keys from any of them. Returns the refusals.
+async fn roll(steps: &[&[Replica]], expire_old_at: usize) -> Vec<String> {
+    let mut fleet = Fleet::new();
+    let mut issued: Vec<(String, Replica, usize)> = Vec::new();
+    let mut refusals = Vec::new();
+    for (step, replicas) in steps.iter().enumerate() {
+        issued.extend(fleet.roll_to(replicas).await.into_iter().map(|(token, from)| (token, from, step)));
+        for (token, from, when) in &issued {
+            if step >= expire_old_at && from.0 == "old" {
+                continue;
+            }
+            for by in fleet.refusing(token).await {
+                refusals.push(format!("step {step}: token from {from:?} (step {when}) refused by {by:?}"));
             }
         }
     }
-    for (_, running) in live {
-        running.stop().await.unwrap();
-    }
+    fleet.stop().await;
     refusals
 }
 
