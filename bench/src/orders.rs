@@ -115,59 +115,88 @@ async fn place(http: &reqwest::Client, url: &str, token: &str, sku: &str, due: I
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().pool_max_idle_per_host(512).build()?;
     let (sku, email, token) = setup(&http, &args).await?;
-    let url = format!("{}/api/orders", args.gateway.trim_end_matches('/'));
+    let target = Target { http, url: format!("{}/api/orders", args.gateway.trim_end_matches('/')), token, sku };
     if let Some(mailpit) = args.mailpit.as_deref() {
         // Warm-up: one order whose email arrives before the clock starts, so the
         // topic exists and the consumer has its partitions (steady state, not start-up).
-        let warm = place(&http, &url, &token, &sku, Instant::now()).await;
+        let warm = target.place(Instant::now()).await;
         ensure!(warm.status == 201, "warm-up order answered {}", warm.status);
-        wait_for_mail(&http, mailpit, &email, 1, Duration::from_secs(args.mail_wait_seconds)).await?;
+        wait_for_mail(&target.http, mailpit, &email, 1, Duration::from_secs(args.mail_wait_seconds)).await?;
     }
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
-    let mut placed = Vec::new();
-    let mode = match (args.tasks, args.rate) {
-        (Some(tasks), None) => {
-            let mut workers = tokio::task::JoinSet::new();
-            for _ in 0..tasks {
-                let (http, url, token, sku) = (http.clone(), url.clone(), token.clone(), sku.clone());
-                workers.spawn(async move {
-                    let mut mine = Vec::new();
-                    while Instant::now() < deadline {
-                        mine.push(place(&http, &url, &token, &sku, Instant::now()).await);
-                    }
-                    mine
-                });
-            }
-            while let Some(joined) = workers.join_next().await {
-                placed.extend(joined.unwrap_or_default());
-            }
-            format!("closed loop, {tasks} concurrent")
-        }
-        (None, Some(rate)) => {
-            let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
-            let mut tick = tokio::time::interval(period);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
-            let mut inflight = tokio::task::JoinSet::new();
-            loop {
-                let due = tick.tick().await.into_std();
-                if due >= deadline {
-                    break;
-                }
-                let (http, url, token, sku) = (http.clone(), url.clone(), token.clone(), sku.clone());
-                inflight.spawn(async move { place(&http, &url, &token, &sku, due).await });
-            }
-            while let Some(joined) = inflight.join_next().await {
-                placed.extend(joined.ok());
-            }
-            format!("open loop, {rate}/s")
-        }
+    let (mode, placed) = match (args.tasks, args.rate) {
+        (Some(tasks), None) => (format!("closed loop, {tasks} concurrent"), target.closed_loop(tasks, deadline).await),
+        (None, Some(rate)) => (format!("open loop, {rate}/s"), target.open_loop(rate, deadline).await),
         _ => bail!("give --tasks or --rate"),
     };
-    let elapsed = started.elapsed();
-    let confirmed: Vec<&Placed> = placed.iter().filter(|p| p.status == 201).collect();
+    print_orders(&mode, &placed, started.elapsed());
+    let Some(mailpit) = args.mailpit.as_deref() else { return Ok(()) };
+    check_mail(&target.http, mailpit, &email, &mode, &placed, Duration::from_secs(args.mail_wait_seconds)).await
+}
+
+/// Where and as whom the run orders.
+#[derive(Clone)]
+struct Target {
+    http: reqwest::Client,
+    url: String,
+    token: String,
+    sku: String,
+}
+
+impl Target {
+    async fn place(&self, due: Instant) -> Placed {
+        place(&self.http, &self.url, &self.token, &self.sku, due).await
+    }
+
+    /// `tasks` clients, each ordering again as soon as it has its answer, until `deadline`.
+    async fn closed_loop(&self, tasks: usize, deadline: Instant) -> Vec<Placed> {
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..tasks {
+            let target = self.clone();
+            workers.spawn(async move {
+                let mut mine = Vec::new();
+                while Instant::now() < deadline {
+                    mine.push(target.place(Instant::now()).await);
+                }
+                mine
+            });
+        }
+        let mut placed = Vec::new();
+        while let Some(joined) = workers.join_next().await {
+            placed.extend(joined.unwrap_or_default());
+        }
+        placed
+    }
+
+    /// `rate` orders a second whatever the answers, until `deadline`; latency counts
+    /// from when each was due.
+    async fn open_loop(&self, rate: u32, deadline: Instant) -> Vec<Placed> {
+        let period = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        let mut inflight = tokio::task::JoinSet::new();
+        loop {
+            let due = tick.tick().await.into_std();
+            if due >= deadline {
+                break;
+            }
+            let target = self.clone();
+            inflight.spawn(async move { target.place(due).await });
+        }
+        let mut placed = Vec::new();
+        while let Some(joined) = inflight.join_next().await {
+            placed.extend(joined.ok());
+        }
+        placed
+    }
+}
+
+/// The row of the orders table: requests, confirmed per second, latencies, other answers.
+fn print_orders(mode: &str, placed: &[Placed], elapsed: Duration) {
+    let confirmed = placed.iter().filter(|p| p.status == 201).count();
     let mut statuses: HashMap<u16, usize> = HashMap::new();
-    for p in &placed {
+    for p in placed {
         *statuses.entry(p.status).or_default() += 1;
     }
     let latencies = Latencies::new(placed.iter().map(|p| p.latency).collect());
@@ -175,19 +204,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!(
         "| {mode} | {} | {:.1} | {:.1} | {:.1} | {:.1} | {} |",
         placed.len(),
-        confirmed.len() as f64 / elapsed.as_secs_f64(),
+        confirmed as f64 / elapsed.as_secs_f64(),
         latencies.ms(0.5),
         latencies.ms(0.99),
         latencies.ms(1.0),
         if others.is_empty() { "none".to_owned() } else { others.join(", ") },
     );
+}
 
-    let Some(mailpit) = args.mailpit.as_deref() else { return Ok(()) };
+/// Waits for one email per confirmed order, prints how long they took, and fails if
+/// any is missing or doubled.
+async fn check_mail(
+    http: &reqwest::Client,
+    mailpit: &str,
+    email: &str,
+    mode: &str,
+    placed: &[Placed],
+    wait: Duration,
+) -> anyhow::Result<()> {
     let sent: HashMap<&str, DateTime<Utc>> =
-        confirmed.iter().filter_map(|p| Some((p.order_id.as_deref()?, p.sent_at))).collect();
+        placed.iter().filter(|p| p.status == 201).filter_map(|p| Some((p.order_id.as_deref()?, p.sent_at))).collect();
     // The warm-up order's email is in the mailbox too (and matches no order of the run).
-    let mails =
-        wait_for_mail(&http, mailpit, &email, sent.len() + 1, Duration::from_secs(args.mail_wait_seconds)).await?;
+    let mails = wait_for_mail(http, mailpit, email, sent.len() + 1, wait).await?;
     let mut per_order: HashMap<&str, usize> = HashMap::new();
     let mut mail_latencies = Vec::new();
     for (subject, received) in &mails {

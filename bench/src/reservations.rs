@@ -224,21 +224,34 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let token = service_token(&http, &args.auth, &args.client_secret).await?;
     let run_id = &Uuid::new_v4().simple().to_string()[..8];
 
+    let targets = [Mode::Service, Mode::RawSql].map(|mode| Target {
+        mode,
+        http: http.clone(),
+        url: url.clone(),
+        token: token.clone(),
+        db: db.clone(),
+    });
+    hot_sku(&args, &targets, run_id).await?;
+    drain(&args, &targets, run_id).await
+}
+
+/// Both modes on one hot sku for `--seconds`: the reservations/s table and their ratio.
+async fn hot_sku(args: &Args, targets: &[Target], run_id: &str) -> anyhow::Result<()> {
     println!("| mode | tasks | reservations/s | p50 ms | p99 ms | reserved | refused | errors | books |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---|");
     let mut rates = Vec::new();
-    for mode in [Mode::Service, Mode::RawSql] {
-        let target = Target { mode, http: http.clone(), url: url.clone(), token: token.clone(), db: db.clone() };
+    for target in targets {
+        let (mode, db) = (target.mode, &target.db);
         let sku = format!("HOT-{run_id}-{}", rates.len());
         let stock = 100_000_000;
-        set_stock(&db, &sku, stock).await?;
+        set_stock(db, &sku, stock).await?;
         // Warm-up: connections and caches, on its own sku.
         let warm = format!("WARM-{run_id}-{}", rates.len());
-        set_stock(&db, &warm, stock).await?;
-        load(&target, &warm, args.tasks, Some(2), None).await;
+        set_stock(db, &warm, stock).await?;
+        load(target, &warm, args.tasks, Some(2), None).await;
         eprintln!("[bench] {}: {} s of hot-sku reservations", mode.label(), args.seconds);
-        let out = load(&target, &sku, args.tasks, Some(args.seconds), None).await;
-        let books = check_books(&db, &sku, stock, out.reserved).await;
+        let out = load(target, &sku, args.tasks, Some(args.seconds), None).await;
+        let books = check_books(db, &sku, stock, out.reserved).await;
         let rate = out.reserved as f64 / out.elapsed.as_secs_f64();
         rates.push(rate);
         println!(
@@ -258,18 +271,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     println!();
     println!("inventory-service / raw SQL: **{:.2}×**", rates[0] / rates[1]);
     println!();
+    Ok(())
+}
 
+/// Twice as many buyers as units, in both modes: nothing may be oversold.
+async fn drain(args: &Args, targets: &[Target], run_id: &str) -> anyhow::Result<()> {
     println!("Drain: {} units, {} buyers, {} at a time.", args.drain_units, args.drain_units * 2, args.tasks);
     println!();
     println!("| mode | reserved | refused | errors | available after | oversold |");
     println!("|---|---:|---:|---:|---:|---:|");
-    for mode in [Mode::Service, Mode::RawSql] {
-        let target = Target { mode, http: http.clone(), url: url.clone(), token: token.clone(), db: db.clone() };
+    for target in targets {
+        let (mode, db) = (target.mode, &target.db);
         let sku = format!("DRAIN-{run_id}-{}", mode.label().len());
-        set_stock(&db, &sku, args.drain_units).await?;
+        set_stock(db, &sku, args.drain_units).await?;
         let budget = u64::try_from(args.drain_units * 2)?;
-        let out = load(&target, &sku, args.tasks, None, Some(budget)).await;
-        let (available, held) = check_books(&db, &sku, args.drain_units, out.reserved).await?;
+        let out = load(target, &sku, args.tasks, None, Some(budget)).await;
+        let (available, held) = check_books(db, &sku, args.drain_units, out.reserved).await?;
         ensure!(held == args.drain_units && available == 0, "{sku}: drain left {available} available, {held} reserved");
         println!(
             "| {} | {} | {} | {} | {available} | {} |",
