@@ -8,8 +8,8 @@
 #      shutdown timing, HPA/PDB/NetworkPolicy coverage, pinned images in prod.
 # The validator is first shown a broken Deployment and must reject it.
 #
-# Tools install once into ~/.cache/ecom-tools (scripts/check/lib/k8s-tools.bash:
-# kustomize from the Go module proxy, kubernetes-validate from PyPI in a venv).
+# Tools install once (scripts/check/lib/k8s-tools.bash): kustomize from the Go module
+# proxy into ~/.cache/ecom-tools, kubernetes-validate from PyPI into a pinned venv.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
