@@ -3,7 +3,8 @@
 #
 #   1. `ecom dev` on a fresh data directory (ports the system chooses, a throwaway
 #      directory) loads the demo catalog and keeps its generated admin password in
-#      DATA_DIR/admin-password, mode 0600;
+#      DATA_DIR/admin-password, mode 0600; started again on it, it uses that password
+#      and leaves the catalog alone;
 #   2. scripts/demo.sh, the README's walkthrough, runs against it: register, log in,
 #      browse, order, the confirmation email, cancel, the cancellation email; and so
 #      do the README's own commands, as written (the gateway's URL substituted);
@@ -121,6 +122,22 @@ curl -sSf -o /dev/null "$gateway/api/auth/register" -H 'content-type: applicatio
 token=$(curl -sSf "$gateway/api/auth/login" -H 'content-type: application/json' \
   --data "$(jq -c 'del(.name)' <<<"$body")" | jq -r .access_token)
 "$venv/bin/python" scripts/check/docs_browser.py "$gateway" "$token" "$email"
+
+echo "== ecom dev again on the same data directory"
+first_password=$(cat "$work/first/admin-password")
+kill "${pids[0]}"
+wait "${pids[0]}" 2>/dev/null || true
+mv "$work/first.log" "$work/first-run.log"
+start first
+grep -q "admin password $first_password  (kept in $work/first/admin-password)" "$work/first.banner" ||
+  fail "the restart did not keep the admin password: $(cat "$work/first.banner")"
+grep -q 'catalog        as the data directory keeps it' "$work/first.banner" ||
+  fail "the restart did not leave the catalog alone"
+[ "$(curl -sSf "$gateway/api/products" | jq .total)" = "$(jq '.products | length' ecom/demo-catalog.json)" ] ||
+  fail "the restart changed the catalog"
+login=$(jq -n --arg password "$first_password" '{email: "admin@ecom.local", $password}')
+curl -sSf -o /dev/null "$gateway/api/auth/login" -H 'content-type: application/json' --data "$login" ||
+  fail "the kept admin password does not log in after the restart"
 
 echo "== scripts/load-demo-catalog.sh into an empty ecom dev"
 start empty --no-demo
