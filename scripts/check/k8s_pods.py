@@ -676,6 +676,9 @@ def rotate(paths, bin_dir):
                 token = json.load(r)["access_token"]
             header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))
             signing = header["kid"]
+        except PodError as err:
+            problem(pod.where, str(err))
+            return
         except (OSError, ValueError, KeyError) as err:
             problem(build.name, f"auth-service's keys: {err}")
             return
