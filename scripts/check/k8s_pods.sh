@@ -9,7 +9,7 @@
 # demo catalog, an order, its emails in Mailpit, its trace in Jaeger).
 #
 # Needs root (to set up each pod's mounts and switch to its user, as a kubelet does) and
-# the native stack (scripts/stack.sh up). Installs bubblewrap, curl, jq (Debian) if missing;
+# the native stack (scripts/stack.sh up). Installs bubblewrap, curl, jq, openssl (Debian) if missing;
 # kustomize comes from scripts/check/lib/k8s-tools.bash. ECOM_POD_CHECK_PROFILE=release
 # runs the release binaries (default: debug); ECOM_POD_CHECK_BIN_DIR=DIR runs the ones
 # already built in DIR without building.
@@ -30,6 +30,7 @@ missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v curl >/dev/null || missing+=(curl)
 command -v jq >/dev/null || missing+=(jq)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "k8s pods: installing ${missing[*]} (Debian)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
