@@ -18,7 +18,7 @@ static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Everything a handler needs; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub store: Store,
     pub keys: Arc<KeyRing>,
@@ -36,12 +36,6 @@ pub struct TokenSettings {
     pub expectations: Expectations,
     pub access_ttl: Duration,
     pub refresh: RefreshLifetimes,
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 impl AppState {

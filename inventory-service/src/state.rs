@@ -10,16 +10,10 @@ static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Everything a handler needs; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub store: Store,
     pub verifier: Verifier,
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 impl AppState {

@@ -17,26 +17,23 @@ pub static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 pub static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Everything a handler or worker needs; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub store: Store,
     pub verifier: Verifier,
     pub products: Products,
     pub inventory: Inventory,
+    #[from_ref(skip)]
     pub sweep_pending_after: Duration,
     /// How long a request holds its `Idempotency-Key`: longer than any request may run.
+    #[from_ref(skip)]
     pub key_lease: Duration,
     /// Where the outbox relay publishes.
     pub publisher: Arc<dyn Publisher>,
+    #[from_ref(skip)]
     pub orders_topic: String,
     /// Wakes the relay as soon as an event is committed.
     pub outbox_wake: Arc<tokio::sync::Notify>,
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 impl AppState {

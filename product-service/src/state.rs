@@ -5,16 +5,10 @@ use crate::Settings;
 use crate::store::Store;
 
 /// Everything a handler needs; cheap to clone.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, FromRef)]
 pub struct AppState {
     pub store: Store,
     pub verifier: Verifier,
-}
-
-impl FromRef<AppState> for Verifier {
-    fn from_ref(state: &AppState) -> Self {
-        state.verifier.clone()
-    }
 }
 
 impl AppState {
