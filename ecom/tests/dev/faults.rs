@@ -34,7 +34,8 @@ const CUSTOMERS: usize = 4;
 /// A careful client places at most one order per tick.
 const PACE: Duration = Duration::from_millis(100);
 const PROBE_EVERY: Duration = Duration::from_millis(500);
-/// DESIGN.md: a fault costs the request that met it, and only for seconds.
+/// docs/architecture.md, "Failure isolation": a fault costs the requests that met it,
+/// and only for seconds.
 const MAX_OUTAGE: Duration = Duration::from_secs(15);
 /// One attempt of a client: longer than the gateway's upstream timeout (10 s).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(15);
