@@ -3,20 +3,19 @@ use std::time::Duration;
 use common::auth::Expectations;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, ServerSettings, SettingsError, redact_url};
+use common::settings::{Env, SecretUrl, ServerSettings, SettingsError};
 use secrecy::{ExposeSecret as _, SecretString};
-use url::Url;
 
 use crate::DEFAULT_PORT;
 use crate::domain::{Email, Password};
 use crate::keys::KeySettings;
 
-/// auth-service configuration. `Debug` hides the database password.
-#[derive(Clone)]
+/// auth-service configuration. `Debug` hides the database password and the admin's.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
-    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
-    pub database_url: Url,
+    /// `DATABASE_URL[_FILE]`: `mysql://` or `sqlite://`; `ECOM_DB_PASSWORD[_FILE]`.
+    pub database_url: SecretUrl,
     /// `ECOM_DB_MAX_CONNECTIONS`.
     pub pool: PoolSettings,
     /// `ECOM_ADMIN_EMAIL` / `ECOM_ADMIN_PASSWORD`: the admin created (or updated) at start.
@@ -33,23 +32,6 @@ pub struct Settings {
     pub refresh_family_lifetime: Duration,
     /// `ECOM_SERVICE_CLIENT_*`, `ECOM_SERVICE_TOKEN_TTL_SECS`: who gets service tokens.
     pub service_tokens: crate::clients::ServiceTokenSettings,
-}
-
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("server", &self.server)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("pool", &self.pool)
-            .field("admin", &self.admin)
-            .field("keys", &self.keys)
-            .field("expectations", &self.expectations)
-            .field("access_ttl", &self.access_ttl)
-            .field("refresh_ttl", &self.refresh_ttl)
-            .field("refresh_family_lifetime", &self.refresh_family_lifetime)
-            .field("service_tokens", &self.service_tokens)
-            .finish_non_exhaustive()
-    }
 }
 
 /// The admin account from configuration. It is created at start, or brought up to
@@ -96,7 +78,7 @@ impl Settings {
         };
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
-            database_url: env.url("DATABASE_URL", "sqlite://data/auth.db", common::db::SCHEMES)?,
+            database_url: env.database_url("sqlite://data/auth.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
             admin,
             keys: KeySettings {

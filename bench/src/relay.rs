@@ -65,7 +65,7 @@ async fn fill(pool: &SqlPool, topic: &str, events: usize) -> anyhow::Result<()> 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let pool = SqlPool::connect(
         "--mysql",
-        &args.mysql,
+        &args.mysql.clone().into(),
         &PoolSettings::default(),
         &order_service::state::MYSQL,
         &order_service::state::SQLITE,

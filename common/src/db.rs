@@ -47,12 +47,11 @@ impl SqlPool {
     /// `ssl-key` for a client certificate).
     pub async fn connect(
         var: &str,
-        url: &url::Url,
+        url: &SecretUrl,
         settings: &PoolSettings,
         mysql_migrations: &Migrator,
         sqlite_migrations: &Migrator,
     ) -> anyhow::Result<Self> {
-        let url = &SecretUrl::from(url.clone());
         match url.scheme() {
             "mysql" => {
                 let options = MySqlConnectOptions::from_str(url.expose().as_str())

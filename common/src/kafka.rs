@@ -56,13 +56,25 @@ pub fn configure(kafka: &KafkaSettings, client_id: &str) -> ClientConfig {
 #[derive(Default)]
 struct Reports(Mutex<Vec<String>>);
 
+impl Reports {
+    fn push(&self, report: String) {
+        if let Ok(mut reports) = self.0.lock() {
+            reports.push(report);
+        }
+    }
+}
+
 impl ClientContext for Reports {
-    fn log(&self, _level: RDKafkaLogLevel, _facility: &str, _message: &str) {}
+    /// The client's warnings say why a connection failed (a TLS handshake, SASL) the
+    /// moment it does; they come from its own threads.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        if (level as i32) <= (RDKafkaLogLevel::Warning as i32) {
+            self.push(format!("{facility}: {message}"));
+        }
+    }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if let Ok(mut reports) = self.0.lock() {
-            reports.push(format!("{error}: {reason}"));
-        }
+        self.push(format!("{error}: {reason}"));
     }
 }
 
@@ -86,6 +98,7 @@ pub async fn verify(kafka: &KafkaSettings) -> anyhow::Result<()> {
     let patience = START_PATIENCE;
     tokio::task::spawn_blocking(move || {
         let consumer: BaseConsumer<Reports> = configure(&kafka, "ecom-start-check")
+            .set("log_level", "4")
             .create_with_context(Reports::default())
             .map_err(|e| anyhow::anyhow!("ECOM_KAFKA_*: the Kafka client refuses the configuration: {e}"))?;
         let until = std::time::Instant::now() + patience;
@@ -94,6 +107,8 @@ pub async fn verify(kafka: &KafkaSettings) -> anyhow::Result<()> {
             if attempt.is_ok() {
                 return Ok(());
             }
+            // Serves the error callbacks queued meanwhile.
+            let _ = consumer.poll(Duration::ZERO);
             let reports = consumer.context().0.lock().map(|r| r.clone()).unwrap_or_default();
             if let Some(message) = reports.iter().find_map(|report| misconfiguration(&kafka, report)) {
                 anyhow::bail!(message);

@@ -12,8 +12,7 @@ use crate::settings::SecretUrl;
 /// Connects to `url` and checks the server answers; the database is the URL's path
 /// (or `default_db`). TLS is the URL's: `tls=true&tlsCAFile=/path/ca.pem` (and
 /// `tlsCertificateKeyFile` for a client certificate), or `mongodb+srv://`.
-pub async fn connect(var: &str, url: &url::Url, app_name: &str, default_db: &str) -> anyhow::Result<Database> {
-    let url = &SecretUrl::from(url.clone());
+pub async fn connect(var: &str, url: &SecretUrl, app_name: &str, default_db: &str) -> anyhow::Result<Database> {
     let mut options = ClientOptions::parse(url.expose().as_str())
         .await
         .map_err(|e| anyhow::anyhow!("{var}: not a valid MongoDB URL ({url}): {}", e.kind))?;

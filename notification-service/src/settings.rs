@@ -4,18 +4,17 @@ use std::path::PathBuf;
 use common::bus::BusConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, KafkaSettings, SecretUrl, ServerSettings, SettingsError, redact_url};
+use common::settings::{Env, KafkaSettings, SecretUrl, ServerSettings, SettingsError};
 use secrecy::SecretString;
-use url::Url;
 
 use crate::DEFAULT_PORT;
 
-/// notification-service configuration. `Debug` hides passwords in URLs.
-#[derive(Clone)]
+/// notification-service configuration. `Debug` hides passwords.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
-    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
-    pub database_url: Url,
+    /// `DATABASE_URL[_FILE]`: `mysql://` or `sqlite://`; `ECOM_DB_PASSWORD[_FILE]`.
+    pub database_url: SecretUrl,
     /// `ECOM_DB_MAX_CONNECTIONS`.
     pub pool: PoolSettings,
     /// `ECOM_KAFKA_*`: where order events are consumed from, with TLS and SASL when set.
@@ -52,20 +51,6 @@ pub enum MailTransport {
     Files { dir: PathBuf },
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("server", &self.server)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("pool", &self.pool)
-            .field("bus", &self.bus)
-            .field("orders_topic", &self.orders_topic)
-            .field("kafka_group", &self.kafka_group)
-            .field("mail", &self.mail)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         match (env.raw("ECOM_SMTP_USERNAME").is_some(), env.raw("ECOM_SMTP_PASSWORD").is_some()) {
@@ -92,7 +77,7 @@ impl Settings {
         let max_attempts = env.or("ECOM_MAIL_MAX_ATTEMPTS", DEFAULT_MAIL_MAX_ATTEMPTS)?;
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
-            database_url: env.url("DATABASE_URL", "sqlite://data/notifications.db", common::db::SCHEMES)?,
+            database_url: env.database_url("sqlite://data/notifications.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
             bus: BusConfig::Kafka(KafkaSettings::from_env(env)?),
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,

@@ -5,17 +5,17 @@ use common::bus::BusConfig;
 use common::client::ClientConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
-use common::settings::{Env, KafkaSettings, ServerSettings, SettingsError, redact_url};
+use common::settings::{Env, KafkaSettings, SecretUrl, ServerSettings, SettingsError};
 use url::Url;
 
 use crate::DEFAULT_PORT;
 
-/// order-service configuration. `Debug` hides passwords in URLs.
-#[derive(Clone)]
+/// order-service configuration. `Debug` hides the database password.
+#[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
-    /// `DATABASE_URL`: `mysql://` or `sqlite://`.
-    pub database_url: Url,
+    /// `DATABASE_URL[_FILE]`: `mysql://` or `sqlite://`; `ECOM_DB_PASSWORD[_FILE]`.
+    pub database_url: SecretUrl,
     /// `ECOM_DB_MAX_CONNECTIONS`.
     pub pool: PoolSettings,
     /// `ECOM_PRODUCT_URL`: product-service's base URL.
@@ -41,31 +41,11 @@ pub struct Settings {
     pub sweep_pending_after: Duration,
 }
 
-impl std::fmt::Debug for Settings {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Settings")
-            .field("server", &self.server)
-            .field("database_url", &redact_url(&self.database_url))
-            .field("pool", &self.pool)
-            .field("product_url", &redact_url(&self.product_url))
-            .field("inventory_url", &redact_url(&self.inventory_url))
-            .field("auth_url", &redact_url(&self.auth_url))
-            .field("service_client", &self.service_client)
-            .field("bus", &self.bus)
-            .field("orders_topic", &self.orders_topic)
-            .field("verifier", &self.verifier)
-            .field("client", &self.client)
-            .field("sweep_interval", &self.sweep_interval)
-            .field("sweep_pending_after", &self.sweep_pending_after)
-            .finish_non_exhaustive()
-    }
-}
-
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
-            database_url: env.url("DATABASE_URL", "sqlite://data/orders.db", common::db::SCHEMES)?,
+            database_url: env.database_url("sqlite://data/orders.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
             product_url: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
             inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,

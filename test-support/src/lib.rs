@@ -71,7 +71,7 @@ pub fn random_secret() -> String {
 pub fn auth_settings_at(database_url: Url, key_dir: &Path) -> auth_service::Settings {
     auth_service::Settings {
         server: ServerSettings::for_tests(),
-        database_url,
+        database_url: database_url.into(),
         pool: PoolSettings::default(),
         admin: admin(ADMIN_EMAIL, ADMIN_PASSWORD),
         keys: KeySettings {

@@ -29,7 +29,7 @@ fn schema() -> Migrator {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn replicas_starting_together_on_one_mysql_database_all_start_and_apply_each_migration_once() {
     let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
-    let url = fresh_mysql_database(&base).await;
+    let url = common::settings::SecretUrl::from(fresh_mysql_database(&base).await);
     let schema = std::sync::Arc::new(schema());
     let settings = PoolSettings { max_connections: 2, ..PoolSettings::default() };
 

@@ -23,7 +23,7 @@ pub struct Inventory {
 pub fn settings(database_url: Url, jwks: Url) -> Settings {
     Settings {
         server: ServerSettings::for_tests(),
-        database_url,
+        database_url: database_url.into(),
         pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
         verifier: test_support::verifier(jwks),
     }

@@ -25,7 +25,7 @@ pub fn smtp(url: &str) -> MailTransport {
 pub fn settings(database_url: Url, bus: BusConfig, transport: MailTransport) -> Settings {
     Settings {
         server: ServerSettings::for_tests(),
-        database_url,
+        database_url: database_url.into(),
         pool: PoolSettings::default(),
         bus,
         mail: mail(transport),

@@ -14,7 +14,7 @@ fn settings(database_url: Url, bus: BusConfig) -> Settings {
     ]);
     Settings {
         server: ServerSettings::for_tests(),
-        database_url,
+        database_url: database_url.into(),
         pool: PoolSettings::default(),
         bus,
         ..Settings::from_env(&env).unwrap()

@@ -53,7 +53,7 @@ impl Shop {
 
         let inventory_settings = inventory_service::Settings {
             server: ServerSettings::for_tests(),
-            database_url: inventory_db,
+            database_url: inventory_db.into(),
             pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
             verifier: auth.verifier(),
         };
@@ -67,7 +67,7 @@ impl Shop {
         }
         let order_settings = order_service::Settings {
             server: ServerSettings::for_tests(),
-            database_url: orders_db,
+            database_url: orders_db.into(),
             pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
             product_url: products.url("").parse().unwrap(),
             inventory_url: inventory.url("").parse().unwrap(),

@@ -72,7 +72,10 @@ impl Store {
     }
 }
 
-pub(crate) async fn sqlite_pool(url: &url::Url, pool: &PoolSettings) -> anyhow::Result<sqlx::SqlitePool> {
+pub(crate) async fn sqlite_pool(
+    url: &common::settings::SecretUrl,
+    pool: &PoolSettings,
+) -> anyhow::Result<sqlx::SqlitePool> {
     match SqlPool::connect("DATABASE_URL", url, pool, &NO_MIGRATIONS, &SQLITE).await? {
         SqlPool::Sqlite(pool) => Ok(pool),
         SqlPool::MySql(_) => anyhow::bail!("DATABASE_URL: product-service takes mongodb:// or sqlite://"),

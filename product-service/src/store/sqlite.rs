@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use common::db::PoolSettings;
+use common::settings::SecretUrl;
 use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
@@ -53,7 +54,7 @@ enum Bind {
 }
 
 impl SqliteCatalog {
-    pub async fn connect(url: &url::Url, pool: &PoolSettings) -> anyhow::Result<Self> {
+    pub async fn connect(url: &SecretUrl, pool: &PoolSettings) -> anyhow::Result<Self> {
         Ok(Self { pool: super::sqlite_pool(url, pool).await? })
     }
 

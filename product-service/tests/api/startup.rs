@@ -33,7 +33,7 @@ async fn on_mongodb_the_service_becomes_ready() {
 async fn the_mongodb_driver_inserts_finds_by_filter_and_reports_a_duplicate_sku_by_its_code() {
     let Some(base) = real_dependency("ECOM_TEST_MONGODB_URL") else { return };
     assert!(matches!(Store::connect(&settings(mongo_url(&base))).await.unwrap(), Store::Mongo(_)));
-    let db = common::mongo::connect("DATABASE_URL", &mongo_url(&base), "test", "test").await.unwrap();
+    let db = common::mongo::connect("DATABASE_URL", &mongo_url(&base).into(), "test", "test").await.unwrap();
     mongo::ensure_indexes(&db).await.unwrap();
     let products = db.collection::<Document>(mongo::PRODUCTS);
     products

@@ -11,7 +11,7 @@ use url::Url;
 pub fn settings(database_url: Url, jwks: Url) -> Settings {
     Settings {
         server: ServerSettings::for_tests(),
-        database_url,
+        database_url: database_url.into(),
         pool: PoolSettings::default(),
         verifier: test_support::verifier(jwks),
     }

@@ -1,0 +1,476 @@
+//! Every service on every backend over TLS with credentials: the stack's TLS variants
+//! (`scripts/stack.sh up`; MariaDB with require_secure_transport, Kafka on SASL_SSL,
+//! FerretDB on TLS, Mailpit with STARTTLS or implicit TLS and SMTP AUTH). Secrets are
+//! given as `*_FILE`, as a Kubernetes Secret mounted as files gives them. A wrong CA, a
+//! wrong host name or wrong credentials stop the service at start, with a message
+//! naming the variable and the backend.
+
+// A failed unwrap is a failed test, with its location.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::settings::Env;
+use common::test_util::{Running, eventually, fresh_mysql_database, mailpit_subjects, real_dependency, unique_name};
+use serde_json::{Value, json};
+
+/// The TLS variants of the stack, from `scripts/stack.sh env`.
+struct Tls {
+    ca: String,
+    other_ca: String,
+    /// The host name the servers' certificate is issued for (`localhost`).
+    host: String,
+    /// `mysql://ecom:password@localhost:3307`
+    mysql: url::Url,
+    /// `mongodb://localhost:27018`
+    mongodb: url::Url,
+    /// `localhost:9094`, SASL_SSL
+    brokers: String,
+    scram: (String, String),
+    plain: (String, String),
+    starttls: String,
+    smtps: String,
+    smtp_credentials: (String, String),
+    mailpit_smtps: String,
+    /// The plain stack's brokers, for a service whose Kafka is not what a test is about.
+    plain_brokers: String,
+    secrets: tempfile::TempDir,
+}
+
+fn pair(value: &str) -> (String, String) {
+    let (user, password) = value.split_once(':').unwrap();
+    (user.to_owned(), password.to_owned())
+}
+
+fn tls() -> Option<Tls> {
+    Some(Tls {
+        ca: real_dependency("ECOM_TEST_TLS_CA_FILE")?,
+        other_ca: real_dependency("ECOM_TEST_TLS_OTHER_CA_FILE")?,
+        host: real_dependency("ECOM_TEST_TLS_HOST")?,
+        mysql: real_dependency("ECOM_TEST_TLS_MYSQL_URL")?.parse().unwrap(),
+        mongodb: real_dependency("ECOM_TEST_TLS_MONGODB_URL")?.parse().unwrap(),
+        brokers: real_dependency("ECOM_TEST_TLS_KAFKA_BROKERS")?,
+        scram: pair(&real_dependency("ECOM_TEST_TLS_KAFKA_SCRAM")?),
+        plain: pair(&real_dependency("ECOM_TEST_TLS_KAFKA_PLAIN")?),
+        starttls: real_dependency("ECOM_TEST_TLS_SMTP_STARTTLS_URL")?,
+        smtps: real_dependency("ECOM_TEST_TLS_SMTPS_URL")?,
+        smtp_credentials: pair(&real_dependency("ECOM_TEST_TLS_SMTP_CREDENTIALS")?),
+        mailpit_smtps: real_dependency("ECOM_TEST_TLS_MAILPIT_SMTPS_URL")?,
+        plain_brokers: real_dependency("ECOM_TEST_KAFKA_BROKERS")?,
+        secrets: tempfile::tempdir().unwrap(),
+    })
+}
+
+/// The host name the certificate is not issued for: the same server by address.
+fn wrong_host(url: &url::Url) -> url::Url {
+    let mut url = url.clone();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url
+}
+
+impl Tls {
+    /// A file holding `value`, as a mounted secret.
+    fn secret_file(&self, value: &str) -> String {
+        let path: PathBuf = self.secrets.path().join(unique_name("secret"));
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        path.display().to_string()
+    }
+
+    /// The MySQL server, its certificate checked against `ca` for the host name,
+    /// without the password (that comes from `ECOM_DB_PASSWORD_FILE`).
+    fn mysql_server(&self, ca: &str) -> url::Url {
+        let mut url = self.mysql.clone();
+        url.set_password(None).unwrap();
+        url.query_pairs_mut().append_pair("ssl-mode", "verify_identity").append_pair("ssl-ca", ca);
+        url
+    }
+
+    /// A fresh database on the TLS server: `DATABASE_URL` (no password) and
+    /// `ECOM_DB_PASSWORD_FILE`.
+    async fn database(&self) -> Vec<(&'static str, String)> {
+        let mut admin = self.mysql.clone();
+        admin.query_pairs_mut().append_pair("ssl-mode", "verify_identity").append_pair("ssl-ca", &self.ca);
+        let fresh = fresh_mysql_database(admin.as_str()).await;
+        let mut url = self.mysql_server(&self.ca);
+        url.set_path(fresh.path());
+        vec![
+            ("DATABASE_URL", url.to_string()),
+            ("ECOM_DB_PASSWORD_FILE", self.secret_file(self.mysql.password().unwrap())),
+        ]
+    }
+
+    /// The product catalog on FerretDB over TLS.
+    fn catalog(&self, ca: &str) -> url::Url {
+        let mut url = self.mongodb.clone();
+        url.set_path(&unique_name("products"));
+        url.query_pairs_mut().append_pair("tls", "true").append_pair("tlsCAFile", ca);
+        url
+    }
+
+    /// Kafka over SASL_SSL with `mechanism` and `credentials`, brokers checked against `ca`.
+    fn kafka(
+        &self,
+        brokers: &str,
+        ca: &str,
+        mechanism: &str,
+        (user, password): &(String, String),
+    ) -> Vec<(&'static str, String)> {
+        vec![
+            ("ECOM_KAFKA_BROKERS", brokers.to_owned()),
+            ("ECOM_KAFKA_SECURITY_PROTOCOL", "sasl_ssl".into()),
+            ("ECOM_KAFKA_SASL_MECHANISM", mechanism.into()),
+            ("ECOM_KAFKA_SASL_USERNAME_FILE", self.secret_file(user)),
+            ("ECOM_KAFKA_SASL_PASSWORD_FILE", self.secret_file(password)),
+            ("ECOM_KAFKA_SSL_CA_FILE", ca.to_owned()),
+        ]
+    }
+
+    /// The plain stack's Kafka on a topic and group of the test's own, for a
+    /// notification-service whose Kafka is not what the test is about.
+    fn plain_kafka(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("ECOM_KAFKA_BROKERS", self.plain_brokers.clone()),
+            ("ECOM_ORDERS_TOPIC", unique_name("orders-unused")),
+            ("ECOM_KAFKA_GROUP", unique_name("notification-unused")),
+        ]
+    }
+
+    /// Mail to `url` with the stack's SMTP credentials (or `password`), trusting `ca`.
+    fn smtp(&self, url: &str, ca: &str, password: &str) -> Vec<(&'static str, String)> {
+        vec![
+            ("ECOM_SMTP_URL_FILE", self.secret_file(url)),
+            ("ECOM_SMTP_USERNAME", self.smtp_credentials.0.clone()),
+            ("ECOM_SMTP_PASSWORD_FILE", self.secret_file(password)),
+            ("ECOM_SMTP_CA_FILE", ca.to_owned()),
+        ]
+    }
+}
+
+fn env(pairs: Vec<(&'static str, String)>) -> Env {
+    Env::from_pairs(pairs)
+}
+
+/// Runs a service that must not start; its error, with every cause.
+async fn start_failure<F, Fut>(run: F) -> String
+where
+    F: FnOnce(tokio::net::TcpListener, tokio_util::sync::CancellationToken) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let service = Running::spawn(run).await;
+    let ended = tokio::time::timeout(Duration::from_secs(60), service.handle).await;
+    match ended.expect("the service neither failed nor stopped within 60 s").unwrap() {
+        Ok(()) => panic!("the service started"),
+        Err(err) => format!("{err:#}"),
+    }
+}
+
+fn assert_names(message: &str, expected: &[&str]) {
+    eprintln!("start error: {message}");
+    for part in expected {
+        assert!(message.contains(part), "the start error should name {part:?}: {message}");
+    }
+}
+
+fn inventory(pairs: Vec<(&'static str, String)>) -> inventory_service::Settings {
+    let mut pairs = pairs;
+    pairs.push(("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json".into()));
+    inventory_service::Settings::from_env(&env(pairs)).unwrap()
+}
+
+fn orders(pairs: Vec<(&'static str, String)>) -> order_service::Settings {
+    let mut pairs = pairs;
+    pairs.extend([
+        ("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json".into()),
+        ("ECOM_SERVICE_CLIENT_SECRET", uuid::Uuid::new_v4().simple().to_string()),
+    ]);
+    order_service::Settings::from_env(&env(pairs)).unwrap()
+}
+
+// ------------------------------------------------------------- the platform --
+
+async fn login(http: &reqwest::Client, gateway: &Running, email: &str, password: &str) -> String {
+    let response =
+        http.post(gateway.url("/api/auth/login")).json(&json!({"email": email, "password": password})).send().await;
+    let body: Value = response.unwrap().json().await.unwrap();
+    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
+}
+
+#[tokio::test]
+async fn an_order_travels_every_backend_over_tls_with_credentials_from_secret_files() {
+    let Some(t) = tls() else { return };
+    let key_dir = tempfile::tempdir().unwrap();
+    let topic = unique_name("orders-tls");
+    let service_secret = t.secret_file(&uuid::Uuid::new_v4().simple().to_string());
+
+    let mut pairs = t.database().await;
+    pairs.extend([
+        ("ECOM_ADMIN_EMAIL", "admin@example.com".to_owned()),
+        ("ECOM_ADMIN_PASSWORD_FILE", t.secret_file("admin-password-1")),
+        ("ECOM_JWT_SIGNING_KEY_FILE", key_dir.path().join("key.pem").display().to_string()),
+        ("ECOM_JWT_GENERATE_KEY", "true".into()),
+        ("ECOM_SERVICE_CLIENT_SECRET_FILE", service_secret.clone()),
+    ]);
+    let auth = auth_service::Settings::from_env(&env(pairs)).unwrap();
+    let auth = Running::spawn(move |l, s| auth_service::run(auth, l, s)).await;
+    auth.ready().await;
+    let jwks = ("ECOM_JWKS_URL", auth.url("/.well-known/jwks.json"));
+
+    let products = product_service::Settings::from_env(&env(vec![
+        ("DATABASE_URL_FILE", t.secret_file(t.catalog(&t.ca).as_str())),
+        jwks.clone(),
+    ]))
+    .unwrap();
+    let products = Running::spawn(move |l, s| product_service::run(products, l, s)).await;
+    let mut pairs = t.database().await;
+    pairs.push(jwks.clone());
+    let inventory = inventory_service::Settings::from_env(&env(pairs)).unwrap();
+    let inventory = Running::spawn(move |l, s| inventory_service::run(inventory, l, s)).await;
+
+    // The relay publishes with SCRAM-SHA-512, the consumer reads with PLAIN.
+    let mut pairs = t.database().await;
+    pairs.extend(t.kafka(&t.brokers, &t.ca, "SCRAM-SHA-512", &t.scram));
+    pairs.extend([
+        ("ECOM_ORDERS_TOPIC", topic.clone()),
+        ("ECOM_PRODUCT_URL", products.url("")),
+        ("ECOM_INVENTORY_URL", inventory.url("")),
+        ("ECOM_AUTH_URL", auth.url("")),
+        ("ECOM_SERVICE_CLIENT_SECRET_FILE", service_secret),
+        jwks.clone(),
+    ]);
+    let orders = order_service::Settings::from_env(&env(pairs)).unwrap();
+    let orders = Running::spawn(move |l, s| order_service::run(orders, l, s)).await;
+    let mut pairs = t.database().await;
+    pairs.extend(t.kafka(&t.brokers, &t.ca, "PLAIN", &t.plain));
+    pairs.extend(t.smtp(&t.smtps, &t.ca, &t.smtp_credentials.1));
+    pairs.extend([("ECOM_ORDERS_TOPIC", topic.clone()), ("ECOM_KAFKA_GROUP", unique_name("notification-tls"))]);
+    let notification = notification_service::Settings::from_env(&env(pairs)).unwrap();
+    let printed = format!("{notification:?}");
+    for secret in [t.mysql.password().unwrap(), &t.plain.1, &t.smtp_credentials.1] {
+        assert!(!printed.contains(secret), "Debug shows a secret: {printed}");
+    }
+    let notification = Running::spawn(move |l, s| notification_service::run(notification, l, s)).await;
+    let gateway = api_gateway::Settings::from_env(&env(vec![
+        ("ECOM_AUTH_URL", auth.url("")),
+        ("ECOM_PRODUCT_URL", products.url("")),
+        ("ECOM_ORDER_URL", orders.url("")),
+        ("ECOM_INVENTORY_URL", inventory.url("")),
+    ]))
+    .unwrap();
+    let gateway = Running::spawn(move |l, s| api_gateway::run(gateway, l, s)).await;
+    // Readiness: each database, the mail server (implicit TLS, AUTH) and Kafka.
+    for service in [&products, &inventory, &orders, &notification, &gateway] {
+        service.ready().await;
+    }
+
+    let http = reqwest::Client::new();
+    let admin = login(&http, &gateway, "admin@example.com", "admin-password-1").await;
+    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
+        http.request(method, gateway.url(path)).bearer_auth(token).json(&body).send()
+    };
+    let product = json!({"sku": "TLS-MUG", "name": "TLS mug", "price": {"amount": 1299, "currency": "EUR"}});
+    let response = call(reqwest::Method::POST, "/api/products", &admin, product).await.unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let response = call(reqwest::Method::PUT, "/api/inventory/TLS-MUG", &admin, json!({"available": 5})).await.unwrap();
+    assert_eq!(response.status(), 200, "{:?}", response.text().await);
+    let email = format!("{}@example.com", unique_name("customer"));
+    let response = http
+        .post(gateway.url("/api/auth/register"))
+        .json(&json!({"email": email, "password": "customer-password", "name": "Ada"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let token = login(&http, &gateway, &email, "customer-password").await;
+    let lines = json!({"lines": [{"sku": "TLS-MUG", "quantity": 1}]});
+    let response = call(reqwest::Method::POST, "/api/orders", &token, lines).await.unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+
+    // Outbox -> SCRAM producer -> SASL_SSL topic -> PLAIN consumer -> SMTPS with AUTH.
+    let delivered = eventually(Duration::from_secs(60), || async {
+        let subjects = mailpit_subjects(&t.mailpit_smtps, &email).await;
+        (!subjects.is_empty()).then_some(subjects)
+    })
+    .await;
+    assert_eq!(delivered.map(|s| s.len()), Some(1), "one confirmation email over implicit TLS");
+    drop((auth, products, inventory, orders, notification, gateway));
+}
+
+#[tokio::test]
+async fn notification_service_is_ready_with_starttls_and_smtp_auth() {
+    let Some(t) = tls() else { return };
+    let mut pairs = t.database().await;
+    pairs.extend(t.smtp(&t.starttls, &t.ca, &t.smtp_credentials.1));
+    pairs.extend(t.plain_kafka());
+    let settings = notification_service::Settings::from_env(&env(pairs)).unwrap();
+    let service = Running::spawn(move |l, s| notification_service::run(settings, l, s)).await;
+    service.ready().await;
+    service.stop().await.unwrap();
+}
+
+// ------------------------------------------------------------------ MySQL --
+
+#[tokio::test]
+async fn mysql_with_a_wrong_ca_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let mut pairs = t.database().await;
+    let url = pairs[0].1.replace(&urlencode(&t.ca), &urlencode(&t.other_ca));
+    pairs[0].1 = url;
+    let settings = inventory(pairs);
+    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    assert_names(&message, &["DATABASE_URL", "MySQL", "does not chain to a CA"]);
+}
+
+#[tokio::test]
+async fn mysql_under_a_wrong_host_name_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let mut pairs = t.database().await;
+    pairs[0].1 = wrong_host(&pairs[0].1.parse().unwrap()).to_string();
+    let settings = inventory(pairs);
+    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    assert_names(&message, &["DATABASE_URL", "MySQL", "not issued for the host name"]);
+}
+
+#[tokio::test]
+async fn mysql_with_a_wrong_password_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let mut pairs = t.database().await;
+    pairs[1].1 = t.secret_file("not-the-password");
+    let settings = inventory(pairs);
+    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    assert_names(&message, &["DATABASE_URL", "ECOM_DB_PASSWORD", "MySQL", "refused"]);
+    assert!(!message.contains("not-the-password"), "{message}");
+}
+
+#[tokio::test]
+async fn mysql_without_tls_is_refused_by_the_server_at_start() {
+    let Some(t) = tls() else { return };
+    let mut pairs = t.database().await;
+    let mut url: url::Url = pairs[0].1.parse().unwrap();
+    url.set_query(Some("ssl-mode=disabled"));
+    pairs[0].1 = url.to_string();
+    let settings = inventory(pairs);
+    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    assert_names(&message, &["DATABASE_URL", "MySQL"]);
+}
+
+fn urlencode(value: &str) -> String {
+    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+// ---------------------------------------------------------------- MongoDB --
+
+async fn product_start_error(url: url::Url) -> String {
+    let settings = product_service::Settings::from_env(&env(vec![
+        ("DATABASE_URL", url.to_string()),
+        ("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json".into()),
+    ]))
+    .unwrap();
+    start_failure(move |l, s| product_service::run(settings, l, s)).await
+}
+
+#[tokio::test]
+async fn mongodb_with_a_wrong_ca_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let message = product_start_error(t.catalog(&t.other_ca)).await;
+    assert_names(&message, &["DATABASE_URL", "MongoDB", "does not chain to a CA"]);
+}
+
+#[tokio::test]
+async fn mongodb_under_a_wrong_host_name_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let message = product_start_error(wrong_host(&t.catalog(&t.ca))).await;
+    assert_names(&message, &["DATABASE_URL", "MongoDB", "not issued for the host name"]);
+}
+
+// ------------------------------------------------------------------ Kafka --
+
+async fn order_start_error(t: &Tls, kafka: Vec<(&'static str, String)>) -> String {
+    let mut pairs = t.database().await;
+    pairs.extend(kafka);
+    let settings = orders(pairs);
+    start_failure(move |l, s| order_service::run(settings, l, s)).await
+}
+
+#[tokio::test]
+async fn kafka_with_a_wrong_ca_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let message = order_start_error(&t, t.kafka(&t.brokers, &t.other_ca, "SCRAM-SHA-512", &t.scram)).await;
+    assert_names(&message, &["ECOM_KAFKA_SSL_CA_FILE", "Kafka"]);
+}
+
+#[tokio::test]
+async fn kafka_under_a_wrong_host_name_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let brokers = t.brokers.replace(&t.host, "127.0.0.1");
+    let message = order_start_error(&t, t.kafka(&brokers, &t.ca, "SCRAM-SHA-512", &t.scram)).await;
+    assert_names(&message, &["ECOM_KAFKA_", "Kafka", "127.0.0.1"]);
+}
+
+#[tokio::test]
+async fn kafka_with_a_wrong_scram_password_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let wrong = (t.scram.0.clone(), "not-the-password".to_owned());
+    let message = order_start_error(&t, t.kafka(&t.brokers, &t.ca, "SCRAM-SHA-512", &wrong)).await;
+    assert_names(&message, &["ECOM_KAFKA_SASL_PASSWORD", "Kafka", "SCRAM-SHA-512"]);
+    assert!(!message.contains("not-the-password"), "{message}");
+}
+
+#[tokio::test]
+async fn kafka_with_a_wrong_plain_password_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let wrong = (t.plain.0.clone(), "not-the-password".to_owned());
+    let message = order_start_error(&t, t.kafka(&t.brokers, &t.ca, "PLAIN", &wrong)).await;
+    assert_names(&message, &["ECOM_KAFKA_SASL_PASSWORD", "Kafka", "PLAIN"]);
+}
+
+// ------------------------------------------------------------------- SMTP --
+
+async fn notification_start_error(t: &Tls, smtp: Vec<(&'static str, String)>) -> String {
+    let mut pairs = t.database().await;
+    pairs.extend(smtp);
+    pairs.extend(t.plain_kafka());
+    let settings = notification_service::Settings::from_env(&env(pairs)).unwrap();
+    start_failure(move |l, s| notification_service::run(settings, l, s)).await
+}
+
+#[tokio::test]
+async fn smtps_with_a_wrong_ca_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let message = notification_start_error(&t, t.smtp(&t.smtps, &t.other_ca, &t.smtp_credentials.1)).await;
+    assert_names(&message, &["ECOM_SMTP_CA_FILE", "SMTP server", "does not chain to a CA"]);
+}
+
+#[tokio::test]
+async fn smtps_under_a_wrong_host_name_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let url = t.smtps.replace(&t.host, "127.0.0.1");
+    let message = notification_start_error(&t, t.smtp(&url, &t.ca, &t.smtp_credentials.1)).await;
+    assert_names(&message, &["ECOM_SMTP_URL", "SMTP server", "not issued for the host name"]);
+}
+
+#[tokio::test]
+async fn smtps_with_a_wrong_password_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let message = notification_start_error(&t, t.smtp(&t.smtps, &t.ca, "not-the-password")).await;
+    assert_names(&message, &["ECOM_SMTP_PASSWORD", "SMTP server", "refused the credentials"]);
+    assert!(!message.contains("not-the-password"), "{message}");
+}
+
+#[tokio::test]
+async fn starttls_with_a_wrong_ca_fails_at_start_naming_the_variable() {
+    let Some(t) = tls() else { return };
+    let message = notification_start_error(&t, t.smtp(&t.starttls, &t.other_ca, &t.smtp_credentials.1)).await;
+    assert_names(&message, &["ECOM_SMTP_CA_FILE", "SMTP server", "does not chain to a CA"]);
+}
+
+/// The CA files exist where the stack says: a missing one would make every test above
+/// pass for the wrong reason.
+#[test]
+fn the_stack_ca_files_hold_certificates() {
+    let Some(t) = tls() else { return };
+    for file in [&t.ca, &t.other_ca] {
+        let text = std::fs::read_to_string(Path::new(file)).unwrap();
+        assert!(text.contains("BEGIN CERTIFICATE"), "{file}");
+    }
+}
