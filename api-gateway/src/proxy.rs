@@ -15,6 +15,7 @@ use common::breaker::Outcome;
 use common::http::MAX_BODY_BYTES;
 use common::problem::Problem;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::PathAndQuery;
 use http::{StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body as HttpBody, Frame};
@@ -85,24 +86,22 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
         }
     };
 
-    let path_and_query = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    let target = format!("{}{}", upstream.base.as_str().trim_end_matches('/'), path_and_query);
-    let Ok(uri) = target.parse::<Uri>() else {
+    let Some(uri) = target(upstream, req.uri()) else {
         return Problem::bad_request("the request target is not valid").into_response();
     };
     let headers = req.headers_mut();
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     if let Some(ip) = client {
-        let forwarded = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip.to_string(),
+        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            Some(previous) => HeaderValue::from_str(&format!("{previous}, {ip}")),
+            None => ip_header_value(ip),
         };
-        if let Ok(value) = HeaderValue::from_str(&forwarded) {
-            headers.insert("x-forwarded-for", value);
+        if let Ok(value) = value {
+            headers.insert(&X_FORWARDED_FOR, value);
         }
     }
-    headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     common::propagation::inject_http(headers);
     *req.uri_mut() = uri;
     let (parts, body) = req.into_parts();
@@ -152,6 +151,50 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
             Problem::unavailable(format!("{} did not answer in time", upstream.name), 1).into_response()
         }
     }
+}
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+
+/// The request's path and query on `upstream`: from the parsed parts when its base URL has
+/// no path, else formatted and parsed.
+fn target(upstream: &Upstream, uri: &Uri) -> Option<Uri> {
+    if let Some((scheme, authority)) = &upstream.origin {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(scheme.clone());
+        parts.authority = Some(authority.clone());
+        parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
+        return Uri::from_parts(parts).ok();
+    }
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    format!("{}{}", upstream.base.as_str().trim_end_matches('/'), path_and_query).parse().ok()
+}
+
+/// An address as a header value; IPv4, by far the common case, without the formatting
+/// machinery.
+fn ip_header_value(ip: IpAddr) -> Result<HeaderValue, http::header::InvalidHeaderValue> {
+    let IpAddr::V4(v4) = ip else { return HeaderValue::from_str(&ip.to_string()) };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = if octet >= 100 {
+            0
+        } else if octet >= 10 {
+            1
+        } else {
+            2
+        };
+        for digit in &digits[skip..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len])
 }
 
 /// What an upstream's answer says about its health, for its breaker: `None` when it
@@ -248,6 +291,8 @@ fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use common::breaker::CircuitBreaker;
+
     use super::*;
 
     #[test]
@@ -268,6 +313,27 @@ mod tests {
                 "{status} {blames_dependency} {body_complete}"
             );
         }
+    }
+
+    #[test]
+    fn an_address_header_reads_as_the_address_prints() {
+        let addresses =
+            ["0.0.0.0", "127.0.0.1", "10.20.30.40", "255.255.255.255", "192.168.1.100", "::1", "2001:db8::7"];
+        for address in addresses {
+            let ip: IpAddr = address.parse().unwrap();
+            assert_eq!(ip_header_value(ip).unwrap(), ip.to_string().as_str());
+        }
+    }
+
+    #[test]
+    fn the_target_keeps_the_path_and_query_and_any_base_path() {
+        let breaker = || CircuitBreaker::new("test", common::breaker::BreakerConfig::default());
+        let bare = Upstream::new("bare", &"http://127.0.0.1:8082".parse().unwrap(), breaker());
+        let prefixed = Upstream::new("prefixed", &"http://127.0.0.1:8082/svc/".parse().unwrap(), breaker());
+        assert!(bare.origin.is_some() && prefixed.origin.is_none());
+        let uri: Uri = "/api/products/1?page=2".parse().unwrap();
+        assert_eq!(target(&bare, &uri).unwrap(), "http://127.0.0.1:8082/api/products/1?page=2");
+        assert_eq!(target(&prefixed, &uri).unwrap(), "http://127.0.0.1:8082/svc/api/products/1?page=2");
     }
 
     #[test]

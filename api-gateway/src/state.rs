@@ -9,6 +9,8 @@ use axum::extract::FromRef;
 use common::auth::Verifier;
 use common::breaker::CircuitBreaker;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use http::Uri;
+use http::uri::{Authority, Scheme};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -25,6 +27,21 @@ pub struct Upstream {
     pub name: &'static str,
     pub base: Url,
     pub breaker: CircuitBreaker,
+    /// `base`'s scheme and authority when it has no path of its own, so that a request's
+    /// target is put together from parsed parts rather than formatted and parsed again.
+    pub origin: Option<(Scheme, Authority)>,
+}
+
+impl Upstream {
+    pub fn new(name: &'static str, base: &Url, breaker: CircuitBreaker) -> Self {
+        let origin = (base.path() == "/" && base.query().is_none())
+            .then(|| {
+                let uri = base.as_str().parse::<Uri>().ok()?;
+                Some((uri.scheme()?.clone(), uri.authority()?.clone()))
+            })
+            .flatten();
+        Self { name, base: base.clone(), breaker, origin }
+    }
 }
 
 /// Everything a handler needs; cheap to clone (one `Arc`, since every request's
@@ -82,10 +99,8 @@ impl AppState {
             .timeout(Duration::from_secs(3))
             .build()
             .context("cannot build the HTTP client")?;
-        let upstream = |name: &'static str, base: &Url| Upstream {
-            name,
-            base: base.clone(),
-            breaker: CircuitBreaker::new(name, settings.breaker.clone()),
+        let upstream = |name: &'static str, base: &Url| {
+            Upstream::new(name, base, CircuitBreaker::new(name, settings.breaker.clone()))
         };
         let per_second = NonZeroU32::new(settings.limits.per_second).context("ECOM_RATE_LIMIT_PER_SECOND")?;
         let burst = per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1));
