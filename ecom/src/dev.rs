@@ -10,11 +10,11 @@ use common::bus::{BusConfig, InProcessBus};
 use common::settings::Env;
 use common::telemetry::{self, LogFormat, TelemetrySettings};
 use rand::distr::{Alphanumeric, SampleString};
-
-pub use crate::admin::Admin;
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+pub use crate::admin::Admin;
 
 /// Where each service listens.
 #[derive(Debug, Clone, Copy)]
@@ -273,40 +273,41 @@ pub async fn main(options: Options) -> anyhow::Result<()> {
     let fresh = !data_dir.join("products.db").exists();
     let result = async {
         let platform = start(&env, &data_dir, bind, ports, shutdown.clone()).await?;
-        let ready = tokio::select! {
-            ready = wait_ready(&platform.listeners, Duration::from_secs(30)) => ready,
-            () = shutdown.cancelled() => Ok(()),
+        let prepared = tokio::select! {
+            prepared = prepare(&platform, demo, fresh) => prepared.map(Some),
+            () = shutdown.cancelled() => Ok(None),
         };
-        if let Err(err) = ready {
-            shutdown.cancel();
-            let _ = platform.wait().await;
-            return Err(err);
-        }
-        let catalog = if demo && fresh {
-            let loading = Instant::now();
-            let loaded =
-                crate::demo::load(reachable(platform.gateway), &platform.admin.email, &platform.admin.password)
-                    .await
-                    .context("loading the demo catalog (start with --no-demo to skip it)");
-            match loaded {
-                Ok(loaded) => Catalog::Loaded(loaded.created, loading.elapsed()),
-                Err(err) => {
-                    shutdown.cancel();
-                    let _ = platform.wait().await;
-                    return Err(err);
-                }
+        match prepared {
+            Ok(Some(catalog)) => print_banner(&platform, &data_dir, catalog, started.elapsed()),
+            Ok(None) => {}
+            Err(err) => {
+                shutdown.cancel();
+                let _ = platform.wait().await;
+                return Err(err);
             }
-        } else if demo {
-            Catalog::Kept
-        } else {
-            Catalog::Skipped
-        };
-        print_banner(&platform, &data_dir, catalog, started.elapsed());
+        }
         platform.wait().await
     }
     .await;
     guard.shutdown();
     result
+}
+
+/// Waits until every service is ready, then loads the demo catalog into a fresh
+/// data directory unless `--no-demo` said otherwise.
+async fn prepare(platform: &Platform, demo: bool, fresh: bool) -> anyhow::Result<Catalog> {
+    wait_ready(&platform.listeners, Duration::from_secs(30)).await?;
+    if !demo {
+        return Ok(Catalog::Skipped);
+    }
+    if !fresh {
+        return Ok(Catalog::Kept);
+    }
+    let loading = Instant::now();
+    let loaded = crate::demo::load(reachable(platform.gateway), &platform.admin.email, &platform.admin.password)
+        .await
+        .context("loading the demo catalog (start with --no-demo to skip it)")?;
+    Ok(Catalog::Loaded(loaded.created, loading.elapsed()))
 }
 
 /// What happened to the demo catalog at this start.
