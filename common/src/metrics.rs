@@ -4,7 +4,6 @@
 //! series are told apart by the `service` label.
 
 use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method, header};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -131,12 +130,38 @@ pub(crate) fn record_request(service: &'static str, method: &Method, route: &str
     registry.write().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().insert(route.to_owned(), series);
 }
 
-/// Route layer: tells the observing middleware which route matched.
-pub async fn record_route(req: Request, next: Next) -> Response {
-    if let (Some(slot), Some(path)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<MatchedPath>()) {
-        let _ = slot.0.set(path.clone());
+/// Route layer: tells the observing middleware which route matched. A plain service
+/// rather than a `from_fn` middleware, so a request pays no boxed future for it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RecordRouteLayer;
+
+impl<S> tower::Layer<S> for RecordRouteLayer {
+    type Service = RecordRoute<S>;
+
+    fn layer(&self, inner: S) -> RecordRoute<S> {
+        RecordRoute(inner)
     }
-    next.run(req).await
+}
+
+/// The service of [`RecordRouteLayer`].
+#[derive(Debug, Clone)]
+pub struct RecordRoute<S>(S);
+
+impl<S: tower::Service<Request>> tower::Service<Request> for RecordRoute<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> S::Future {
+        if let (Some(slot), Some(path)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<MatchedPath>()) {
+            let _ = slot.0.set(path.clone());
+        }
+        self.0.call(req)
+    }
 }
 
 #[cfg(test)]

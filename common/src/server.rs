@@ -15,7 +15,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::Health;
 use crate::http::MAX_BODY_BYTES;
-use crate::metrics::{RouteSlot, UNMATCHED_ROUTE, record_request, record_route};
+use crate::metrics::{RecordRouteLayer, RouteSlot, UNMATCHED_ROUTE, record_request};
 use crate::problem::Problem;
 use crate::propagation;
 use crate::request_id::RequestId;
@@ -124,7 +124,7 @@ fn ops_routes(health: Health, service: &'static str) -> Router {
 fn layered(routes: Router, config: StackConfig, edge: impl FnOnce(Router) -> Router) -> Router {
     // Installed before the first request so that request is counted too.
     crate::metrics::handle();
-    let routes = routes.route_layer(middleware::from_fn(record_route)).fallback(crate::problem::not_found_fallback);
+    let routes = routes.route_layer(RecordRouteLayer).fallback(crate::problem::not_found_fallback);
     edge(routes).layer(
         ServiceBuilder::new()
             .layer(CatchPanicLayer::custom(|_| {
@@ -187,7 +187,9 @@ where
         let status = response.status();
         let span = tracing::Span::current();
         let route_label = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
-        span.record("otel.name", format!("{method_label} {route_label}"));
+        if crate::telemetry::exporting() {
+            span.record("otel.name", format!("{method_label} {route_label}"));
+        }
         span.record("http.route", route_label);
         span.record("http.response.status_code", status.as_u16());
         let elapsed = started.elapsed();

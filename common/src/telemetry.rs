@@ -4,6 +4,8 @@
 //! A tracer provider is installed even without an exporter so that trace ids exist
 //! for propagation (`traceparent` in, through and out) and log correlation.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::WithExportConfig;
@@ -99,6 +101,14 @@ pub fn tracer_provider(settings: &TelemetrySettings) -> anyhow::Result<SdkTracer
     Ok(builder.build())
 }
 
+static EXPORTING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this process's spans leave it (an OTLP endpoint is configured): span data only
+/// an exporter reads, such as span names, need not be built otherwise.
+pub fn exporting() -> bool {
+    EXPORTING.load(Ordering::Relaxed)
+}
+
 /// Installs the global subscriber, tracer provider and propagator.
 pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     let provider = tracer_provider(settings)?;
@@ -113,6 +123,7 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     // Events become span events only to be exported; without an exporter, spans are kept
     // (for their ids) and events skipped, which is per-request work nobody would see.
     let exporting = settings.otlp_endpoint.is_some();
+    EXPORTING.store(exporting, Ordering::Relaxed);
     let otel_filter = span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| exporting || meta.is_span()));
     // Nothing reads OpenTelemetry's current context (propagation and log lines read the
     // tracing span's), so entering a span need not activate it; busy/idle times, thread and
