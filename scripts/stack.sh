@@ -296,13 +296,12 @@ check_mariadb() {
     -u"$MYSQL_USER" -p"$MYSQL_PASSWORD" --connect-timeout=2 -N -e 'SELECT 1' 2>/dev/null | grep -qx 1
 }
 
-start_mariadb() {
-  local d data; d="$(run_dir mariadb)"; data="$d/data"
-  ensure_ports_free mariadb "$MYSQL_PORT" || return 1
-  # Initialise the datadir once. The marker is written only after success,
-  # so a half-initialised datadir is redone instead of half-used.
+# Initialise a component's datadir once. The marker is written only after
+# success, so a half-initialised datadir is redone instead of half-used.
+mariadb_init_datadir() { # component
+  local c="$1" d data; d="$(run_dir "$1")"; data="$d/data"
   if [[ ! -f "$data/.ecom-initialized" ]]; then
-    log "mariadb: initialising datadir $data"
+    log "$c: initialising datadir $data"
     rm -rf "$data"; mkdir -p "$data" "$d/tmp"
     if ! mariadb-install-db --no-defaults --datadir="$data" --user="$(id -un)" \
          --auth-root-authentication-method=socket --skip-test-db \
@@ -312,6 +311,12 @@ start_mariadb() {
     touch "$data/.ecom-initialized"
   fi
   mkdir -p "$d/tmp"
+}
+
+start_mariadb() {
+  local d data; d="$(run_dir mariadb)"; data="$d/data"
+  ensure_ports_free mariadb "$MYSQL_PORT" || return 1
+  mariadb_init_datadir mariadb || return 1
   # --no-defaults: ignore /etc/mysql/*.cnf (the system service's socket,
   # datadir, ...). Small buffers: this is a test database on a 2-core box;
   # durability relaxed (flush once per second) because test speed matters

@@ -23,19 +23,20 @@ use url::Url;
 pub use kafka::{KafkaSecurity, KafkaSettings, SaslMechanism, SaslSettings, SecurityProtocol};
 pub use secret::SecretUrl;
 
-/// The variables that hold secrets. Each may be given as `<NAME>_FILE` instead: the
-/// path of a file whose content (without the final line break) is the value.
-pub const SECRET_VARIABLES: &[&str] = &[
-    "DATABASE_URL",
-    "ECOM_DB_PASSWORD",
-    "ECOM_ADMIN_PASSWORD",
-    "ECOM_SERVICE_CLIENT_SECRET",
-    "ECOM_SMTP_URL",
-    "ECOM_SMTP_USERNAME",
-    "ECOM_SMTP_PASSWORD",
-    "ECOM_KAFKA_SASL_USERNAME",
-    "ECOM_KAFKA_SASL_PASSWORD",
-    "ECOM_KAFKA_SSL_KEY_PASSWORD",
+/// The variables that hold secrets, each with its `_FILE` variant: the path of a file
+/// whose content (without the final line break) is the value. Both names are spelt
+/// out, so that a search for a variable finds where it is read.
+pub const SECRET_VARIABLES: &[(&str, &str)] = &[
+    ("DATABASE_URL", "DATABASE_URL_FILE"),
+    ("ECOM_DB_PASSWORD", "ECOM_DB_PASSWORD_FILE"),
+    ("ECOM_ADMIN_PASSWORD", "ECOM_ADMIN_PASSWORD_FILE"),
+    ("ECOM_SERVICE_CLIENT_SECRET", "ECOM_SERVICE_CLIENT_SECRET_FILE"),
+    ("ECOM_SMTP_URL", "ECOM_SMTP_URL_FILE"),
+    ("ECOM_SMTP_USERNAME", "ECOM_SMTP_USERNAME_FILE"),
+    ("ECOM_SMTP_PASSWORD", "ECOM_SMTP_PASSWORD_FILE"),
+    ("ECOM_KAFKA_SASL_USERNAME", "ECOM_KAFKA_SASL_USERNAME_FILE"),
+    ("ECOM_KAFKA_SASL_PASSWORD", "ECOM_KAFKA_SASL_PASSWORD_FILE"),
+    ("ECOM_KAFKA_SSL_KEY_PASSWORD", "ECOM_KAFKA_SSL_KEY_PASSWORD_FILE"),
 ];
 
 /// A configuration error that names the variable at fault.
@@ -88,9 +89,8 @@ impl Env {
     /// file that cannot be read, or a variable given both ways, is remembered and
     /// reported by whichever setting reads the variable.
     fn read_secret_files(&mut self) {
-        for &name in SECRET_VARIABLES {
-            let file_var = format!("{name}_FILE");
-            let Some(path) = self.raw(&file_var).map(|p| p.trim().to_owned()) else { continue };
+        for &(name, file_var) in SECRET_VARIABLES {
+            let Some(path) = self.raw(file_var).map(|p| p.trim().to_owned()) else { continue };
             if self.raw(name).is_some() {
                 self.file_errors
                     .insert(name.to_owned(), SettingsError::new(name, format!("set it or {file_var}, not both")));
@@ -101,7 +101,7 @@ impl Env {
                     let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
                     if value.trim().is_empty() {
                         self.file_errors
-                            .insert(name.to_owned(), SettingsError::new(&file_var, format!("{path} is empty")));
+                            .insert(name.to_owned(), SettingsError::new(file_var, format!("{path} is empty")));
                         continue;
                     }
                     self.vars.insert(name.to_owned(), value.to_owned());
@@ -109,7 +109,7 @@ impl Env {
                 }
                 Err(e) => {
                     self.file_errors
-                        .insert(name.to_owned(), SettingsError::new(&file_var, format!("cannot read {path}: {e}")));
+                        .insert(name.to_owned(), SettingsError::new(file_var, format!("cannot read {path}: {e}")));
                 }
             }
         }
@@ -436,6 +436,37 @@ mod tests {
         assert_eq!(ServerSettings::from_env(&env, 8080).unwrap_err().var, "ECOM_MAX_CONNECTIONS");
         let env = Env::from_pairs([("ECOM_HEADER_READ_TIMEOUT_MS", "0")]);
         assert_eq!(ServerSettings::from_env(&env, 8080).unwrap_err().var, "ECOM_HEADER_READ_TIMEOUT_MS");
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_file_without_the_final_line_break() {
+        let dir = std::env::temp_dir().join(format!("ecom-settings-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("db-password");
+        std::fs::write(&file, "p@ss word\n").unwrap();
+        let path = file.display().to_string();
+        let env = Env::from_pairs([
+            ("DATABASE_URL", "mysql://ecom@db.internal:3306/orders?ssl-mode=verify_identity"),
+            ("ECOM_DB_PASSWORD_FILE", path.as_str()),
+        ]);
+        let url = env.database_url("sqlite://x.db", &["mysql"]).unwrap();
+        assert_eq!(url.expose().password(), Some("p%40ss%20word"));
+        assert!(!format!("{url:?} {env:?}").contains("p@ss"), "{url:?} {env:?}");
+        assert_eq!(env.origin("ECOM_DB_PASSWORD"), "ECOM_DB_PASSWORD_FILE");
+
+        let both = Env::from_pairs([("ECOM_SMTP_PASSWORD", "x"), ("ECOM_SMTP_PASSWORD_FILE", path.as_str())]);
+        assert_eq!(both.secret("ECOM_SMTP_PASSWORD").unwrap_err().var, "ECOM_SMTP_PASSWORD");
+        let missing = Env::from_pairs([("ECOM_ADMIN_PASSWORD_FILE", "/nonexistent/ecom-admin")]);
+        assert_eq!(missing.secret("ECOM_ADMIN_PASSWORD").unwrap_err().var, "ECOM_ADMIN_PASSWORD_FILE");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_database_password_needs_a_user_and_no_second_password() {
+        let env = Env::from_pairs([("DATABASE_URL", "mysql://db.internal/orders"), ("ECOM_DB_PASSWORD", "x")]);
+        assert_eq!(env.database_url("sqlite://x.db", &["mysql"]).unwrap_err().var, "ECOM_DB_PASSWORD");
+        let env = Env::from_pairs([("DATABASE_URL", "mysql://u:p@db.internal/orders"), ("ECOM_DB_PASSWORD", "x")]);
+        assert_eq!(env.database_url("sqlite://x.db", &["mysql"]).unwrap_err().var, "ECOM_DB_PASSWORD");
     }
 
     #[test]

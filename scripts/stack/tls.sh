@@ -87,17 +87,7 @@ start_mariadb-tls() {
   installed_mariadb || { warn "mariadb-tls: MariaDB is not installed (bash scripts/stack.sh up mariadb)"; return 1; }
   ensure_tls_material || return 1
   ensure_ports_free mariadb-tls "$MYSQL_TLS_PORT" || return 1
-  if [[ ! -f "$data/.ecom-initialized" ]]; then
-    log "mariadb-tls: initialising datadir $data"
-    rm -rf "$data"; mkdir -p "$data" "$d/tmp"
-    if ! mariadb-install-db --no-defaults --datadir="$data" --user="$(id -un)" \
-         --auth-root-authentication-method=socket --skip-test-db \
-         --skip-name-resolve >"$d/install-db.log" 2>&1; then
-      show_tail "$d/install-db.log"; return 1
-    fi
-    touch "$data/.ecom-initialized"
-  fi
-  mkdir -p "$d/tmp"
+  mariadb_init_datadir mariadb-tls || return 1
   # As the plain instance, smaller, plus TLS with this stack's certificate and no
   # connection over TCP without it.
   start_detached mariadb-tls "$(mariadbd_bin)" --no-defaults \
