@@ -7,7 +7,7 @@
 #
 #   docker compose up -d && scripts/load-demo-catalog.sh      # admin from ./.env
 #   ECOM_URL=http://127.0.0.1:18080 ECOM_ADMIN_EMAIL=admin@ecom.local \
-#     ECOM_ADMIN_PASSWORD="$(cat data/admin-password)" scripts/load-demo-catalog.sh
+#     ECOM_ADMIN_PASSWORD="$(head -1 data/admin-password)" scripts/load-demo-catalog.sh
 #
 #   ECOM_URL                                 the gateway (default http://127.0.0.1:8080)
 #   ECOM_ADMIN_EMAIL / ECOM_ADMIN_PASSWORD   the admin; read from ./.env when unset

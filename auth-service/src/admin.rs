@@ -1,9 +1,10 @@
 //! The admin account from configuration, created or brought up to date at start.
 
 use anyhow::{Context as _, bail};
+use secrecy::ExposeSecret as _;
 use uuid::Uuid;
 
-use crate::domain::{Name, Password};
+use crate::domain::Name;
 use crate::password;
 use crate::settings::AdminSettings;
 use crate::store::{NewUser, Store, StoreError, UserRow};
@@ -17,9 +18,12 @@ pub const ADMIN_ROLES: &[&str] = &["customer", "admin"];
 pub async fn ensure_admin(store: &Store, admin: &AdminSettings) -> anyhow::Result<()> {
     let (email, password) = admin.parse()?;
     if let Some(existing) = store.fetch_user_by_email(email.as_str()).await.context("ECOM_ADMIN_EMAIL: lookup")? {
-        return update_admin(store, existing, password).await;
+        return update_admin(store, existing, admin).await;
     }
-    let hash = password::hash(password.into_secret()).await?;
+    let hash = match &admin.password_hash {
+        Some(known) => known.expose_secret().to_owned(),
+        None => password::hash(password.into_secret()).await?,
+    };
     let name = Name::parse("Administrator").map_err(|e| anyhow::anyhow!(e.message))?;
     let user = NewUser { id: Uuid::now_v7(), email: &email, name: &name, password_hash: &hash, roles: ADMIN_ROLES };
     match store.insert_user(&user).await {
@@ -35,8 +39,7 @@ pub async fn ensure_admin(store: &Store, admin: &AdminSettings) -> anyhow::Resul
                 .await
                 .context("ECOM_ADMIN_EMAIL: lookup")?
                 .context("ECOM_ADMIN_EMAIL: the account was taken and is gone again")?;
-            let (_, password) = admin.parse()?;
-            update_admin(store, existing, password).await
+            update_admin(store, existing, admin).await
         }
         Err(err) => Err(err).context("ECOM_ADMIN_EMAIL: cannot create the admin"),
     }
@@ -44,7 +47,7 @@ pub async fn ensure_admin(store: &Store, admin: &AdminSettings) -> anyhow::Resul
 
 /// Brings an existing admin's password and roles to what configuration says; a
 /// change revokes its sessions.
-async fn update_admin(store: &Store, existing: UserRow, password: Password) -> anyhow::Result<()> {
+async fn update_admin(store: &Store, existing: UserRow, admin: &AdminSettings) -> anyhow::Result<()> {
     let roles = existing.roles();
     if !roles.iter().any(|role| role == "admin") {
         bail!(
@@ -53,13 +56,21 @@ async fn update_admin(store: &Store, existing: UserRow, password: Password) -> a
             existing.email
         );
     }
+    let (_, password) = admin.parse()?;
     let secret = password.into_secret();
-    let same_password = password::verify(secret.clone(), existing.password_hash.clone()).await?;
+    let known = admin.password_hash.as_ref().map(|known| known.expose_secret().to_owned());
+    // The stored hash is the known one: the password matches without computing a hash.
+    let same_password = known.as_deref() == Some(existing.password_hash.as_str())
+        || password::verify(secret.clone(), existing.password_hash.clone()).await?;
     let has_roles = ADMIN_ROLES.iter().all(|r| roles.iter().any(|have| have == r));
     if same_password && has_roles {
         return Ok(());
     }
-    let hash = if same_password { existing.password_hash.clone() } else { password::hash(secret).await? };
+    let hash = match known {
+        _ if same_password => existing.password_hash.clone(),
+        Some(known) => known,
+        None => password::hash(secret).await?,
+    };
     let mut roles = roles;
     for role in ADMIN_ROLES {
         if !roles.iter().any(|have| have == role) {
@@ -80,6 +91,7 @@ mod tests {
         let admin = |email: &str, password: &str| AdminSettings {
             email: email.to_owned(),
             password: password.to_owned().into(),
+            password_hash: None,
         };
         assert!(admin("admin@ecom.local", "dev-only-admin-password").parse().is_ok());
         let err = admin("not an email", "dev-only-admin-password").parse().unwrap_err();

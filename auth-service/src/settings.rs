@@ -41,6 +41,12 @@ pub struct Settings {
 pub struct AdminSettings {
     pub email: String,
     pub password: SecretString,
+    /// A PHC string already known to be `password`'s argon2 hash (`ecom dev` keeps one
+    /// beside the password it generated). It is stored when the admin is created, and
+    /// an admin whose stored hash is exactly this one is up to date without a verify,
+    /// which costs as much as a hash. Never read from the environment; redacted in
+    /// `Debug` like the password.
+    pub password_hash: Option<SecretString>,
 }
 
 impl AdminSettings {
@@ -64,7 +70,7 @@ impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
         let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")?) {
             (Some(email), Some(password)) => {
-                let admin = AdminSettings { email: email.to_owned(), password };
+                let admin = AdminSettings { email: email.to_owned(), password, password_hash: None };
                 admin.parse()?;
                 Some(admin)
             }

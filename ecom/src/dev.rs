@@ -146,7 +146,7 @@ pub async fn start(
     };
     let sqlite = |file: &str| format!("sqlite://{}", data_dir.join(file).display());
 
-    let admin = Admin::from_env(env, &data_dir)?;
+    let admin = Admin::from_env(env, &data_dir).await?;
 
     // order-service's client secret towards auth-service: new at every start, held
     // only in this process (the tokens it buys live minutes; nothing needs it later).
@@ -166,7 +166,7 @@ pub async fn start(
     let bus = InProcessBus::new();
     let [(_, gateway_l), (_, auth_l), (_, product_l), (_, order_l), (_, inventory_l), (_, notification_l)] = listeners;
 
-    let auth = auth_service::Settings::from_env(&service_env(&[
+    let mut auth = auth_service::Settings::from_env(&service_env(&[
         ("DATABASE_URL", sqlite("auth.db")),
         ("ECOM_ADMIN_EMAIL", admin.email.clone()),
         ("ECOM_ADMIN_PASSWORD", admin.password.clone()),
@@ -175,6 +175,9 @@ pub async fn start(
         service_client[0].clone(),
         service_client[1].clone(),
     ]))?;
+    if let Some(settings) = auth.admin.as_mut() {
+        settings.password_hash = admin.password_hash.clone().map(Into::into);
+    }
     let product = product_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("products.db"))]))?;
     let inventory = inventory_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("inventory.db"))]))?;
     let mut order = order_service::Settings::from_env(&service_env(&[

@@ -88,7 +88,7 @@ start first --bind 127.0.0.1
 cat "$work/first.banner"
 grep -Eq '^  demo catalog +[0-9]+ products' "$work/first.banner" || fail "the banner does not report the demo catalog"
 [ "$(stat -c %a "$work/first/admin-password")" = 600 ] || fail "admin-password is not mode 0600"
-grep -q "admin password $(cat "$work/first/admin-password")  (generated, kept in $work/first/admin-password)" \
+grep -q "admin password $(head -1 "$work/first/admin-password")  (generated, kept in $work/first/admin-password)" \
   "$work/first.banner" || fail "the banner does not show the kept admin password and its file"
 
 echo "== scripts/demo.sh (the README's walkthrough)"
@@ -124,7 +124,7 @@ token=$(curl -sSf "$gateway/api/auth/login" -H 'content-type: application/json' 
 "$venv/bin/python" scripts/check/docs_browser.py "$gateway" "$token" "$email"
 
 echo "== ecom dev again on the same data directory"
-first_password=$(cat "$work/first/admin-password")
+first_password=$(head -1 "$work/first/admin-password")
 kill "${pids[0]}"
 wait "${pids[0]}" 2>/dev/null || true
 mv "$work/first.log" "$work/first-run.log"
@@ -145,13 +145,13 @@ grep -q 'no demo catalog (--no-demo)' "$work/empty.banner" || fail "--no-demo: t
 [ "$(curl -sSf "$gateway/api/products" | jq .total)" = 0 ] || fail "--no-demo: the catalog is not empty"
 products=$(jq '.products | length' ecom/demo-catalog.json)
 # A load cut short: the first product exists, without its stock; loading completes it.
-admin_login=$(jq -n --arg password "$(cat "$work/empty/admin-password")" '{email: "admin@ecom.local", $password}')
+admin_login=$(jq -n --arg password "$(head -1 "$work/empty/admin-password")" '{email: "admin@ecom.local", $password}')
 admin_token=$(curl -sSf "$gateway/api/auth/login" -H 'content-type: application/json' --data "$admin_login" |
   jq -r .access_token)
 curl -sSf -o /dev/null "$gateway/api/products" -H 'content-type: application/json' \
   -H "Authorization: Bearer $admin_token" --data "$(jq -c '.products[0] | del(.stock)' ecom/demo-catalog.json)"
 load() {
-  ECOM_URL="$gateway" ECOM_ADMIN_EMAIL=admin@ecom.local ECOM_ADMIN_PASSWORD="$(cat "$work/empty/admin-password")" \
+  ECOM_URL="$gateway" ECOM_ADMIN_EMAIL=admin@ecom.local ECOM_ADMIN_PASSWORD="$(head -1 "$work/empty/admin-password")" \
     bash scripts/load-demo-catalog.sh
 }
 load | tee "$work/load1"

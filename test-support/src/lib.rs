@@ -49,7 +49,7 @@ pub fn sqlite_url(dir: &Path, name: &str) -> Url {
 
 /// An admin to seed at start.
 pub fn admin(email: &str, password: &str) -> Option<AdminSettings> {
-    Some(AdminSettings { email: email.into(), password: password.to_owned().into() })
+    Some(AdminSettings { email: email.into(), password: password.to_owned().into(), password_hash: None })
 }
 
 /// Service tokens for [`SERVICE_CLIENT`] with `secret` (at least 32 characters).

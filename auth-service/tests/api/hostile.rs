@@ -18,7 +18,11 @@ async fn refresh(client: &Client, token: &str) -> (u16, Value) {
 
 fn with_admin(settings: Settings, email: &str, password: &str) -> Settings {
     Settings {
-        admin: Some(AdminSettings { email: email.into(), password: SecretString::from(password.to_owned()) }),
+        admin: Some(AdminSettings {
+            email: email.into(),
+            password: SecretString::from(password.to_owned()),
+            password_hash: None,
+        }),
         ..settings
     }
 }

@@ -12,6 +12,7 @@ fn settings(database_url: Url, admin_password: &str) -> Settings {
         admin: Some(AdminSettings {
             email: support::ADMIN_EMAIL.into(),
             password: SecretString::from(admin_password.to_owned()),
+            password_hash: None,
         }),
         ..support::settings(database_url, support::shared_key_dir())
     }
@@ -95,4 +96,36 @@ fn the_binary_refuses_a_malformed_database_url_naming_the_variable() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
+}
+
+#[tokio::test]
+async fn a_known_hash_is_stored_for_a_new_admin_and_when_it_is_the_stored_one_no_verify_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let url: Url = format!("sqlite://{}/auth.db", dir.path().display()).parse().unwrap();
+    let known = auth_service::password::hash(SecretString::from("known-password-1")).await.unwrap();
+    let with_known = |password: &str| {
+        let mut settings = settings(url.clone(), password);
+        if let Some(admin) = settings.admin.as_mut() {
+            admin.password_hash = Some(SecretString::from(known.clone()));
+        }
+        settings
+    };
+    let stored_hash = || async {
+        let state =
+            AppState::connect(&Settings { admin: None, ..settings(url.clone(), "unused-password") }).await.unwrap();
+        state.store.fetch_user_by_email("admin@example.com").await.unwrap().expect("the admin exists").password_hash
+    };
+
+    start(with_known("known-password-1")).await.stop().await.unwrap();
+    assert_eq!(stored_hash().await, known, "the admin was created with the known hash, not a new one");
+    assert!(admin_password_matches(&url, "known-password-1").await);
+
+    // The stored hash is the known one, so it is taken at its word: no verify, and so
+    // no change, even with another password beside it.
+    start(with_known("another-password-2")).await.stop().await.unwrap();
+    assert_eq!(stored_hash().await, known);
+
+    // Without the known hash the password is verified, and the change applies.
+    start(settings(url.clone(), "another-password-2")).await.stop().await.unwrap();
+    assert!(admin_password_matches(&url, "another-password-2").await);
 }
