@@ -189,13 +189,6 @@ fn orders(pairs: Vec<(&'static str, String)>) -> order_service::Settings {
 
 // ------------------------------------------------------------- the platform --
 
-async fn login(http: &reqwest::Client, gateway: &Running, email: &str, password: &str) -> String {
-    let response =
-        http.post(gateway.url("/api/auth/login")).json(&json!({"email": email, "password": password})).send().await;
-    let body: Value = response.unwrap().json().await.unwrap();
-    body["access_token"].as_str().unwrap_or_else(|| panic!("no token: {body}")).to_owned()
-}
-
 #[tokio::test]
 async fn an_order_travels_every_backend_over_tls_with_credentials_from_secret_files() {
     let Some(t) = tls() else { return };
@@ -264,7 +257,7 @@ async fn an_order_travels_every_backend_over_tls_with_credentials_from_secret_fi
     }
 
     let http = reqwest::Client::new();
-    let admin = login(&http, &gateway, "admin@example.com", "admin-password-1").await;
+    let admin = test_support::login(&http, &gateway.url(""), "admin@example.com", "admin-password-1").await;
     let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
         http.request(method, gateway.url(path)).bearer_auth(token).json(&body).send()
     };
@@ -274,14 +267,8 @@ async fn an_order_travels_every_backend_over_tls_with_credentials_from_secret_fi
     let response = call(reqwest::Method::PUT, "/api/inventory/TLS-MUG", &admin, json!({"available": 5})).await.unwrap();
     assert_eq!(response.status(), 200, "{:?}", response.text().await);
     let email = format!("{}@example.com", unique_name("customer"));
-    let response = http
-        .post(gateway.url("/api/auth/register"))
-        .json(&json!({"email": email, "password": "customer-password", "name": "Ada"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let token = login(&http, &gateway, &email, "customer-password").await;
+    test_support::register(&http, &gateway.url(""), &email, "customer-password", "Ada").await;
+    let token = test_support::login(&http, &gateway.url(""), &email, "customer-password").await;
     let lines = json!({"lines": [{"sku": "TLS-MUG", "quantity": 1}]});
     let response = call(reqwest::Method::POST, "/api/orders", &token, lines).await.unwrap();
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
