@@ -68,7 +68,7 @@ fn path_list(env: &Env, var: &str) -> Vec<std::path::PathBuf> {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        let admin = match (env.raw("ECOM_ADMIN_EMAIL"), env.secret("ECOM_ADMIN_PASSWORD")?) {
+        let admin = match (env.optional::<String>("ECOM_ADMIN_EMAIL")?, env.secret("ECOM_ADMIN_PASSWORD")?) {
             (Some(email), Some(password)) => {
                 let admin = AdminSettings { email: email.to_owned(), password, password_hash: None };
                 admin.parse()?;

@@ -24,11 +24,14 @@ pub use kafka::{KafkaSecurity, KafkaSettings, SaslMechanism, SaslSettings, Secur
 pub use secret::SecretUrl;
 
 /// The variables that hold secrets, each with its `_FILE` variant: the path of a file
-/// whose content (without the final line break) is the value. Both names are spelt
+/// whose content (without the final line break) is the value; an empty file counts as
+/// unset, as an empty value does. Both names are spelt
 /// out, so that a search for a variable finds where it is read.
 pub const SECRET_VARIABLES: &[(&str, &str)] = &[
     ("DATABASE_URL", "DATABASE_URL_FILE"),
     ("ECOM_DB_PASSWORD", "ECOM_DB_PASSWORD_FILE"),
+    // Not a secret, but kept beside the admin's password in one Secret.
+    ("ECOM_ADMIN_EMAIL", "ECOM_ADMIN_EMAIL_FILE"),
     ("ECOM_ADMIN_PASSWORD", "ECOM_ADMIN_PASSWORD_FILE"),
     ("ECOM_SERVICE_CLIENT_SECRET", "ECOM_SERVICE_CLIENT_SECRET_FILE"),
     ("ECOM_SMTP_URL", "ECOM_SMTP_URL_FILE"),
@@ -98,14 +101,13 @@ impl Env {
             }
             match std::fs::read_to_string(&path) {
                 Ok(text) => {
+                    // An empty file is an unset variable, as an empty value is: a mounted
+                    // Secret can leave an optional setting out.
                     let value = text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text);
-                    if value.trim().is_empty() {
-                        self.file_errors
-                            .insert(name.to_owned(), SettingsError::new(file_var, format!("{path} is empty")));
-                        continue;
+                    if !value.trim().is_empty() {
+                        self.vars.insert(name.to_owned(), value.to_owned());
+                        self.from_file.insert(name.to_owned());
                     }
-                    self.vars.insert(name.to_owned(), value.to_owned());
-                    self.from_file.insert(name.to_owned());
                 }
                 Err(e) => {
                     self.file_errors
