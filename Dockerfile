@@ -14,7 +14,8 @@
 #   planner   reduces the workspace to a dependency recipe (changes only with manifests)
 #   builder   compiles the dependencies from the recipe (cached while Cargo.toml/Cargo.lock
 #             do not change), then the workspace's own crates
-#   runtime   distroless glibc base (ca-certificates, libgcc; the binaries link nothing else),
+#   runtime   distroless glibc base (ca-certificates, libgcc, libssl3: order- and notification-
+#             service link the system's OpenSSL for Kafka over TLS; nothing else is linked),
 #             non-root user 65532, plus busybox's wget as the only extra program, for
 #             HEALTHCHECK: the services have no probe mode of their own
 #   <service> runtime + one binary, its port, its health check and entrypoint
