@@ -8,6 +8,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use opentelemetry::trace::TraceContextExt as _;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, field};
@@ -161,7 +162,6 @@ where
     let request_id = req.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
     let span = tracing::info_span!(
         "request",
-        otel.name = field::Empty,
         otel.kind = "server",
         service = config.service,
         http.request.method = method_label,
@@ -188,7 +188,9 @@ where
         let span = tracing::Span::current();
         let route_label = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
         if crate::telemetry::exporting() {
-            span.record("otel.name", format!("{method_label} {route_label}"));
+            // Not `otel.name`: recording it names only a span not yet started, and a child
+            // span or an outgoing call has usually started this one by now.
+            span.context().span().update_name(format!("{method_label} {route_label}"));
         }
         span.record("http.route", route_label);
         span.record("http.response.status_code", status.as_u16());

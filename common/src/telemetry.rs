@@ -124,7 +124,8 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     // (for their ids) and events skipped, which is per-request work nobody would see.
     let exporting = settings.otlp_endpoint.is_some();
     EXPORTING.store(exporting, Ordering::Relaxed);
-    let otel_filter = span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| exporting || meta.is_span()));
+    let otel_filter =
+        AskEveryTime(span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| exporting || meta.is_span())));
     // Nothing reads OpenTelemetry's current context (propagation and log lines read the
     // tracing span's), so entering a span need not activate it; busy/idle times, thread and
     // source location are span attributes only an exporter would ship.
@@ -159,3 +160,66 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
 
 /// Which spans become trace spans: ours and the drivers' at info, not the HTTP plumbing's.
 const SPAN_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,tower=off,reqwest=off,rustls=off";
+
+/// A per-layer filter whose callsites are never cached as "always enabled", so that
+/// every span and event is asked about (`enabled`) before it is recorded.
+///
+/// Per-layer filters hand their verdict from `enabled` to `on_new_span`/`on_event`
+/// through a thread-local. A caller that asks `enabled` without recording anything
+/// (sqlx after every query, `tracing::enabled!`, `log::log_enabled!`) leaves a verdict
+/// there, and a callsite every filter had accepted for good skips `enabled` and reads
+/// that stale verdict: the next span or event silently missed the OpenTelemetry and
+/// log layers. A request span lost that way took its `traceparent` with it, so its
+/// children started traces of their own (a known limitation of tracing-subscriber's
+/// per-layer filtering). One filter that answers "sometimes" makes the whole stack ask
+/// each time; the cost is one filter evaluation per span and event.
+struct AskEveryTime<F>(F);
+
+impl<S, F: tracing_subscriber::layer::Filter<S>> tracing_subscriber::layer::Filter<S> for AskEveryTime<F> {
+    fn enabled(&self, meta: &tracing::Metadata<'_>, cx: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        self.0.enabled(meta, cx)
+    }
+
+    fn callsite_enabled(&self, meta: &'static tracing::Metadata<'static>) -> tracing::subscriber::Interest {
+        let interest = self.0.callsite_enabled(meta);
+        if interest.is_never() { interest } else { tracing::subscriber::Interest::sometimes() }
+    }
+
+    fn event_enabled(&self, event: &tracing::Event<'_>, cx: &tracing_subscriber::layer::Context<'_, S>) -> bool {
+        self.0.event_enabled(event, cx)
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        self.0.max_level_hint()
+    }
+
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_new_span(attrs, id, cx);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        cx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        self.0.on_record(id, values, cx);
+    }
+
+    fn on_enter(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_enter(id, cx);
+    }
+
+    fn on_exit(&self, id: &tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_exit(id, cx);
+    }
+
+    fn on_close(&self, id: tracing::span::Id, cx: tracing_subscriber::layer::Context<'_, S>) {
+        self.0.on_close(id, cx);
+    }
+}

@@ -16,6 +16,7 @@ use chrono::Utc;
 use common::auth::Identity;
 use common::problem::{FieldError, Problem};
 use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::AppState;
@@ -171,11 +172,15 @@ impl Drop for KeyLease {
         let store = self.store.clone();
         let key = self.key.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(err) = store.release_key(&key).await {
-                    tracing::warn!(error = %err, "cannot end a dropped request's key lease; it runs out by itself");
+            // In the dropped request's span: the warning belongs to its trace and log lines.
+            runtime.spawn(
+                async move {
+                    if let Err(err) = store.release_key(&key).await {
+                        tracing::warn!(error = %err, "cannot end a dropped request's key lease; it runs out by itself");
+                    }
                 }
-            });
+                .in_current_span(),
+            );
         }
     }
 }

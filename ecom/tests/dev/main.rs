@@ -8,6 +8,7 @@ mod faults;
 mod logs;
 mod metrics;
 mod real_stack;
+mod traces;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
