@@ -38,7 +38,7 @@ def problem(where, what):
 def code_variables():
     """Environment variable names the services read: quoted names in */src, test code left out."""
     names = set()
-    pattern = re.compile(r'"((?:ECOM|OTEL)_[A-Z0-9_]+|RUST_LOG|DATABASE_URL)"')
+    pattern = re.compile(r'"((?:ECOM|OTEL)_[A-Z0-9_]+|RUST_LOG|DATABASE_URL(?:_FILE)?)"')
     for path in ROOT.glob("*/src/**/*.rs"):
         if path.name == "test_util.rs":
             continue

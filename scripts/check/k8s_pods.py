@@ -236,6 +236,17 @@ class Pod:
             env[key] = native_database(value, self.build.name)
         return env
 
+    def secret_file_values(self):
+        """The database URLs the pod reads from Secrets mounted as files (prod's
+        DATABASE_URL_FILE), as the pod will see them."""
+        mounted = {m["name"] for m in self.c.get("volumeMounts", [])}
+        values = []
+        for v in self.spec.get("volumes", []):
+            if v["name"] in mounted and "secret" in v:
+                data = self.build.secret(v["secret"]["secretName"]) or {}
+                values += [native_database(data[k], self.build.name) for k in data if k == "DATABASE_URL"]
+        return values
+
     def pod_name(self):
         return f"{self.workload['metadata']['name']}-podcheck"
 
@@ -296,7 +307,10 @@ class Pod:
                         raise PodError(f"volume {v['name']}: {kind} {ref} has no key {item['key']}")
                     f = d / item["path"]
                     f.parent.mkdir(parents=True, exist_ok=True)
-                    f.write_text(data[item["key"]], encoding="utf-8")
+                    text = data[item["key"]]
+                    if kind == "secret" and item["key"] == "DATABASE_URL":
+                        text = native_database(text, self.build.name)
+                    f.write_text(text, encoding="utf-8")
                     os.chown(f, 0, fs_group if fs_group is not None else 0)
                     os.chmod(f, item.get("mode", mode))
                 # Secret and ConfigMap volumes are read-only whatever the mount says.
@@ -591,7 +605,7 @@ def run_overlay(build, bin_dir, mailpit, walk=None):
     values = []
     for p in pods:
         try:
-            values += list(p.environment().values())
+            values += list(p.environment().values()) + p.secret_file_values()
         except PodError:
             pass
     hosts = build.hosts(values)
@@ -663,9 +677,9 @@ def rotate(paths, bin_dir):
             return
         env = pod.environment()
         if n == 1:
-            fresh_databases(list(env.values()))
+            fresh_databases(list(env.values()) + pod.secret_file_values())
         try:
-            pod.start(build.hosts(list(env.values())))
+            pod.start(build.hosts(list(env.values()) + pod.secret_file_values()))
             if not pod.check_probes():
                 return
             with urllib.request.urlopen("http://127.0.0.1:8081/.well-known/jwks.json", timeout=3) as r:
