@@ -76,10 +76,12 @@ impl ProductDoc {
     }
 }
 
+/// MongoDB's "namespace not found": `listIndexes` on a collection not created yet.
+const NAMESPACE_NOT_FOUND: i32 = 26;
+
 /// The unique index on `sku` and the indexes behind the filters and sorts.
-pub async fn ensure_indexes(db: &Database) -> anyhow::Result<()> {
-    let products = db.collection::<Document>(PRODUCTS);
-    let indexes = vec![
+fn wanted_indexes() -> Vec<IndexModel> {
+    vec![
         IndexModel::builder()
             .keys(doc! {"sku": 1})
             .options(IndexOptions::builder().name("products_sku_unique".to_owned()).unique(true).build())
@@ -88,9 +90,82 @@ pub async fn ensure_indexes(db: &Database) -> anyhow::Result<()> {
         IndexModel::builder().keys(doc! {"price.amount": 1}).build(),
         IndexModel::builder().keys(doc! {"created_at": -1}).build(),
         IndexModel::builder().keys(doc! {"name_lower": 1}).build(),
-    ];
-    products.create_indexes(indexes).await.context("DATABASE_URL: cannot create the catalog indexes")?;
+    ]
+}
+
+/// Creates the catalog's indexes that do not exist yet, so a restart on an existing
+/// catalog creates nothing. Asking for an existing index again is a no-op on MongoDB,
+/// but FerretDB 1.x drops the connection instead, so the existing ones are listed first
+/// and compared by keys and uniqueness. An index with the keys of a wanted one but
+/// other options is an error naming it: creating the wanted one would fail too.
+pub async fn ensure_indexes(db: &Database) -> anyhow::Result<()> {
+    const CONTEXT: &str = "DATABASE_URL: cannot create the catalog indexes";
+    let products = db.collection::<Document>(PRODUCTS);
+    let existing = existing_indexes(&products).await.context(CONTEXT)?;
+    let missing = missing_indexes(wanted_indexes(), &existing)?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if let Err(err) = products.create_indexes(missing).await {
+        // Another replica starting at the same moment may have created them first.
+        let now = existing_indexes(&products).await.context(CONTEXT)?;
+        if !missing_indexes(wanted_indexes(), &now)?.is_empty() {
+            return Err(anyhow::Error::new(err).context(CONTEXT));
+        }
+    }
     Ok(())
+}
+
+async fn existing_indexes(products: &Collection<Document>) -> mongodb::error::Result<Vec<IndexModel>> {
+    match products.list_indexes().await {
+        Ok(cursor) => cursor.try_collect().await,
+        Err(err) if matches!(&*err.kind, mongodb::error::ErrorKind::Command(e) if e.code == NAMESPACE_NOT_FOUND) => {
+            Ok(Vec::new())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The wanted indexes that `existing` lacks.
+fn missing_indexes(wanted: Vec<IndexModel>, existing: &[IndexModel]) -> anyhow::Result<Vec<IndexModel>> {
+    let unique = |index: &IndexModel| index.options.as_ref().and_then(|o| o.unique).unwrap_or(false);
+    let mut missing = Vec::new();
+    for index in wanted {
+        match existing.iter().find(|e| same_keys(&e.keys, &index.keys)) {
+            None => missing.push(index),
+            Some(found) if unique(found) == unique(&index) => {}
+            Some(found) => {
+                let name = found.options.as_ref().and_then(|o| o.name.as_deref()).unwrap_or("unnamed");
+                anyhow::bail!(
+                    "DATABASE_URL: the catalog's index {name} on {} is {}unique, product-service needs it {}unique; \
+                     drop it and restart",
+                    found.keys,
+                    if unique(found) { "" } else { "not " },
+                    if unique(&index) { "" } else { "not " },
+                );
+            }
+        }
+    }
+    Ok(missing)
+}
+
+/// The same fields in the same order and directions; servers may return `1` as an
+/// int32, an int64 or a double.
+fn same_keys(a: &Document, b: &Document) -> bool {
+    let direction = |v: &bson::Bson| match v {
+        bson::Bson::Int32(n) => Some(f64::from(*n)),
+        bson::Bson::Int64(n) => Some(*n as f64),
+        bson::Bson::Double(n) => Some(*n),
+        _ => None,
+    };
+    a.len() == b.len()
+        && a.iter().zip(b.iter()).all(|((ka, va), (kb, vb))| {
+            ka == kb
+                && match (direction(va), direction(vb)) {
+                    (Some(x), Some(y)) => x == y,
+                    _ => va == vb,
+                }
+        })
 }
 
 /// Whether a write failed on a unique index (by error code, not message text).

@@ -52,3 +52,27 @@ async fn the_mongodb_driver_inserts_finds_by_filter_and_reports_a_duplicate_sku_
     assert!(mongo::is_duplicate_key(&err), "{err}");
     db.drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn on_mongodb_a_restart_on_an_existing_catalog_becomes_ready_and_restores_a_dropped_index() {
+    let Some(base) = real_dependency("ECOM_TEST_MONGODB_URL") else { return };
+    let url = mongo_url(&base);
+    for _ in 0..2 {
+        let settings = settings(url.clone());
+        let service =
+            Running::spawn(move |listener, shutdown| product_service::run(settings, listener, shutdown)).await;
+        service.ready().await;
+        service.stop().await.unwrap();
+    }
+
+    let db = common::mongo::connect("DATABASE_URL", &url.clone().into(), "test", "test").await.unwrap();
+    let products = db.collection::<Document>(mongo::PRODUCTS);
+    products.drop_index("price.amount_1").await.unwrap();
+    let settings = settings(url);
+    let service = Running::spawn(move |listener, shutdown| product_service::run(settings, listener, shutdown)).await;
+    service.ready().await;
+    service.stop().await.unwrap();
+    let names: Vec<String> = products.list_index_names().await.unwrap();
+    assert!(names.iter().any(|n| n == "price.amount_1"), "{names:?}");
+    assert!(names.iter().any(|n| n == "products_sku_unique"), "{names:?}");
+}
