@@ -9,7 +9,9 @@
 #   kafka-tls      a second single-node Kafka: SASL_SSL listener, SCRAM-SHA-512 and
 #                  PLAIN users; a plaintext listener on loopback for the broker itself
 #                  and the admin tools                                  (9094; 9096, 9095)
-#   ferretdb-tls   FerretDB listening with TLS only                     (27018)
+#   ferretdb-tls   FerretDB listening with TLS only; no authentication: FerretDB 1.24's
+#                  (experimental, --test-enable-new-auth) SCRAM exchange does not
+#                  complete with the Rust driver                        (27018)
 #   mailpit-tls    Mailpit requiring STARTTLS and SMTP AUTH              (1587; HTTP 8026)
 #   mailpit-smtps  Mailpit with implicit TLS (SMTPS) and SMTP AUTH       (1465; HTTP 8027)
 #
