@@ -5,28 +5,36 @@
 #      password hash) and again on the same data dir (warm): time from exec to the
 #      "ecom is ready in N ms" line on stdout and to all six /health/ready answering
 #      200, idle RSS after ~3 s, then SIGTERM: time to exit and exit code.
-#      It binds 127.0.0.1:8080-8085, which must be free.
-#  (b) each service binary alone on SQLite (127.0.0.1:18080-18085): time from exec
+#      It listens on 127.0.0.1 from PORT_BASE (`--port-base`), which must be free.
+#  (b) each service binary alone on SQLite (127.0.0.1, PORT_BASE + 100 to + 105): time from exec
 #      to /health/live answering 200, idle RSS after ~3 s, SIGTERM, exit code.
 #      order-service and notification-service get ECOM_KAFKA_BROKERS pointing at a
 #      closed port (their readiness is 503 then; liveness and RSS are what count
 #      here, and a real Kafka of the test stack must not be touched);
 #      notification-service writes mail to files (ECOM_MAIL_DIR).
-#  (c) auth-service RSS after 10 sequential and 8 concurrent logins, with glibc's
-#      default malloc and with a fixed mmap threshold (argon2's 19 MiB buffers);
+#  (c) auth-service RSS after 10 sequential and then LOGINS concurrent logins (each
+#      an argon2id verification with a 19 MiB buffer), 0.5 s after each and IDLE_SECS
+#      later, with the logins' status codes and latencies; the same burst against
+#      the auth-service of the warm `ecom dev`, and that process's RSS;
 #  and the size of each release binary.
 #
 # Usage: scripts/bench/footprint.sh      (prints a Markdown report on stdout)
 # Knobs (env): BENCH_IDLE_SECS=3 BENCH_STARTS=3 (starts per service for the start-up
-#   time) BENCH_BUILD=1 (rebuild even if the binaries exist)
+#   time) BENCH_LOGINS=100 (concurrent logins in (c)) BENCH_PORT_BASE=28080 (away from
+#   the default ports a running platform may hold) BENCH_BUILD=1 (rebuild even if the
+#   binaries exist)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 BIN="$ROOT/target/release"
 IDLE_SECS="${BENCH_IDLE_SECS:-3}"
 STARTS="${BENCH_STARTS:-3}"
+LOGINS="${BENCH_LOGINS:-100}"
 SERVICES=(api-gateway auth-service product-service order-service inventory-service notification-service)
-CLOSED_PORT=18099 # nothing listens here: upstreams, JWKS and Kafka of the lone services
+PORT_BASE="${BENCH_PORT_BASE:-28080}"
+DEV_PORTS=($(seq "$PORT_BASE" $((PORT_BASE + 5))) $((PORT_BASE + 1000)))
+ALONE_BASE=$((PORT_BASE + 100))
+CLOSED_PORT=$((PORT_BASE + 119)) # nothing listens here: upstreams, JWKS and Kafka of the lone services
 
 log() { echo "[footprint] $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -42,7 +50,7 @@ if [[ "${BENCH_BUILD:-0}" == 1 ]] || ! all_built; then
 fi
 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-for port in 8080 8081 8082 8083 8084 8085 18080 18081 18082 18083 18084 18085 "$CLOSED_PORT"; do
+for port in "${DEV_PORTS[@]}" $(seq "$ALONE_BASE" $((ALONE_BASE + 5))) "$CLOSED_PORT"; do
     port_in_use "$port" && die "127.0.0.1:$port is in use (another ecom dev?); stop it first"
 done
 
@@ -81,9 +89,40 @@ stop() {
     STOP_MS="$(ms_since "$t0")"
 }
 
+# ---------------------------------------------------------------- logins
+# login PORT EMAIL PASSWORD: one login straight at an auth-service; prints "code seconds".
+login() {
+    curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 60 -X POST -H 'content-type: application/json' \
+        -d "{\"email\":\"$2\",\"password\":\"$3\"}" "http://127.0.0.1:$1/api/auth/login" || echo "000 60"
+}
+# login_burst PID PORT EMAIL PASSWORD PREFIX: 10 sequential logins, then LOGINS at once;
+# sets LOGIN_RSS[PREFIX,start|seq|conc|idle|peak] (KiB) and LOGIN_STATS[PREFIX,...].
+declare -A LOGIN_RSS LOGIN_STATS
+login_burst() {
+    local pid=$1 port=$2 email=$3 password=$4 key=$5 pids=() i
+    LOGIN_RSS[$key,start]="$(status_kib "$pid" VmRSS)"
+    for i in $(seq 10); do login "$port" "$email" "$password"; done >"$WORK/$key-seq.txt"
+    sleep 0.5 # the hashing thread answers, then hands its memory back
+    LOGIN_RSS[$key,seq]="$(status_kib "$pid" VmRSS)"
+    for i in $(seq "$LOGINS"); do
+        login "$port" "$email" "$password" >"$WORK/$key-conc-$i.txt" &
+        pids+=($!)
+    done
+    wait "${pids[@]}" || true
+    sleep 0.5
+    LOGIN_RSS[$key,conc]="$(status_kib "$pid" VmRSS)"
+    sleep "$IDLE_SECS"
+    LOGIN_RSS[$key,idle]="$(status_kib "$pid" VmRSS)"
+    LOGIN_RSS[$key,peak]="$(status_kib "$pid" VmHWM)"
+    LOGIN_STATS[$key,seq]="$(awk '{s+=$2; n++} END{printf "%.0f", s/n*1000}' "$WORK/$key-seq.txt")"
+    LOGIN_STATS[$key,ok]="$(cat "$WORK/$key"-conc-*.txt | awk '$1==200{n++} END{print n+0}')"
+    LOGIN_STATS[$key,lat]="$(cat "$WORK/$key"-conc-*.txt | awk '{print $2*1000}' | sort -n |
+        awk '{v[NR]=$1} END{i=int(NR*0.99+0.5); if (i<1) i=1; printf "%.0f / %.0f / %.0f", v[int((NR+1)/2)], v[i], v[NR]}')"
+}
+
 # ---------------------------------------------------------------- (a) ecom dev
 READY_URLS=()
-for port in 8080 8081 8082 8083 8084 8085; do READY_URLS+=(-o /dev/null "http://127.0.0.1:$port/health/ready"); done
+for port in "${DEV_PORTS[@]:0:6}"; do READY_URLS+=(-o /dev/null "http://127.0.0.1:$port/health/ready"); done
 
 declare -A DEV_BANNER DEV_SELF DEV_READY DEV_RSS DEV_HWM DEV_THREADS DEV_RC DEV_STOP
 dev_run() {
@@ -91,7 +130,7 @@ dev_run() {
     log "ecom dev ($kind)"
     : >"$WORK/dev-$kind.out"
     t0="$(now_us)"
-    env -i PATH="$PATH" HOME="$WORK" "$BIN/ecom" dev --data-dir "$data" \
+    env -i PATH="$PATH" HOME="$WORK" "$BIN/ecom" dev --data-dir "$data" --port-base "$PORT_BASE" \
         > >(while IFS= read -r line; do printf '%s %s\n' "${EPOCHREALTIME/./}" "$line"; done >"$WORK/dev-$kind.out") \
         2>"$WORK/dev-$kind.err" &
     CURRENT_PID=$!
@@ -113,6 +152,11 @@ dev_run() {
     DEV_RSS[$kind]="$(status_kib "$CURRENT_PID" VmRSS)"
     DEV_HWM[$kind]="$(status_kib "$CURRENT_PID" VmHWM)"
     DEV_THREADS[$kind]="$(status_kib "$CURRENT_PID" Threads)"
+    if [[ $kind == warm ]]; then
+        log "ecom dev: 10 + $LOGINS logins at its auth-service"
+        # The password ecom dev generated and keeps in the data directory (first line).
+        login_burst "$CURRENT_PID" $((PORT_BASE + 1)) admin@ecom.local "$(head -n 1 "$data/admin-password")" dev
+    fi
     stop "$CURRENT_PID"
     DEV_RC[$kind]=$STOP_RC DEV_STOP[$kind]=$STOP_MS
     CURRENT_PID=""
@@ -127,7 +171,7 @@ declare -A LIVE LIVE_RANGE RSS HWM THREADS RC STOPMS READY LOGLINES LOGRATE
 median() { printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1} END{printf "%.0f", NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 i=0
 for s in "${SERVICES[@]}"; do
-    port=$((18080 + i))
+    port=$((ALONE_BASE + i))
     i=$((i + 1))
     lives=()
     RC[$s]=0
@@ -187,45 +231,25 @@ for s in "${SERVICES[@]}"; do
 done
 
 # ---------------------------------------------------------------- (c) auth-service after logins
-# Each argon2id hash holds a 19 MiB buffer. Measured with glibc's default malloc and
-# with a fixed mmap threshold (GLIBC_TUNABLES), which hands such buffers back to the
-# kernel when freed.
-declare -A LOGIN_RSS
-login() {
-    curl -s -o /dev/null -X POST -H 'content-type: application/json' \
-        -d '{"email":"bench@example.com","password":"bench-password-1"}' "http://127.0.0.1:18081/api/auth/login"
-}
-for variant in default mmap-threshold; do
-    dir="$WORK/auth-logins-$variant"
-    mkdir -p "$dir"
-    tunables=()
-    [[ $variant == mmap-threshold ]] && tunables=(GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304)
-    log "auth-service with logins ($variant malloc)"
-    env -i PATH="$PATH" HOME="$dir" "${tunables[@]}" ECOM_BIND_ADDR=127.0.0.1:18081 RUST_LOG=warn \
-        DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true \
-        ECOM_ADMIN_EMAIL=bench@example.com ECOM_ADMIN_PASSWORD=bench-password-1 \
-        ECOM_SERVICE_CLIENT_SECRET="$SERVICE_SECRET" \
-        "$BIN/auth-service" >"$WORK/auth-logins-$variant.log" 2>&1 &
-    CURRENT_PID=$!
-    for _ in $(seq 3000); do
-        [[ "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:18081/health/ready || true)" == 200 ]] && break
-        kill -0 "$CURRENT_PID" 2>/dev/null || die "auth-service exited"
-        sleep 0.01
-    done
-    LOGIN_RSS[$variant,start]="$(status_kib "$CURRENT_PID" VmRSS)"
-    for _ in $(seq 10); do login; done
-    LOGIN_RSS[$variant,seq]="$(status_kib "$CURRENT_PID" VmRSS)"
-    logins=()
-    for _ in $(seq 8); do login & logins+=($!); done
-    wait "${logins[@]}" || true
-    LOGIN_RSS[$variant,conc]="$(status_kib "$CURRENT_PID" VmRSS)"
-    sleep "$IDLE_SECS"
-    LOGIN_RSS[$variant,idle]="$(status_kib "$CURRENT_PID" VmRSS)"
-    LOGIN_RSS[$variant,peak]="$(status_kib "$CURRENT_PID" VmHWM)"
-    stop "$CURRENT_PID"
-    LOGIN_RSS[$variant,rc]=$STOP_RC
-    CURRENT_PID=""
+# glibc's default malloc, no tunables: what a bare binary gets.
+dir="$WORK/auth-logins"
+mkdir -p "$dir"
+log "auth-service with 10 + $LOGINS logins"
+env -i PATH="$PATH" HOME="$dir" ECOM_BIND_ADDR="127.0.0.1:$((ALONE_BASE + 1))" RUST_LOG=warn \
+    DATABASE_URL="sqlite://$dir/auth.db" ECOM_JWT_SIGNING_KEY_FILE="$dir/key.pem" ECOM_JWT_GENERATE_KEY=true \
+    ECOM_ADMIN_EMAIL=bench@example.com ECOM_ADMIN_PASSWORD=bench-password-1 \
+    ECOM_SERVICE_CLIENT_SECRET="$SERVICE_SECRET" \
+    "$BIN/auth-service" >"$WORK/auth-logins.log" 2>&1 &
+CURRENT_PID=$!
+for _ in $(seq 3000); do
+    [[ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$((ALONE_BASE + 1))/health/ready" || true)" == 200 ]] && break
+    kill -0 "$CURRENT_PID" 2>/dev/null || die "auth-service exited"
+    sleep 0.01
 done
+login_burst "$CURRENT_PID" $((ALONE_BASE + 1)) bench@example.com bench-password-1 alone
+stop "$CURRENT_PID"
+LOGIN_STATS[alone,rc]=$STOP_RC
+CURRENT_PID=""
 
 # ---------------------------------------------------------------- report
 echo "## Footprint — $(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -257,15 +281,16 @@ for s in "${SERVICES[@]}"; do sum=$((sum + RSS[$s])); done
 echo
 echo "Sum of the six idle RSS: $(mib "$sum") MiB (ecom dev cold: $(mib "${DEV_RSS[cold]}") MiB)."
 echo
-echo "### auth-service RSS after logins (admin account set, argon2id m = 19 MiB)"
+echo "### auth-service RSS after logins (glibc malloc, no tunables; argon2id m = 19 MiB, t = 2)"
 echo
-echo "| malloc | ready MiB | after 10 sequential logins MiB | after 8 more concurrent MiB | ${IDLE_SECS} s later MiB | peak MiB | exit code |"
-echo "|---|---:|---:|---:|---:|---:|---:|"
-for variant in default mmap-threshold; do
-    label="glibc default"
-    [[ $variant == mmap-threshold ]] && label="GLIBC_TUNABLES=glibc.malloc.mmap_threshold=4194304"
-    echo "| $label | $(mib "${LOGIN_RSS[$variant,start]}") | $(mib "${LOGIN_RSS[$variant,seq]}") | $(mib "${LOGIN_RSS[$variant,conc]}") | $(mib "${LOGIN_RSS[$variant,idle]}") | $(mib "${LOGIN_RSS[$variant,peak]}") | ${LOGIN_RSS[$variant,rc]} |"
+echo "| process | ready MiB | after 10 sequential logins MiB | after $LOGINS concurrent MiB | ${IDLE_SECS} s later MiB | peak MiB | concurrent logins answered 200 | their latency p50 / p99 / max ms | sequential login ms (mean) |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+for key in alone dev; do
+    label="auth-service alone"
+    [[ $key == dev ]] && label="ecom dev, warm (all six)"
+    echo "| $label | $(mib "${LOGIN_RSS[$key,start]}") | $(mib "${LOGIN_RSS[$key,seq]}") | $(mib "${LOGIN_RSS[$key,conc]}") | $(mib "${LOGIN_RSS[$key,idle]}") | $(mib "${LOGIN_RSS[$key,peak]}") | ${LOGIN_STATS[$key,ok]} of $LOGINS | ${LOGIN_STATS[$key,lat]} | ${LOGIN_STATS[$key,seq]} |"
 done
+echo
 for s in "${SERVICES[@]}"; do
     if [[ "${LOGLINES[$s]}" -gt 0 ]]; then
         echo
