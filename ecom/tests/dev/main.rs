@@ -181,10 +181,21 @@ async fn the_platform_listens_on_the_address_it_is_given() {
     platform.wait().await.unwrap();
 }
 
+/// A child process killed when dropped, so a failed assertion leaves no platform
+/// running (holding the test runner's stderr open).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 #[test]
 fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ecom"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ecom"))
         .args(["dev", "--any-ports", "--data-dir"])
         .arg(dir.path())
         .env_remove("ECOM_ADMIN_PASSWORD")
@@ -193,7 +204,8 @@ fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_clea
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = KillOnDrop(child);
+    let stdout = child.0.stdout.take().unwrap();
     let mut lines = BufReader::new(stdout).lines();
     let mut banner = Vec::new();
     for line in lines.by_ref() {
@@ -210,7 +222,8 @@ fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_clea
     assert!(banner.contains("ecom is ready in"), "{banner}");
     assert!(banner.contains("admin password"), "{banner}");
     let kept = std::fs::read_to_string(dir.path().join("admin-password")).unwrap();
-    assert!(banner.contains(&format!("admin password {}  (generated, kept in", kept.trim())), "{banner}");
+    let kept = kept.lines().next().unwrap();
+    assert!(banner.contains(&format!("admin password {kept}  (generated, kept in")), "{banner}");
     let products = ecom::demo::products().unwrap().len();
     assert!(banner.contains(&format!("demo catalog   {products} products with stock")), "{banner}");
 
@@ -226,9 +239,9 @@ fn the_binary_prints_the_gateway_and_the_generated_admin_password_and_stops_clea
         assert_eq!(status, 200, "{name} at {url} not ready");
     }
 
-    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let killed = Command::new("kill").args(["-TERM", &child.0.id().to_string()]).status().unwrap();
     assert!(killed.success());
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
     assert!(status.success(), "ecom exited with {status}");
     drain.join().unwrap();
 }
