@@ -13,7 +13,12 @@
 # Knobs (env): BENCH_SECONDS=15 BENCH_TASKS=32 BENCH_ORDER_TASKS=32 BENCH_RATES="50 200"
 #   BENCH_RELAY_EVENTS=20000 BENCH_KEEP=DIR (keep service logs)
 #   BENCH_PARTS="reservations orders mail relay" (which sections to run)
-#   BENCH_OTLP=1 (services export spans to the stack's trace backend, to see where time goes)
+#   BENCH_OTLP=1 (services export spans to the stack's trace backend, to see where time
+#   goes; the placement run then prints its spans, read back by placement_spans.py)
+# The closed-loop placement run also reports the CPU time each process spent per
+# order sent (from /proc: the six services, the load generator, MariaDB, FerretDB,
+# Kafka, Mailpit), and the machine's load average: on 2 shared cores, placements/s is
+# CPU per order divided into the cores there are.
 # Ports 127.0.0.1:1908x.
 set -euo pipefail
 
@@ -151,7 +156,58 @@ through Mailpit. Latency is client-side, send to answer.
 | load | orders sent | confirmed/s | p50 ms | p99 ms | max ms | non-201 |
 |---|---:|---:|---:|---:|---:|---|
 EOF
-"$BIN/ecom-bench" orders --gateway http://127.0.0.1:19080 --tasks "$ORDER_TASKS" --seconds "$SECONDS_PER_RUN"
+# CPU per order: clock ticks of each process before and after the run.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+CPU_NAMES=(auth-service product-service inventory-service order-service notification-service api-gateway)
+CPU_PIDS=()
+for i in "${!CPU_NAMES[@]}"; do CPU_PIDS+=("${PIDS[$i]}"); done
+# The backends this run uses, found by the port they listen on (the stack may run
+# other instances of them beside these).
+port_of() { local hostport=${1#*://}; hostport=${hostport#*@}; hostport=${hostport%%/*}; echo "${hostport##*:}"; }
+for backend in "MariaDB $(port_of "$ECOM_TEST_MYSQL_URL")" "FerretDB $(port_of "$ECOM_TEST_MONGODB_URL")" \
+    "Kafka $(port_of "$ECOM_TEST_KAFKA_BROKERS")" "Mailpit $(port_of "$ECOM_TEST_SMTP_URL")"; do
+    pid="$(ss -ltnpH "sport = :${backend#* }" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2 || true)"
+    [[ -n "$pid" ]] && CPU_NAMES+=("${backend% *}") && CPU_PIDS+=("$pid")
+done
+declare -A CPU_BEFORE
+for pid in "${CPU_PIDS[@]}"; do CPU_BEFORE[$pid]="$(cpu_ticks "$pid")"; done
+load_before="$(cut -d' ' -f1 /proc/loadavg)"
+TIMEFORMAT='%U %S'
+orders_from_us="${EPOCHREALTIME/./}"
+{ time "$BIN/ecom-bench" orders --gateway http://127.0.0.1:19080 --tasks "$ORDER_TASKS" --seconds "$SECONDS_PER_RUN" \
+    >"$WORK/orders.md" 2>"$WORK/orders.err"; } 2>"$WORK/orders.time"
+orders_to_us="${EPOCHREALTIME/./}"
+cat "$WORK/orders.md"
+sent="$(awk -F'|' '/closed loop/{gsub(/ /, "", $3); print $3; exit}' "$WORK/orders.md")"
+ticks="$(getconf CLK_TCK)"
+cat <<EOF
+
+CPU time per order sent during that run (${sent:-?} orders; load average $load_before before,
+$(cut -d' ' -f1 /proc/loadavg) after; processes of other users of the machine are not counted, but
+their queries and builds compete for the same cores):
+
+| process | CPU ms per order |
+|---|---:|
+EOF
+total=0
+for i in "${!CPU_NAMES[@]}"; do
+    pid="${CPU_PIDS[$i]}"
+    used=$(($(cpu_ticks "$pid") - CPU_BEFORE[$pid]))
+    total=$((total + used))
+    awk -v n="${CPU_NAMES[$i]}" -v u="$used" -v t="$ticks" -v c="${sent:-0}" \
+        'BEGIN{if (c > 0) printf "| %s | %.2f |\n", n, u * 1000 / t / c}'
+done
+awk -v u="$(tail -n 1 "$WORK/orders.time")" -v c="${sent:-0}" -v total="$total" -v t="$ticks" 'BEGIN{
+    split(u, a, " "); gen = (a[1] + a[2]) * 1000;
+    if (c > 0) { printf "| load generator (ecom-bench) | %.2f |\n", gen / c;
+                 printf "| **all of the above** | **%.2f** |\n", (total * 1000 / t + gen) / c } }'
+if [[ "${BENCH_OTLP:-0}" == 1 ]]; then
+    sleep 5 # the batch exporters flush every few seconds
+    echo
+    echo "Spans of the run's placements (self = duration less the time its children cover):"
+    echo
+    python3 scripts/bench/placement_spans.py "$ECOM_TEST_JAEGER_URL" "$orders_from_us" "$orders_to_us" 400
+fi
 fi
 
 if part mail; then
