@@ -41,7 +41,7 @@ pub const LEEWAY_SECS: u64 = 5;
 /// The `aud` of service tokens: never the audience of user tokens (`ECOM_JWT_AUDIENCE`).
 pub const SERVICE_AUDIENCE: &str = "ecom-internal";
 /// The role every service token carries, and no user token does.
-pub const SERVICE_ROLE: &str = "service";
+pub const SERVICE_ROLE: &str = contracts::Role::Service.as_str();
 
 /// The claims of an access token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -94,7 +94,7 @@ pub struct Identity {
 
 impl Identity {
     pub fn is_admin(&self) -> bool {
-        self.roles.iter().any(|r| r == "admin")
+        contracts::Role::Admin.is_in(&self.roles)
     }
 }
 

@@ -49,8 +49,8 @@ fn json_rejection(rejection: JsonRejection) -> Problem {
             // axum's text is "Failed to deserialize ...: <path>: <message>".
             let detail = text.split_once(": ").map_or(text.as_str(), |(_, rest)| rest).to_owned();
             let (field, message) = match detail.split_once(": ") {
-                Some((path, message)) if !path.contains(' ') => (path.to_owned(), message.to_owned()),
-                _ => (String::new(), detail.clone()),
+                Some((path, message)) if !path.contains(' ') => (path.to_owned(), without_position(message)),
+                _ => (String::new(), without_position(&detail)),
             };
             Problem::validation(vec![FieldError::new(field, message)])
         }
@@ -60,6 +60,15 @@ fn json_rejection(rejection: JsonRejection) -> Problem {
         }
         other => Problem::bad_request(other.body_text()),
     }
+}
+
+/// The message without serde_json's " at line 1 column 17": the field names the place.
+fn without_position(message: &str) -> String {
+    let Some((text, position)) = message.rsplit_once(" at line ") else { return message.to_owned() };
+    let numbers = position
+        .split_once(" column ")
+        .filter(|(line, column)| [line, column].iter().all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())));
+    if numbers.is_some() { text.to_owned() } else { message.to_owned() }
 }
 
 /// `#[serde(deserialize_with = "common::http::integral")]` on an integer field of a
@@ -98,6 +107,15 @@ where
     }
     let value = deserializer.deserialize_any(Integral)?;
     T::try_from(value).map_err(|_| D::Error::invalid_value(Unexpected::Signed(value), &"an integer in range"))
+}
+
+#[cfg(test)]
+mod position_tests {
+    #[test]
+    fn the_position_serde_json_appends_is_dropped_and_nothing_else() {
+        assert_eq!(super::without_position("must be a UUID at line 1 column 17"), "must be a UUID");
+        assert_eq!(super::without_position("seen at line two"), "seen at line two");
+    }
 }
 
 #[cfg(test)]

@@ -57,11 +57,13 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// Formats minor units as `12.99 EUR` (two decimals; enough for the currencies we sell in).
+/// Formats minor units in the currency's own decimals: `12.99 EUR`, `1299 JPY`. An
+/// event with a code that is no currency shows the amount as it came.
 pub fn money(amount: i64, currency: &str) -> String {
-    let sign = if amount < 0 { "-" } else { "" };
-    let abs = amount.unsigned_abs();
-    format!("{sign}{}.{:02} {currency}", abs / 100, abs % 100)
+    match contracts::Currency::parse(currency) {
+        Ok(currency) => contracts::Money::new(amount, currency).to_string(),
+        Err(_) => format!("{amount} {currency}"),
+    }
 }
 
 pub struct Templates {
@@ -113,9 +115,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn money_is_shown_with_two_decimals() {
+    fn money_is_shown_with_as_many_decimals_as_its_currency_has() {
         assert_eq!(money(1299, "EUR"), "12.99 EUR");
         assert_eq!(money(5, "USD"), "0.05 USD");
+        assert_eq!(money(1299, "JPY"), "1299 JPY", "yen have no minor unit");
     }
 
     #[test]

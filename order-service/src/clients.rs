@@ -52,18 +52,12 @@ async fn send_as_service(
     Ok(response)
 }
 
-#[derive(Debug, Clone, Deserialize)]
-pub struct PriceMoney {
-    pub amount: i64,
-    pub currency: String,
-}
-
 /// What order-service needs of a product.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CatalogEntry {
     pub sku: String,
     pub name: String,
-    pub price: PriceMoney,
+    pub price: contracts::Money,
 }
 
 #[derive(Debug, Deserialize)]

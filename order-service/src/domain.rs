@@ -71,15 +71,7 @@ impl Status {
     }
 }
 
-/// An amount in minor units of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Money {
-    #[schema(minimum = 0, example = 1999)]
-    pub amount: i64,
-    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
-    pub currency: String,
-}
+pub use contracts::{Currency, Money, Sku};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLine {

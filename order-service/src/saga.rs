@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use crate::AppState;
 use crate::clients::{Reserve, Shortage, Unavailable};
-use crate::domain::{Event, MAX_LINES, MAX_QUANTITY, Money, Order, OrderLine, Status};
+use crate::domain::{Currency, Event, MAX_LINES, MAX_QUANTITY, Money, Order, OrderLine, Sku, Status};
 use crate::store::{KeyRef, OutboxEvent, StoreError, Transition};
 
 #[derive(Debug, thiserror::Error)]
@@ -37,12 +37,8 @@ pub enum SagaError {
 /// A requested line: sku and quantity.
 #[derive(Debug, Clone)]
 pub struct Wanted {
-    pub sku: String,
+    pub sku: Sku,
     pub quantity: i64,
-}
-
-fn valid_sku(sku: &str) -> bool {
-    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// Checks shape before anything is looked up.
@@ -56,9 +52,6 @@ pub fn validate(lines: &[Wanted]) -> Result<(), Vec<FieldError>> {
     // The cap holds per sku, not per line: the same sku on several lines is one request.
     let mut totals: HashMap<&str, i64> = HashMap::new();
     for (i, line) in lines.iter().enumerate().take(MAX_LINES + 1) {
-        if !valid_sku(&line.sku) {
-            errors.push(FieldError::new(format!("lines[{i}].sku"), "must be 1-64 characters of A-Z a-z 0-9 - _"));
-        }
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             errors.push(FieldError::new(format!("lines[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}")));
             continue;
@@ -117,7 +110,7 @@ pub async fn place(
 
 /// Each sku once, sorted: what product-service is asked to price.
 fn distinct_skus(wanted: &[Wanted]) -> Vec<String> {
-    let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.clone()).collect();
+    let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.to_string()).collect();
     skus.sort();
     skus.dedup();
     skus
@@ -166,10 +159,10 @@ fn price(
 ) -> Result<Order, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(wanted.len());
-    let mut currency: Option<String> = None;
+    let mut currency: Option<Currency> = None;
     let mut total: i64 = 0;
     for (i, line) in wanted.iter().enumerate() {
-        let Some(entry) = catalog.get(&line.sku) else {
+        let Some(entry) = catalog.get(line.sku.as_str()) else {
             errors.push(FieldError::new(format!("lines[{i}].sku"), "unknown sku"));
             continue;
         };
@@ -188,22 +181,25 @@ fn price(
             None => errors.push(FieldError::new(format!("lines[{i}].quantity"), "the total is too large")),
         }
         lines.push(OrderLine {
-            sku: line.sku.clone(),
+            sku: line.sku.to_string(),
             name: entry.name.clone(),
             quantity: line.quantity,
-            unit_price: Money { amount: entry.price.amount, currency: entry.price.currency.clone() },
+            unit_price: entry.price.clone(),
         });
     }
-    if !errors.is_empty() {
+    let Some(currency) = currency.filter(|_| errors.is_empty()) else {
+        if errors.is_empty() {
+            errors.push(FieldError::new("lines", "must hold at least one line"));
+        }
         return Err(errors);
-    }
+    };
     let now = now();
     Ok(Order {
         id: Uuid::now_v7(),
         user_id: who.user_id,
         status: Status::Pending,
         lines,
-        total: Money { amount: total, currency: currency.unwrap_or_default() },
+        total: Money::new(total, currency),
         created_at: now,
         updated_at: now,
         customer_email: who.email.clone(),
@@ -230,10 +226,10 @@ pub fn outbox_event(order: &Order, kind: &'static str, topic: &str) -> Result<Ou
                     sku: l.sku.clone(),
                     name: l.name.clone(),
                     quantity: l.quantity,
-                    unit_price: MoneyData { amount: l.unit_price.amount, currency: l.unit_price.currency.clone() },
+                    unit_price: MoneyData { amount: l.unit_price.amount, currency: l.unit_price.currency.to_string() },
                 })
                 .collect(),
-            total: MoneyData { amount: order.total.amount, currency: order.total.currency.clone() },
+            total: MoneyData { amount: order.total.amount, currency: order.total.currency.to_string() },
             created_at: order.created_at,
             updated_at: order.updated_at,
             customer_email: order.customer_email.clone(),

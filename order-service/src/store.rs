@@ -5,7 +5,7 @@ use common::db::SqlPool;
 use common::on_pool;
 use uuid::Uuid;
 
-use crate::domain::{Money, Order, OrderLine, Status};
+use crate::domain::{Currency, Money, Order, OrderLine, Status};
 use crate::idempotency::KEY_RETENTION;
 
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +174,7 @@ impl Store {
             )
             .bind(order.id.to_string())
             .bind(order.user_id.to_string())
-            .bind(&order.total.currency)
+            .bind(order.total.currency.as_str())
             .bind(order.total.amount)
             .bind(&order.customer_email)
             .bind(&order.customer_name)
@@ -288,7 +288,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let currency = row.currency.clone();
+        let currency = Currency::parse(&row.currency).map_err(corrupt)?;
         Ok(Order {
             id: Uuid::parse_str(&row.id).map_err(corrupt)?,
             user_id: Uuid::parse_str(&row.user_id).map_err(corrupt)?,
@@ -299,10 +299,10 @@ impl Store {
                     sku: l.sku,
                     name: l.name,
                     quantity: l.quantity,
-                    unit_price: Money { amount: l.unit_amount, currency: currency.clone() },
+                    unit_price: Money::new(l.unit_amount, currency.clone()),
                 })
                 .collect(),
-            total: Money { amount: row.total_amount, currency: row.currency },
+            total: Money::new(row.total_amount, currency),
             created_at: row.created_at,
             updated_at: row.updated_at,
             customer_email: row.customer_email,

@@ -10,23 +10,14 @@ pub const NAME_MAX: usize = 200;
 pub const DESCRIPTION_MAX: usize = 4000;
 pub const CATEGORY_MAX: usize = 100;
 
-/// An amount in minor units of an ISO 4217 currency.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Money {
-    #[schema(minimum = 0, example = 1999)]
-    #[serde(deserialize_with = "common::http::integral")]
-    pub amount: i64,
-    #[schema(example = "USD", pattern = "^[A-Z]{3}$")]
-    pub currency: String,
-}
+pub use contracts::{Currency, Money, Sku};
 
 /// A product as stored and returned.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Product {
     pub id: Uuid,
-    #[schema(example = "MUG-001")]
-    pub sku: String,
+    #[schema(value_type = String, example = "MUG-001")]
+    pub sku: Sku,
     pub name: String,
     pub description: String,
     pub category: String,
@@ -39,8 +30,8 @@ pub struct Product {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProductInput {
-    #[schema(example = "MUG-001", pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    pub sku: String,
+    #[schema(value_type = String, example = "MUG-001", pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub sku: Sku,
     /// 1 to 200 characters once trimmed.
     #[schema(example = "Enamel mug", min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
@@ -53,23 +44,11 @@ pub struct ProductInput {
     pub price: Money,
 }
 
-/// `A-Z a-z 0-9 - _`, 1 to 64 characters.
-pub fn valid_sku(sku: &str) -> bool {
-    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Three upper-case letters, as ISO 4217 codes are.
-pub fn valid_currency(code: &str) -> bool {
-    code.len() == 3 && code.bytes().all(|b| b.is_ascii_uppercase())
-}
-
 impl ProductInput {
-    /// The input with trimmed text, or every problem with it.
+    /// The input with trimmed text, or every problem with it (the sku and the price
+    /// were parsed as the body was read).
     pub fn validate(mut self) -> Result<Self, Vec<FieldError>> {
         let mut errors = Vec::new();
-        if !valid_sku(&self.sku) {
-            errors.push(FieldError::new("sku", "must be 1-64 characters of A-Z a-z 0-9 - _"));
-        }
         self.name = self.name.trim().to_owned();
         if !(1..=NAME_MAX).contains(&self.name.chars().count()) {
             errors.push(FieldError::new("name", format!("must be 1-{NAME_MAX} characters")));
@@ -80,12 +59,6 @@ impl ProductInput {
         self.category = self.category.trim().to_owned();
         if self.category.chars().count() > CATEGORY_MAX {
             errors.push(FieldError::new("category", format!("must be at most {CATEGORY_MAX} characters")));
-        }
-        if self.price.amount < 0 {
-            errors.push(FieldError::new("price.amount", "must not be negative"));
-        }
-        if !valid_currency(&self.price.currency) {
-            errors.push(FieldError::new("price.currency", "must be an ISO 4217 code such as USD"));
         }
         if errors.is_empty() { Ok(self) } else { Err(errors) }
     }
@@ -138,28 +111,37 @@ impl Query {
 mod tests {
     use super::*;
 
-    fn input(sku: &str, name: &str, amount: i64, currency: &str) -> ProductInput {
+    fn input(name: &str) -> ProductInput {
         ProductInput {
-            sku: sku.into(),
+            sku: Sku::parse("MUG-1_a").unwrap(),
             name: name.into(),
             description: String::new(),
             category: String::new(),
-            price: Money { amount, currency: currency.into() },
+            price: Money::new(0, Currency::parse("EUR").unwrap()),
         }
     }
 
     #[test]
     fn a_valid_product_passes_with_its_name_trimmed() {
-        let ok = input("MUG-1_a", "  Mug  ", 0, "EUR").validate().unwrap();
+        let ok = input("  Mug  ").validate().unwrap();
         assert_eq!(ok.name, "Mug");
     }
 
     #[test]
     fn every_invalid_field_is_reported() {
-        let errors = input("bad sku!", "", -1, "usd").validate().unwrap_err();
+        let long = ProductInput { category: "c".repeat(101), ..input("") };
+        let errors = long.validate().unwrap_err();
         let fields: Vec<_> = errors.iter().map(|e| e.field.as_str()).collect();
-        assert_eq!(fields, ["sku", "name", "price.amount", "price.currency"]);
-        assert!(input(&"A".repeat(65), "x", 1, "USD").validate().is_err());
-        assert!(input("A", &"n".repeat(201), 1, "USD").validate().is_err());
+        assert_eq!(fields, ["name", "category"]);
+        assert!(input(&"n".repeat(201)).validate().is_err());
+    }
+
+    #[test]
+    fn a_bad_sku_or_price_fails_as_the_body_is_read() {
+        let body = |sku: &str, amount: i64, currency: &str| serde_json::json!({"sku": sku, "name": "Mug", "price": {"amount": amount, "currency": currency}});
+        assert!(serde_json::from_value::<ProductInput>(body("MUG-1", 0, "EUR")).is_ok());
+        for bad in [body("bad sku!", 1, "USD"), body("A", -1, "USD"), body("A", 1, "usd")] {
+            assert!(serde_json::from_value::<ProductInput>(bad.clone()).is_err(), "{bad}");
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface of inventory-service (API.md, Inventory).
 
+use contracts::Sku;
 use std::collections::BTreeMap;
 
 use axum::Router;
@@ -53,11 +54,6 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// `A-Z a-z 0-9 - _`, 1 to 64 characters.
-pub fn valid_sku(sku: &str) -> bool {
-    (1..=64).contains(&sku.len()) && sku.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 fn internal(err: StoreError) -> Problem {
     tracing::error!(error = %err, "inventory store failed");
     Problem::internal()
@@ -69,7 +65,7 @@ fn internal(err: StoreError) -> Problem {
     responses((status = 200, body = StockLevel), (status = 404, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<StockLevel>, Problem> {
-    if !valid_sku(&sku) {
+    if Sku::parse(&sku).is_err() {
         return Err(Problem::not_found(format!("no stock for sku {sku}")));
     }
     state
@@ -103,8 +99,8 @@ async fn put_stock(
     Json(body): Json<SetStockRequest>,
 ) -> Result<Json<StockLevel>, Problem> {
     let mut errors = Vec::new();
-    if !valid_sku(&sku) {
-        errors.push(FieldError::new("sku", "must be 1-64 characters of A-Z a-z 0-9 - _"));
+    if let Err(invalid) = Sku::parse(&sku) {
+        errors.push(FieldError::new("sku", invalid.to_string()));
     }
     if body.available < 0 {
         errors.push(FieldError::new("available", "must not be negative"));
@@ -128,7 +124,8 @@ pub struct ReserveRequest {
 #[derive(Debug, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveLine {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub quantity: i64,
 }
 
@@ -155,13 +152,10 @@ async fn reserve(
     }
     let mut lines: BTreeMap<String, i64> = BTreeMap::new();
     for (i, line) in body.lines.iter().enumerate() {
-        if !valid_sku(&line.sku) {
-            errors.push(FieldError::new(format!("lines[{i}].sku"), "must be 1-64 characters of A-Z a-z 0-9 - _"));
-        }
         if !(1..=1_000_000).contains(&line.quantity) {
             errors.push(FieldError::new(format!("lines[{i}].quantity"), "must be at least 1"));
         }
-        *lines.entry(line.sku.clone()).or_default() += line.quantity;
+        *lines.entry(line.sku.to_string()).or_default() += line.quantity;
     }
     if !errors.is_empty() {
         return Err(Problem::validation(errors));

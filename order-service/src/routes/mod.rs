@@ -15,7 +15,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{Money, Order, OrderLine, Status};
+use crate::domain::{Money, Order, OrderLine, Sku, Status};
 use crate::idempotency;
 use crate::saga::{self, SagaError, Wanted};
 
@@ -42,8 +42,8 @@ pub fn routes(state: AppState) -> Router {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedLine {
-    #[schema(example = "MUG-001", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
-    pub sku: String,
+    #[schema(value_type = String, example = "MUG-001", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    pub sku: Sku,
     /// 1 to 1000; the lines of one sku together at most 1000.
     #[schema(minimum = 1, maximum = 1000)]
     #[serde(deserialize_with = "common::http::integral")]

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use common::test_util::eventually;
+use order_service::domain::Sku;
 use order_service::idempotency::request_hash;
 use order_service::routes::{PlaceOrderRequest, RequestedLine};
 use order_service::saga::{self, Wanted};
@@ -14,7 +15,7 @@ use uuid::Uuid;
 use crate::support::{Shop, sql_backends};
 
 fn body(sku: &str, quantity: i64) -> PlaceOrderRequest {
-    PlaceOrderRequest { lines: vec![RequestedLine { sku: sku.into(), quantity }] }
+    PlaceOrderRequest { lines: vec![RequestedLine { sku: Sku::parse(sku).unwrap(), quantity }] }
 }
 
 /// Claims `key` as a request that then died: its lease ran out a second ago.
@@ -70,7 +71,7 @@ async fn a_retry_after_the_key_holder_died_having_confirmed_answers_with_that_or
         // The holder confirmed the order, then died before storing its answer.
         let key = KeyRef { user: who.user_id, key: "crash-2".into(), owner: Uuid::new_v4() };
         claimed_by_a_dead_request(&state, &key, &body("FOX-1", 1)).await;
-        let wanted = vec![Wanted { sku: "FOX-1".into(), quantity: 1 }];
+        let wanted = vec![Wanted { sku: Sku::parse("FOX-1").unwrap(), quantity: 1 }];
         let confirmed = saga::place(&state, &who, wanted, Some(&key)).await.unwrap();
 
         let (status, answer) = shop.place(&token, json!([{"sku": "FOX-1", "quantity": 1}]), Some("crash-2")).await;
@@ -163,9 +164,9 @@ fn pending_order(id: Uuid, user_id: Uuid) -> order_service::domain::Order {
             sku: "SKU".into(),
             name: "Thing".into(),
             quantity: 2,
-            unit_price: order_service::domain::Money { amount: 900, currency: "EUR".into() },
+            unit_price: order_service::domain::Money::new(900, order_service::domain::Currency::parse("EUR").unwrap()),
         }],
-        total: order_service::domain::Money { amount: 1800, currency: "EUR".into() },
+        total: order_service::domain::Money::new(1800, order_service::domain::Currency::parse("EUR").unwrap()),
         created_at: now,
         updated_at: now,
         customer_email: "x@example.com".into(),

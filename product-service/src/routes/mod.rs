@@ -272,7 +272,7 @@ async fn lookup_products(
         params.skus.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     skus.sort();
     skus.dedup();
-    if skus.is_empty() || skus.len() > MAX_SKUS || !skus.iter().all(|s| crate::domain::valid_sku(s)) {
+    if skus.is_empty() || skus.len() > MAX_SKUS || !skus.iter().all(|s| crate::domain::Sku::parse(s).is_ok()) {
         return Err(Problem::validation(vec![FieldError::new("skus", format!("1 to {MAX_SKUS} valid skus"))]));
     }
     Ok(Json(LookupResponse { items: state.store.fetch_by_skus(&skus).await.map_err(store_problem)? }))

@@ -45,6 +45,11 @@ pub fn now() -> DateTime<Utc> {
 }
 
 /// The backend chosen by `DATABASE_URL`.
+/// A currency read back from the catalog; one that does not parse is a corrupt row.
+fn stored_currency(code: &str) -> Result<crate::domain::Currency, StoreError> {
+    crate::domain::Currency::parse(code).map_err(|e| StoreError::Backend(format!("stored currency {code}: {e}")))
+}
+
 #[derive(Debug, Clone)]
 pub enum Store {
     Mongo(mongo::MongoCatalog),

@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::{Catalog, StoreError};
-use crate::domain::{Money, Product, Query, Sort};
+use crate::domain::{Money, Product, Query, Sku, Sort};
+use crate::store::stored_currency;
 
 pub const PRODUCTS: &str = "products";
 
@@ -47,12 +48,12 @@ impl ProductDoc {
     fn from_product(p: &Product) -> Self {
         Self {
             id: p.id.to_string(),
-            sku: p.sku.clone(),
+            sku: p.sku.to_string(),
             name: p.name.clone(),
             name_lower: p.name.to_lowercase(),
             description: p.description.clone(),
             category: p.category.clone(),
-            price: MoneyDoc { amount: p.price.amount, currency: p.price.currency.clone() },
+            price: MoneyDoc { amount: p.price.amount, currency: p.price.currency.to_string() },
             created_at: bson::DateTime::from_millis(p.created_at.timestamp_millis()),
             updated_at: bson::DateTime::from_millis(p.updated_at.timestamp_millis()),
         }
@@ -65,11 +66,11 @@ impl ProductDoc {
         };
         Ok(Product {
             id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
-            sku: self.sku,
+            sku: Sku::parse(&self.sku).map_err(|e| StoreError::Backend(format!("stored sku {}: {e}", self.sku)))?,
             name: self.name,
             description: self.description,
             category: self.category,
-            price: Money { amount: self.price.amount, currency: self.price.currency },
+            price: Money::new(self.price.amount, stored_currency(&self.price.currency)?),
             created_at: time(self.created_at)?,
             updated_at: time(self.updated_at)?,
         })
@@ -224,7 +225,7 @@ impl Catalog for MongoCatalog {
                 // unclassified failure is classified by whether the sku is taken.
                 let taken = self
                     .products
-                    .find_one(doc! {"sku": &product.sku, "_id": {"$ne": product.id.to_string()}})
+                    .find_one(doc! {"sku": product.sku.as_str(), "_id": {"$ne": product.id.to_string()}})
                     .await
                     .map_err(backend)?;
                 if taken.is_some() { Err(StoreError::DuplicateSku) } else { Err(backend(err)) }

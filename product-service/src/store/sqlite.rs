@@ -7,7 +7,8 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
 use super::{Catalog, StoreError};
-use crate::domain::{Money, Product, Query, Sort};
+use crate::domain::{Money, Product, Query, Sku, Sort};
+use crate::store::stored_currency;
 
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
@@ -31,11 +32,11 @@ impl Row {
     fn into_product(self) -> Result<Product, StoreError> {
         Ok(Product {
             id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
-            sku: self.sku,
+            sku: Sku::parse(&self.sku).map_err(|e| StoreError::Backend(format!("stored sku {}: {e}", self.sku)))?,
             name: self.name,
             description: self.description,
             category: self.category,
-            price: Money { amount: self.price_amount, currency: self.price_currency },
+            price: Money::new(self.price_amount, stored_currency(&self.price_currency)?),
             created_at: self.created_at,
             updated_at: self.updated_at,
         })
@@ -70,12 +71,12 @@ impl Catalog for SqliteCatalog {
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(p.id.to_string())
-        .bind(&p.sku)
+        .bind(p.sku.as_str())
         .bind(&p.name)
         .bind(&p.description)
         .bind(&p.category)
         .bind(p.price.amount)
-        .bind(&p.price.currency)
+        .bind(p.price.currency.as_str())
         .bind(p.created_at)
         .bind(p.updated_at)
         .execute(&self.pool)
@@ -99,12 +100,12 @@ impl Catalog for SqliteCatalog {
             "UPDATE products SET sku = ?, name = ?, description = ?, category = ?, price_amount = ?, price_currency = ?, \
              updated_at = ? WHERE id = ?",
         )
-        .bind(&p.sku)
+        .bind(p.sku.as_str())
         .bind(&p.name)
         .bind(&p.description)
         .bind(&p.category)
         .bind(p.price.amount)
-        .bind(&p.price.currency)
+        .bind(p.price.currency.as_str())
         .bind(p.updated_at)
         .bind(p.id.to_string())
         .execute(&self.pool)

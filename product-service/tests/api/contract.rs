@@ -1,6 +1,6 @@
 //! One contract for every catalog backend.
 
-use product_service::domain::{Money, Product, Query, Sort};
+use product_service::domain::{Currency, Money, Product, Query, Sku, Sort};
 use product_service::store::{Catalog, Store, StoreError, now};
 use uuid::Uuid;
 
@@ -10,11 +10,11 @@ fn product(sku: &str, name: &str, category: &str, amount: i64) -> Product {
     let at = now();
     Product {
         id: Uuid::now_v7(),
-        sku: sku.into(),
+        sku: Sku::parse(sku).unwrap(),
         name: name.into(),
         description: format!("All about {name}"),
         category: category.into(),
-        price: Money { amount, currency: "EUR".into() },
+        price: Money::new(amount, Currency::parse("EUR").unwrap()),
         created_at: at,
         updated_at: at,
     }
@@ -68,7 +68,7 @@ async fn contract(store: &Store) {
     assert!(store.replace(&renamed).await.unwrap());
     assert_eq!(store.fetch(tee.id).await.unwrap().unwrap().name, "T-Shirt");
     let mut clash = renamed.clone();
-    clash.sku = "MUG-1".into();
+    clash.sku = Sku::parse("MUG-1").unwrap();
     let result = store.replace(&clash).await;
     assert!(matches!(result, Err(StoreError::DuplicateSku)), "{result:?}");
     assert!(!store.replace(&product("NEW-1", "x", "", 1)).await.unwrap());
