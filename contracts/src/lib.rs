@@ -21,3 +21,41 @@ pub use sku::Sku;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct Invalid(pub &'static str);
+
+/// `#[serde(deserialize_with = "contracts::integral")]` on an integer field: JSON
+/// Schema's `integer`, which the OpenAPI documents promise, admits `25.0` and `2.5e1`
+/// as well as `25`, so any number without a fractional part is accepted; others, and
+/// those out of the field's range, are refused as mistyped.
+pub fn integral<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::{Error, Unexpected, Visitor};
+
+    struct Integral;
+    impl Visitor<'_> for Integral {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("an integer")
+        }
+        fn visit_i64<E: Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
+            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"an integer in range"))
+        }
+        fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
+            // 2^63 is exact as an f64; every integral f64 in [-2^63, 2^63) fits an i64.
+            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
+            if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
+                #[expect(clippy::cast_possible_truncation, reason = "integral and in range, checked above")]
+                Ok(v as i64)
+            } else {
+                Err(E::invalid_type(Unexpected::Float(v), &self))
+            }
+        }
+    }
+    let value = deserializer.deserialize_any(Integral)?;
+    T::try_from(value).map_err(|_| D::Error::invalid_value(Unexpected::Signed(value), &"an integer in range"))
+}

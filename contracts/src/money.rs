@@ -93,39 +93,11 @@ impl fmt::Display for Money {
 /// A whole number of at least zero; `25.0` counts as 25 (JSON Schema's `integer`).
 fn non_negative<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
     use serde::de::{Error, Unexpected};
-    let value = serde_json_number(deserializer)?;
+    let value: i64 = crate::integral(deserializer)?;
     if value < 0 {
         return Err(D::Error::invalid_value(Unexpected::Signed(value), &"an amount of at least 0"));
     }
     Ok(value)
-}
-
-/// An integer however JSON writes it (`25`, `25.0`, `2.5e1`).
-fn serde_json_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
-    use serde::de::{Error, Unexpected, Visitor};
-    struct Integral;
-    impl Visitor<'_> for Integral {
-        type Value = i64;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str("an integer")
-        }
-        fn visit_i64<E: Error>(self, v: i64) -> Result<i64, E> {
-            Ok(v)
-        }
-        fn visit_u64<E: Error>(self, v: u64) -> Result<i64, E> {
-            i64::try_from(v).map_err(|_| E::invalid_value(Unexpected::Unsigned(v), &"an integer in range"))
-        }
-        fn visit_f64<E: Error>(self, v: f64) -> Result<i64, E> {
-            const LIMIT: f64 = 9_223_372_036_854_775_808.0;
-            if v.fract() == 0.0 && (-LIMIT..LIMIT).contains(&v) {
-                #[expect(clippy::cast_possible_truncation, reason = "integral and in range, checked above")]
-                Ok(v as i64)
-            } else {
-                Err(E::invalid_type(Unexpected::Float(v), &self))
-            }
-        }
-    }
-    deserializer.deserialize_any(Integral)
 }
 
 #[cfg(test)]
