@@ -20,6 +20,7 @@ use bytes::Bytes;
 use clap::Parser;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use http_body_util::{BodyExt as _, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
@@ -84,51 +85,77 @@ async fn run(args: Args) -> anyhow::Result<()> {
         request.body(Empty::<Bytes>::new())
     };
 
-    let interval = Duration::from_secs_f64(args.connections as f64 / args.rate);
-    let per_connection = (args.seconds * args.rate / args.connections as f64).floor() as u64;
-    let start = Instant::now() + Duration::from_millis(50);
+    let schedule = Schedule {
+        start: Instant::now() + Duration::from_millis(50),
+        interval: Duration::from_secs_f64(args.connections as f64 / args.rate),
+        per_connection: (args.seconds * args.rate / args.connections as f64).floor() as u64,
+        offset: Duration::ZERO,
+    };
     let mut tasks = tokio::task::JoinSet::new();
     for k in 0..args.connections {
         let stream = TcpStream::connect(&address).await.with_context(|| format!("cannot connect to {address}"))?;
         stream.set_nodelay(true)?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(connection);
-        let request = request.clone();
-        let offset = Duration::from_secs_f64(k as f64 / args.rate);
-        tasks.spawn(async move {
-            let mut tally = Tally { latencies: Vec::with_capacity(per_connection as usize), ..Tally::default() };
-            let mut free_since = start;
-            for i in 0..per_connection {
-                let due = start + offset + interval * u32::try_from(i).unwrap_or(u32::MAX);
-                tokio::time::sleep_until(due).await;
-                let from = if free_since > due { due } else { Instant::now() };
-                let outcome = match (sender.ready().await, request()) {
-                    (Ok(()), Ok(request)) => match sender.send_request(request).await {
-                        Ok(response) => {
-                            let ok = response.status().is_success();
-                            response.into_body().collect().await.map(|_| ok).map_err(anyhow::Error::from)
-                        }
-                        Err(err) => Err(err.into()),
-                    },
-                    (Err(err), _) => Err(err.into()),
-                    (_, Err(err)) => Err(err.into()),
-                };
-                free_since = Instant::now();
-                match outcome {
-                    Ok(true) => tally.ok += 1,
-                    Ok(false) => tally.other_status += 1,
-                    Err(_) => {
-                        tally.errors += 1;
-                        // The connection is gone: the rest of its requests cannot be sent.
-                        tally.errors += per_connection - i - 1;
-                        break;
-                    }
-                }
-                tally.latencies.push(free_since - from);
-            }
-            tally
-        });
+        let schedule = Schedule { offset: Duration::from_secs_f64(k as f64 / args.rate), ..schedule };
+        tasks.spawn(schedule.drive(sender, request.clone()));
     }
+    report(&args, schedule.start, tasks).await
+}
+
+/// When one connection sends: `per_connection` requests, `interval` apart, from
+/// `start + offset`.
+#[derive(Clone, Copy)]
+struct Schedule {
+    start: Instant,
+    interval: Duration,
+    per_connection: u64,
+    offset: Duration,
+}
+
+impl Schedule {
+    /// Sends on `sender` as scheduled; latency counts from when a request was due,
+    /// unless the connection was still busy then (the open-loop correction).
+    async fn drive<F>(self, mut sender: SendRequest<Empty<Bytes>>, request: F) -> Tally
+    where
+        F: Fn() -> Result<Request<Empty<Bytes>>, http::Error>,
+    {
+        let mut tally = Tally { latencies: Vec::with_capacity(self.per_connection as usize), ..Tally::default() };
+        let mut free_since = self.start;
+        for i in 0..self.per_connection {
+            let due = self.start + self.offset + self.interval * u32::try_from(i).unwrap_or(u32::MAX);
+            tokio::time::sleep_until(due).await;
+            let from = if free_since > due { due } else { Instant::now() };
+            let outcome = match (sender.ready().await, request()) {
+                (Ok(()), Ok(request)) => match sender.send_request(request).await {
+                    Ok(response) => {
+                        let ok = response.status().is_success();
+                        response.into_body().collect().await.map(|_| ok).map_err(anyhow::Error::from)
+                    }
+                    Err(err) => Err(err.into()),
+                },
+                (Err(err), _) => Err(err.into()),
+                (_, Err(err)) => Err(err.into()),
+            };
+            free_since = Instant::now();
+            match outcome {
+                Ok(true) => tally.ok += 1,
+                Ok(false) => tally.other_status += 1,
+                Err(_) => {
+                    tally.errors += 1;
+                    // The connection is gone: the rest of its requests cannot be sent.
+                    tally.errors += self.per_connection - i - 1;
+                    break;
+                }
+            }
+            tally.latencies.push(free_since - from);
+        }
+        tally
+    }
+}
+
+/// Adds up every connection's tally and prints the run as one JSON line.
+async fn report(args: &Args, start: Instant, mut tasks: tokio::task::JoinSet<Tally>) -> anyhow::Result<()> {
     let mut all = Tally::default();
     while let Some(tally) = tasks.join_next().await {
         let tally = tally?;
