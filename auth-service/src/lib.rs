@@ -39,11 +39,9 @@ pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let mut workers = workers(state.clone(), shutdown.clone());
+    let workers = workers(state.clone(), shutdown.clone());
     let app = router(state.clone(), &settings);
-    server::serve(listener, app, shutdown.clone(), &settings.server).await?;
-    shutdown.cancel();
-    while workers.join_next().await.is_some() {}
+    common::runtime::serve_with_workers(listener, app, workers, shutdown, &settings.server).await?;
     state.store.pool().close().await;
     Ok(())
 }

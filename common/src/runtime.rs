@@ -8,6 +8,22 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::{Env, ServerSettings, SettingsError};
 use crate::telemetry::{self, TelemetrySettings};
 
+/// The part of every service's `run` after it has connected: serves `app` on
+/// `listener` until `shutdown`, then stops the `workers` and waits for them (also when
+/// serving failed, so no worker outlives the service).
+pub async fn serve_with_workers(
+    listener: TcpListener,
+    app: axum::Router,
+    mut workers: tokio::task::JoinSet<()>,
+    shutdown: CancellationToken,
+    settings: &ServerSettings,
+) -> std::io::Result<()> {
+    let served = crate::server::serve(listener, app, shutdown.clone(), settings).await;
+    shutdown.cancel();
+    while workers.join_next().await.is_some() {}
+    served
+}
+
 /// Settings that say where the service listens.
 pub trait ServiceSettings {
     fn server(&self) -> &ServerSettings;

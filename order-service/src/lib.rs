@@ -64,11 +64,9 @@ pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let mut workers = workers(state.clone(), &settings, shutdown.clone());
+    let workers = workers(state.clone(), &settings, shutdown.clone());
     let app = router(state.clone(), &settings);
-    server::serve(listener, app, shutdown.clone(), &settings.server).await?;
-    shutdown.cancel();
-    while workers.join_next().await.is_some() {}
+    common::runtime::serve_with_workers(listener, app, workers, shutdown, &settings.server).await?;
     state.store.pool().close().await;
     Ok(())
 }

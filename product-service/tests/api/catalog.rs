@@ -22,11 +22,25 @@ async fn admins_create_replace_and_delete_products_with_api_md_status_codes() {
         let duplicate = catalog.create(product("MUG-1", "Other mug", "kitchen", 1)).await;
         assert_eq!(duplicate.status(), 409);
 
-        let invalid =
-            catalog.create(json!({"sku": "bad sku", "name": "", "price": {"amount": -1, "currency": "usd"}})).await;
+        // A sku or price that does not parse is refused as the body is read, naming the field.
+        let bad_sku = catalog.create(json!({"sku": "bad sku", "name": "x", "price": {"amount": 1, "currency": "USD"}}));
+        let problem: Value = bad_sku.await.json().await.unwrap();
+        assert_eq!(problem["status"], 422);
+        assert_eq!(
+            problem["errors"],
+            json!([{"field": "sku", "message": "must be 1-64 characters of A-Z a-z 0-9 - _"}])
+        );
+        let bad_price = catalog.create(json!({"sku": "X-1", "name": "x", "price": {"amount": 1, "currency": "usd"}}));
+        let problem: Value = bad_price.await.json().await.unwrap();
+        assert_eq!(problem["errors"][0]["field"], "price.currency", "{problem}");
+        // Every rule on parsed values is reported at once.
+        let long_category = "c".repeat(101);
+        let invalid = catalog
+            .create(json!({"sku": "X-1", "name": " ", "category": long_category, "price": {"amount": 1, "currency": "USD"}}))
+            .await;
         assert_eq!(invalid.status(), 422);
         let problem: Value = invalid.json().await.unwrap();
-        assert_eq!(problem["errors"].as_array().unwrap().len(), 4, "{problem}");
+        assert_eq!(problem["errors"].as_array().unwrap().len(), 2, "{problem}");
         let unknown_field = catalog
             .create(json!({"sku": "X-1", "name": "x", "price": {"amount": 1, "currency": "USD"}, "id": "x"}))
             .await;
