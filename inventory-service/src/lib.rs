@@ -1,5 +1,6 @@
 //! inventory-service: stock and atomic all-or-nothing reservations.
 
+pub mod error;
 pub mod routes;
 pub mod settings;
 pub mod state;

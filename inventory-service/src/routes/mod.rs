@@ -1,6 +1,5 @@
 //! The HTTP surface of inventory-service (API.md, Inventory).
 
-use contracts::Sku;
 use std::collections::BTreeMap;
 
 use axum::Router;
@@ -11,14 +10,16 @@ use axum::routing::{delete, get, post};
 use common::auth::{Admin, ServiceCaller};
 use common::http::Json;
 use common::openapi::ServiceTokenScheme;
-use common::problem::{FieldError, Problem};
+use common::problem::FieldError;
+use contracts::Sku;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::store::{Insufficient, Reservation, StockLevel, StoreError};
+use crate::error::ApiError;
+use crate::store::{Insufficient, Reservation, StockLevel};
 
 /// Most lines one reservation may hold.
 pub const MAX_LINES: usize = 100;
@@ -54,27 +55,16 @@ pub fn routes(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn internal(err: StoreError) -> Problem {
-    tracing::error!(error = %err, "inventory store failed");
-    Problem::internal()
-}
-
 /// Stock of one sku.
 #[utoipa::path(get, path = "/api/inventory/{sku}", tag = "inventory",
     params(("sku" = String, Path, description = "Stock keeping unit", pattern = "^[A-Za-z0-9_-]{1,64}$")),
     responses((status = 200, body = StockLevel), (status = 404, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
-async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<StockLevel>, Problem> {
+async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<StockLevel>, ApiError> {
     if Sku::parse(&sku).is_err() {
-        return Err(Problem::not_found(format!("no stock for sku {sku}")));
+        return Err(ApiError::UnknownSku(sku));
     }
-    state
-        .store
-        .fetch_stock(&sku)
-        .await
-        .map_err(internal)?
-        .map(Json)
-        .ok_or_else(|| Problem::not_found(format!("no stock for sku {sku}")))
+    state.store.fetch_stock(&sku).await?.map(Json).ok_or(ApiError::UnknownSku(sku))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -97,7 +87,7 @@ async fn put_stock(
     _admin: Admin,
     Path(sku): Path<String>,
     Json(body): Json<SetStockRequest>,
-) -> Result<Json<StockLevel>, Problem> {
+) -> Result<Json<StockLevel>, ApiError> {
     let mut errors = Vec::new();
     if let Err(invalid) = Sku::parse(&sku) {
         errors.push(FieldError::new("sku", invalid.to_string()));
@@ -109,9 +99,9 @@ async fn put_stock(
         errors.push(FieldError::new("available", "is too large"));
     }
     if !errors.is_empty() {
-        return Err(Problem::validation(errors));
+        return Err(ApiError::Validation(errors));
     }
-    Ok(Json(state.store.set_available(&sku, body.available).await.map_err(internal)?))
+    Ok(Json(state.store.set_available(&sku, body.available).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -145,7 +135,7 @@ async fn reserve(
     State(state): State<AppState>,
     _caller: ServiceCaller,
     Json(body): Json<ReserveRequest>,
-) -> Result<Response, Problem> {
+) -> Result<Response, ApiError> {
     let mut errors = Vec::new();
     if body.lines.is_empty() || body.lines.len() > MAX_LINES {
         errors.push(FieldError::new("lines", format!("must hold 1 to {MAX_LINES} lines")));
@@ -158,10 +148,10 @@ async fn reserve(
         *lines.entry(line.sku.to_string()).or_default() += line.quantity;
     }
     if !errors.is_empty() {
-        return Err(Problem::validation(errors));
+        return Err(ApiError::Validation(errors));
     }
     let order_id = body.order_id.hyphenated().to_string();
-    let outcome = state.store.reserve(&order_id, &lines).await.map_err(internal)?;
+    let outcome = state.store.reserve(&order_id, &lines).await?;
     Ok(reservation_response(&order_id, outcome))
 }
 
@@ -175,18 +165,10 @@ fn reservation_response(order_id: &str, outcome: Reservation) -> Response {
         }
         Reservation::Rejected { insufficient } => {
             metrics::counter!("inventory_reservations_total", "outcome" => "insufficient").increment(1);
-            out_of_stock(insufficient)
+            ApiError::Insufficient(insufficient).into_response()
         }
-        Reservation::Released => Problem::conflict("this order's reservation was already released").into_response(),
+        Reservation::Released => ApiError::AlreadyReleased.into_response(),
     }
-}
-
-fn out_of_stock(insufficient: Vec<Insufficient>) -> Response {
-    let skus: Vec<&str> = insufficient.iter().map(|i| i.sku.as_str()).collect();
-    Problem::new(StatusCode::CONFLICT, "insufficient-stock", "Insufficient stock")
-        .detail(format!("not enough stock for {}", skus.join(", ")))
-        .extension("insufficient", json!(insufficient))
-        .into_response()
 }
 
 /// Releases an order's reservation; 204 also when already released or unknown
@@ -203,8 +185,8 @@ async fn release(
     State(state): State<AppState>,
     _caller: ServiceCaller,
     Path(order_id): Path<Uuid>,
-) -> Result<StatusCode, Problem> {
-    state.store.release(&order_id.hyphenated().to_string()).await.map_err(internal)?;
+) -> Result<StatusCode, ApiError> {
+    state.store.release(&order_id.hyphenated().to_string()).await?;
     metrics::counter!("inventory_releases_total").increment(1);
     Ok(StatusCode::NO_CONTENT)
 }
