@@ -1,6 +1,7 @@
 //! product-service: the catalog.
 
 pub mod domain;
+pub mod error;
 pub mod routes;
 pub mod settings;
 pub mod state;

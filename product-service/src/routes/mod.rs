@@ -8,14 +8,15 @@ use axum::routing::get;
 use common::auth::{Admin, ServiceCaller};
 use common::http::Json;
 use common::openapi::ServiceTokenScheme;
-use common::problem::{FieldError, Problem};
+use common::problem::FieldError;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::domain::{Money, Product, ProductInput, Query, Sort};
-use crate::store::{Catalog, StoreError, now};
+use crate::error::ApiError;
+use crate::store::{Catalog, now};
 
 pub const MAX_PER_PAGE: u32 = 100;
 /// Most skus one internal lookup may ask for (an order has at most 100 lines).
@@ -50,16 +51,6 @@ pub fn routes(state: AppState) -> Router {
         .route("/openapi.json", get(|| async { axum::Json(ApiDoc::openapi()) }))
         .route("/internal/openapi.json", get(|| async { axum::Json(InternalApiDoc::openapi()) }))
         .with_state(state)
-}
-
-fn store_problem(err: StoreError) -> Problem {
-    match err {
-        StoreError::DuplicateSku => Problem::conflict("a product with this sku already exists"),
-        StoreError::Backend(reason) => {
-            tracing::error!(error = %reason, "catalog store failed");
-            Problem::internal()
-        }
-    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -138,10 +129,10 @@ impl ListParams {
 async fn list_products(
     State(state): State<AppState>,
     params: Result<QueryParams<ListParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<ProductPage>, Problem> {
-    let QueryParams(params) = params.map_err(|e| Problem::validation(vec![FieldError::new("query", e.body_text())]))?;
-    let query = params.parse().map_err(Problem::validation)?;
-    let (items, total) = state.store.list(&query).await.map_err(store_problem)?;
+) -> Result<Json<ProductPage>, ApiError> {
+    let QueryParams(params) = params.map_err(|e| ApiError::field("query", e.body_text()))?;
+    let query = params.parse()?;
+    let (items, total) = state.store.list(&query).await?;
     Ok(Json(ProductPage { items, page: query.page, per_page: query.per_page, total }))
 }
 
@@ -150,10 +141,9 @@ async fn list_products(
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Product), (status = 404, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(product_id = %id))]
-async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Product>, Problem> {
-    let not_found = || Problem::not_found("no such product");
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    state.store.fetch(id).await.map_err(store_problem)?.map(Json).ok_or_else(not_found)
+async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Product>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    state.store.fetch(id).await?.map(Json).ok_or(ApiError::NotFound)
 }
 
 /// Adds a product (admin).
@@ -168,8 +158,8 @@ async fn create_product(
     State(state): State<AppState>,
     _admin: Admin,
     Json(input): Json<ProductInput>,
-) -> Result<Response, Problem> {
-    let input = input.validate().map_err(Problem::validation)?;
+) -> Result<Response, ApiError> {
+    let input = input.validate()?;
     let at = now();
     let product = Product {
         id: Uuid::now_v7(),
@@ -181,7 +171,7 @@ async fn create_product(
         created_at: at,
         updated_at: at,
     };
-    state.store.insert(&product).await.map_err(store_problem)?;
+    state.store.insert(&product).await?;
     metrics::counter!("products_created_total").increment(1);
     let location = format!("/api/products/{}", product.id);
     let mut response = (StatusCode::CREATED, axum::Json(product)).into_response();
@@ -201,11 +191,10 @@ async fn replace_product(
     _admin: Admin,
     Path(id): Path<String>,
     Json(input): Json<ProductInput>,
-) -> Result<Json<Product>, Problem> {
-    let not_found = || Problem::not_found("no such product");
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    let input = input.validate().map_err(Problem::validation)?;
-    let existing = state.store.fetch(id).await.map_err(store_problem)?.ok_or_else(not_found)?;
+) -> Result<Json<Product>, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    let input = input.validate()?;
+    let existing = state.store.fetch(id).await?.ok_or(ApiError::NotFound)?;
     let product = Product {
         id,
         sku: input.sku,
@@ -216,8 +205,8 @@ async fn replace_product(
         created_at: existing.created_at,
         updated_at: now(),
     };
-    if !state.store.replace(&product).await.map_err(store_problem)? {
-        return Err(not_found());
+    if !state.store.replace(&product).await? {
+        return Err(ApiError::NotFound);
     }
     Ok(Json(product))
 }
@@ -231,10 +220,9 @@ async fn delete_product(
     State(state): State<AppState>,
     _admin: Admin,
     Path(id): Path<String>,
-) -> Result<StatusCode, Problem> {
-    let not_found = || Problem::not_found("no such product");
-    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
-    if state.store.delete(id).await.map_err(store_problem)? { Ok(StatusCode::NO_CONTENT) } else { Err(not_found()) }
+) -> Result<StatusCode, ApiError> {
+    let id = Uuid::parse_str(&id).map_err(|_| ApiError::NotFound)?;
+    if state.store.delete(id).await? { Ok(StatusCode::NO_CONTENT) } else { Err(ApiError::NotFound) }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -266,14 +254,14 @@ async fn lookup_products(
     State(state): State<AppState>,
     _caller: ServiceCaller,
     params: Result<QueryParams<LookupParams>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<LookupResponse>, Problem> {
-    let QueryParams(params) = params.map_err(|e| Problem::validation(vec![FieldError::new("skus", e.body_text())]))?;
+) -> Result<Json<LookupResponse>, ApiError> {
+    let QueryParams(params) = params.map_err(|e| ApiError::field("skus", e.body_text()))?;
     let mut skus: Vec<String> =
         params.skus.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect();
     skus.sort();
     skus.dedup();
     if skus.is_empty() || skus.len() > MAX_SKUS || !skus.iter().all(|s| crate::domain::Sku::parse(s).is_ok()) {
-        return Err(Problem::validation(vec![FieldError::new("skus", format!("1 to {MAX_SKUS} valid skus"))]));
+        return Err(ApiError::field("skus", format!("1 to {MAX_SKUS} valid skus")));
     }
-    Ok(Json(LookupResponse { items: state.store.fetch_by_skus(&skus).await.map_err(store_problem)? }))
+    Ok(Json(LookupResponse { items: state.store.fetch_by_skus(&skus).await? }))
 }
