@@ -2,6 +2,7 @@
 
 pub mod clients;
 pub mod domain;
+pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod routes;

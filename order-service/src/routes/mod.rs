@@ -2,7 +2,7 @@
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use common::auth::User;
@@ -10,7 +10,6 @@ use common::http::Json;
 use common::openapi::ProblemSchema;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
-use serde_json::json;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
@@ -63,39 +62,6 @@ pub struct OrderPage {
     pub page: u32,
     pub per_page: u32,
     pub total: u64,
-}
-
-impl IntoResponse for SagaError {
-    fn into_response(self) -> Response {
-        match self {
-            Self::Validation(errors) => Problem::validation(errors).into_response(),
-            Self::OutOfStock(shortages) => {
-                let skus: Vec<&str> = shortages.iter().map(|s| s.sku.as_str()).collect();
-                Problem::new(StatusCode::CONFLICT, "out-of-stock", "Out of stock")
-                    .detail(format!("not enough stock for {}", skus.join(", ")))
-                    .extension("insufficient", json!(shortages))
-                    .into_response()
-            }
-            Self::Unavailable(err) => {
-                tracing::warn!(error = %err, "placement failed: dependency unavailable");
-                Problem::dependency_unavailable(
-                    format!("{} cannot be reached; retry later", err.service),
-                    err.retry_after_secs,
-                )
-                .into_response()
-            }
-            Self::NotFound => Problem::not_found("no such order").into_response(),
-            Self::NotCancellable => Problem::conflict("only a confirmed order can be cancelled").into_response(),
-            Self::KeyLost => Problem::new(StatusCode::CONFLICT, "idempotency-key-in-use", "Idempotency key in use")
-                .detail("another request with this Idempotency-Key took it over; retry to get its answer")
-                .header(header::RETRY_AFTER, HeaderValue::from(1u64))
-                .into_response(),
-            Self::Store(err) => {
-                tracing::error!(error = %err, "order store failed");
-                Problem::internal().into_response()
-            }
-        }
-    }
 }
 
 /// Places an order: prices come from the catalog, stock is reserved, and the order
