@@ -348,6 +348,15 @@ async fn forward_answers(
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     asked: &Asked,
 ) -> std::io::Result<()> {
+    pump(from, to, |_| asked.answered()).await
+}
+
+/// Copies `from` to `to` until it ends, showing each chunk to `seen` before forwarding it.
+async fn pump(
+    from: &mut tokio::net::tcp::OwnedReadHalf,
+    to: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut seen: impl FnMut(&[u8]),
+) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -355,7 +364,7 @@ async fn forward_answers(
         if n == 0 {
             return Ok(());
         }
-        asked.answered();
+        seen(&buf[..n]);
         to.write_all(&buf[..n]).await?;
     }
 }
@@ -527,18 +536,12 @@ impl Exchange {
         from: &mut tokio::net::tcp::OwnedReadHalf,
         to: &mut tokio::net::tcp::OwnedWriteHalf,
     ) -> std::io::Result<()> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = from.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
+        pump(from, to, |chunk| {
             if let Ok(mut pending) = self.pending.lock() {
-                pending.entry(self.id).or_insert_with(|| (self.slot, buf[..n.min(Self::HEAD)].to_vec()));
+                pending.entry(self.id).or_insert_with(|| (self.slot, chunk[..chunk.len().min(Self::HEAD)].to_vec()));
             }
-            to.write_all(&buf[..n]).await?;
-        }
+        })
+        .await
     }
 
     async fn answers(
@@ -546,16 +549,7 @@ impl Exchange {
         from: &mut tokio::net::tcp::OwnedReadHalf,
         to: &mut tokio::net::tcp::OwnedWriteHalf,
     ) -> std::io::Result<()> {
-        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-        let mut buf = vec![0u8; 16 * 1024];
-        loop {
-            let n = from.read(&mut buf).await?;
-            if n == 0 {
-                return Ok(());
-            }
-            self.answered();
-            to.write_all(&buf[..n]).await?;
-        }
+        pump(from, to, |_| self.answered()).await
     }
 
     fn answered(&self) {
