@@ -6,11 +6,10 @@ use common::client::ClientConfig;
 use common::db::PoolSettings;
 use common::runtime::ServiceSettings;
 use common::settings::{Env, KafkaSettings, SecretUrl, ServerSettings, SettingsError};
-use url::Url;
 
 use crate::DEFAULT_PORT;
 
-/// order-service configuration. `Debug` hides the database password.
+/// order-service configuration. `Debug` hides the passwords in its URLs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub server: ServerSettings,
@@ -19,11 +18,11 @@ pub struct Settings {
     /// `ECOM_DB_MAX_CONNECTIONS`.
     pub pool: PoolSettings,
     /// `ECOM_PRODUCT_URL`: product-service's base URL.
-    pub product_url: Url,
+    pub product_url: SecretUrl,
     /// `ECOM_INVENTORY_URL`: inventory-service's base URL.
-    pub inventory_url: Url,
+    pub inventory_url: SecretUrl,
     /// `ECOM_AUTH_URL`: auth-service's base URL, where the service token comes from.
-    pub auth_url: Url,
+    pub auth_url: SecretUrl,
     /// `ECOM_SERVICE_CLIENT_ID`, `ECOM_SERVICE_CLIENT_SECRET[_FILE]`: how order-service
     /// proves its identity to product- and inventory-service.
     pub service_client: ClientCredentials,
@@ -47,9 +46,9 @@ impl Settings {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.database_url("sqlite://data/orders.db", common::db::SCHEMES)?,
             pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
-            product_url: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
-            inventory_url: env.url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
-            auth_url: env.url("ECOM_AUTH_URL", "http://127.0.0.1:8081", &["http", "https"])?,
+            product_url: env.secret_url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
+            inventory_url: env.secret_url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
+            auth_url: env.secret_url("ECOM_AUTH_URL", "http://127.0.0.1:8081", &["http", "https"])?,
             service_client: ClientCredentials::from_env(env)?,
             bus: BusConfig::Kafka(KafkaSettings::from_env(env)?),
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,

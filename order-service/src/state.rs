@@ -43,7 +43,7 @@ impl AppState {
         let verifier = settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?;
         let token = ServiceToken::new(
             ResilientClient::new("auth-service", &settings.client)?,
-            &settings.auth_url,
+            settings.auth_url.expose(),
             settings.service_client.clone(),
         )
         .map_err(|e| anyhow::anyhow!("ECOM_AUTH_URL: {e}"))?;
@@ -52,12 +52,12 @@ impl AppState {
             verifier,
             products: Products {
                 client: ResilientClient::new("product-service", &settings.client)?,
-                base: settings.product_url.clone(),
+                base: settings.product_url.expose().clone(),
                 token: token.clone(),
             },
             inventory: Inventory {
                 client: ResilientClient::new("inventory-service", &settings.client)?,
-                base: settings.inventory_url.clone(),
+                base: settings.inventory_url.expose().clone(),
                 token,
             },
             sweep_pending_after: settings.sweep_pending_after,
