@@ -13,8 +13,9 @@ ECOM_URL=http://127.0.0.1:8080 ECOM_ADMIN_EMAIL=admin@ecom.local ECOM_ADMIN_PASS
 ECOM_URL=http://127.0.0.1:8080 MAILPIT_URL=http://127.0.0.1:8025 bash scripts/demo.sh
 
 # The trace of the order just placed (its placement in order-service): the services it
-# crossed (this walk's, not an earlier one). Spans leave in batches, so it may take a few seconds to appear.
-want="auth-service order-service product-service"
+# crossed (this walk's, not an earlier one), from the gateway to the email. Spans leave
+# in batches, so the last of them may take a few seconds to appear.
+want="api-gateway auth-service inventory-service notification-service order-service product-service"
 deadline=$((SECONDS + 30))
 while :; do
   services=$(curl -s "http://127.0.0.1:16686/api/traces?service=order-service&operation=place_order&start=$started_us&limit=1" |
