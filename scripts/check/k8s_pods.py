@@ -684,7 +684,10 @@ def rotate(paths, bin_dir):
                 return
             with urllib.request.urlopen("http://127.0.0.1:8081/.well-known/jwks.json", timeout=3) as r:
                 published = [k["kid"] for k in json.load(r)["keys"]]
-            login = json.dumps({"email": env["ECOM_ADMIN_EMAIL"], "password": env["ECOM_ADMIN_PASSWORD"]}).encode()
+            # The admin's credentials reach the pod as mounted files: log in with the
+            # test values the Secret was made from.
+            admin = TEST_SECRETS["auth-service"]
+            login = json.dumps({"email": admin["ECOM_ADMIN_EMAIL"], "password": admin["ECOM_ADMIN_PASSWORD"]}).encode()
             request = urllib.request.Request("http://127.0.0.1:8081/api/auth/login", login, {"content-type": "application/json"})
             with urllib.request.urlopen(request, timeout=10) as r:
                 token = json.load(r)["access_token"]
