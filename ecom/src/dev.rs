@@ -12,6 +12,9 @@ use common::telemetry::{self, LogFormat, TelemetrySettings};
 use rand::distr::{Alphanumeric, SampleString};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
+
+/// The catalog's SQLite file: its absence marks a fresh data directory.
+const CATALOG_DB: &str = "products.db";
 use tokio_util::sync::CancellationToken;
 
 pub use crate::admin::Admin;
@@ -178,7 +181,7 @@ pub async fn start(
     if let Some(settings) = auth.admin.as_mut() {
         settings.password_hash = admin.password_hash.clone().map(Into::into);
     }
-    let product = product_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("products.db"))]))?;
+    let product = product_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite(CATALOG_DB))]))?;
     let inventory = inventory_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("inventory.db"))]))?;
     let mut order = order_service::Settings::from_env(&service_env(&[
         ("DATABASE_URL", sqlite("orders.db")),
@@ -273,7 +276,7 @@ pub async fn main(options: Options) -> anyhow::Result<()> {
     let shutdown = common::shutdown::on_signal();
     // A data directory without a catalog database has never been started: the demo
     // catalog goes in once, and a later start leaves the catalog as its users left it.
-    let fresh = !data_dir.join("products.db").exists();
+    let fresh = !data_dir.join(CATALOG_DB).exists();
     let result = async {
         let platform = start(&env, &data_dir, bind, ports, shutdown.clone()).await?;
         let prepared = tokio::select! {

@@ -81,7 +81,8 @@ where
 }
 
 /// The fingerprint a key is bound to: a repeat must send the same body.
-pub fn request_hash(body: &impl serde::Serialize) -> String {
+pub fn request_hash(body: &crate::routes::PlaceOrderRequest) -> String {
+    // Plain fields only: serialising it cannot fail.
     let canonical = serde_json::to_vec(body).unwrap_or_default();
     Sha256::digest(&canonical).iter().map(|b| format!("{b:02x}")).collect()
 }

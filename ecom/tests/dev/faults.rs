@@ -484,12 +484,12 @@ async fn kill_replica(victim: Victim<'_>) -> Fault {
     Fault { name, injected, over: Instant::now() }
 }
 
-async fn stop_broker_for(outage: Duration) -> Fault {
+async fn stop_broker_for(name: &'static str, outage: Duration) -> Fault {
     let injected = Instant::now();
     let stopped = tokio::task::spawn_blocking(BrokerStopped::new).await.expect("stop the broker");
     tokio::time::sleep_until(injected + outage).await;
     tokio::task::spawn_blocking(move || drop(stopped)).await.expect("start the broker");
-    Fault { name: "Kafka stopped 15 s", injected, over: Instant::now() }
+    Fault { name, injected, over: Instant::now() }
 }
 
 /// Where the customers' emails arrive.
@@ -607,7 +607,7 @@ async fn inject_faults(
         .await,
     );
     at(45).await;
-    faults.push(stop_broker_for(Duration::from_secs(15)).await);
+    faults.push(stop_broker_for("Kafka stopped 15 s", Duration::from_secs(15)).await);
     (faults, emails_resumed)
 }
 

@@ -44,11 +44,17 @@ pub fn now() -> DateTime<Utc> {
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
-/// The backend chosen by `DATABASE_URL`.
 /// A currency read back from the catalog; one that does not parse is a corrupt row.
 fn stored_currency(code: &str) -> Result<crate::domain::Currency, StoreError> {
     crate::domain::Currency::parse(code).map_err(|e| StoreError::Backend(format!("stored currency {code}: {e}")))
 }
+
+/// A sku read back from the catalog; one that does not parse is a corrupt row.
+fn stored_sku(sku: &str) -> Result<crate::domain::Sku, StoreError> {
+    crate::domain::Sku::parse(sku).map_err(|e| StoreError::Backend(format!("stored sku {sku}: {e}")))
+}
+
+/// The backend chosen by `DATABASE_URL`.
 
 #[derive(Debug, Clone)]
 pub enum Store {

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
 use super::{Catalog, StoreError};
-use crate::domain::{Money, Product, Query, Sku, Sort};
+use crate::domain::{Money, Product, Query, Sort};
 use crate::store::stored_currency;
 
 #[derive(Debug, Clone)]
@@ -32,7 +32,7 @@ impl Row {
     fn into_product(self) -> Result<Product, StoreError> {
         Ok(Product {
             id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
-            sku: Sku::parse(&self.sku).map_err(|e| StoreError::Backend(format!("stored sku {}: {e}", self.sku)))?,
+            sku: super::stored_sku(&self.sku)?,
             name: self.name,
             description: self.description,
             category: self.category,
