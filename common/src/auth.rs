@@ -281,6 +281,11 @@ impl Verifier {
     /// A token that verified is remembered until its `exp` (see [`TokenCache`]).
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
         let now = unix_now();
+        // A remembered token must not outlive a key set that is due for a refetch: the
+        // refetch is what drops a withdrawn key (and empties the cache).
+        if self.keys_are_stale() {
+            self.refresh_for_unknown_kid().await;
+        }
         if let Some(identity) = self.inner.cache.get(token, now) {
             return Ok(identity);
         }

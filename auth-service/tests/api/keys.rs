@@ -213,13 +213,26 @@ async fn a_verifier_refetches_a_key_set_older_than_its_maximum_age() {
     let (fresh, stale) = (max_age(Duration::from_secs(3600)), max_age(Duration::ZERO));
     fresh.refresh().await.unwrap();
     stale.refresh().await.unwrap();
+    // The stale verifier remembers a verified token: remembering must not outlive the keys.
+    let remembered = &tokens[2];
+    assert!(stale.verify(remembered).await.is_ok(), "a token of the published key");
     balancer.set_backend(0, after.addr);
     // The first replica stops, so no kept-alive connection leads to it any more.
     during.stop().await.unwrap();
 
     // A key set younger than its maximum age is used as it is; an older one is fetched
-    // again first, from where the address now leads: a key set without the old key.
+    // again first, from where the address now leads: a key set without the old key, and
+    // the tokens remembered under the old one are checked again.
     assert!(fresh.verify(&tokens[0]).await.is_ok());
+    // The first fetch may still meet the closed connection (the keys then stay).
+    let mut forgotten = false;
+    for _ in 0..3 {
+        if stale.verify(remembered).await.is_err() {
+            forgotten = true;
+            break;
+        }
+    }
+    assert!(forgotten, "a remembered token outlived the key set it was verified with");
     let mut refused = false;
     for token in &tokens {
         // The first fetch may still meet the closed connection (the keys then stay).
