@@ -113,6 +113,9 @@ for _ in $(seq 150); do
   sleep 0.1
 done
 [ "$(grep -l "$order" "$work/first/mail/"*.eml | wc -l)" = 2 ] || fail "the README's order did not get its two emails"
+# The block shows the confirmation's subject, then both: three subjects (the first may
+# follow the order's JSON on its line, which tee leaves without a newline).
+[ "$(grep -o 'Subject: Your order' "$work/readme/out" | wc -l)" = 3 ] || fail "the README's walkthrough did not show both emails' subjects"
 
 echo "== the API page in chromium"
 email="browser-$(date +%s)@example.com"
