@@ -161,6 +161,9 @@ pub async fn start(
     let service_env = |pairs: &[(&str, String)]| {
         let mut env = env.clone();
         env.set("ECOM_JWKS_URL", jwks_url.clone());
+        // One address for five services in one process: dev mode's ops listener serves
+        // the metrics instead.
+        env.set("ECOM_METRICS_BIND_ADDR", "");
         for (key, value) in pairs {
             env.set(*key, value.clone());
         }
