@@ -21,7 +21,6 @@
 # ~/.cache/ecom-stack/venv (ECOM_STACK_HOME). Playwright downloads no browser here.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-root=$(pwd)
 
 REQUIREMENTS=scripts/check/requirements-browser.txt
 started=$(date +%s)

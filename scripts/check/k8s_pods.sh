@@ -41,7 +41,7 @@ if [ "$(printf '%s\n0.8.0\n' "$bwrap_version" | sort -V | head -1)" != "0.8.0" ]
   echo "k8s pods: bubblewrap $bwrap_version is too old (need >= 0.8.0)" >&2
   exit 1
 fi
-mailpit=$(ls -d "${XDG_CACHE_HOME:-$HOME/.cache}"/ecom-stack/bin/mailpit-* 2>/dev/null | sort -V | tail -1)
+mailpit=$(ls -d "${ECOM_STACK_HOME:-$HOME/.cache/ecom-stack}"/bin/mailpit-* 2>/dev/null | sort -V | tail -1)
 [ -x "$mailpit" ] || { echo "k8s pods: no Mailpit under ~/.cache/ecom-stack (bash scripts/stack.sh up)" >&2; exit 1; }
 eval "$(bash scripts/stack.sh env)"
 

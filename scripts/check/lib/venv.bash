@@ -1,4 +1,4 @@
-# Sourced by scripts/check/schemathesis.sh and scripts/check/demo.sh.
+# Sourced by scripts/check/schemathesis.sh, scripts/check/demo.sh and lib/k8s-tools.bash.
 #
 # pinned_venv NAME REQUIREMENTS: a venv under ~/.cache/ecom-stack/venv (ECOM_STACK_HOME)
 # with exactly the pins of REQUIREMENTS (installed with --no-deps: the file pins
