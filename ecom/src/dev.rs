@@ -13,11 +13,12 @@ use rand::distr::{Alphanumeric, SampleString};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
-/// The catalog's SQLite file: its absence marks a fresh data directory.
-const CATALOG_DB: &str = "products.db";
 use tokio_util::sync::CancellationToken;
 
 pub use crate::admin::Admin;
+
+/// The catalog's SQLite file: its absence marks a fresh data directory.
+const CATALOG_DB: &str = "products.db";
 
 /// Where each service listens.
 #[derive(Debug, Clone, Copy)]
@@ -122,45 +123,113 @@ pub async fn start(
     ports: Ports,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Platform> {
+    let data_dir = create_data_dir(data_dir)?;
+    let host = host.into();
+    let listeners = Listeners::bind(host, ports).await?;
+    let addrs = listeners.addrs()?;
+    let gateway_ops = listeners.gateway_ops.local_addr()?;
+    let admin = Admin::from_env(env, &data_dir).await?;
+    let bus = InProcessBus::new();
+    let dev_env = DevEnv::new(env, &data_dir, host, &addrs);
+    let tasks = Services::configure(&dev_env, &admin, &bus)?.spawn(listeners, &shutdown);
+    let gateway = addrs[0].1;
+    Ok(Platform { listeners: addrs, gateway, gateway_ops, admin, bus, tasks })
+}
+
+/// `data_dir` and its mail folder, created when missing; the absolute path.
+fn create_data_dir(data_dir: &Path) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(data_dir.join("mail"))
         .with_context(|| format!("--data-dir: cannot create {}", data_dir.display()))?;
-    let data_dir = data_dir.canonicalize().context("--data-dir")?;
-    let host = host.into();
-    let bind = |port: u16| async move {
-        let addr = SocketAddr::from((host, port));
-        TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}: is another instance running?"))
-    };
-    let listeners = [
-        ("api-gateway", bind(ports.gateway).await?),
-        ("auth-service", bind(ports.auth).await?),
-        ("product-service", bind(ports.product).await?),
-        ("order-service", bind(ports.order).await?),
-        ("inventory-service", bind(ports.inventory).await?),
-        ("notification-service", bind(ports.notification).await?),
-    ];
-    let gateway_ops_l = bind(ports.gateway_ops).await?;
-    let gateway_ops = gateway_ops_l.local_addr()?;
-    let addrs: Vec<(&'static str, SocketAddr)> =
-        listeners.iter().map(|(name, l)| Ok((*name, l.local_addr()?))).collect::<std::io::Result<_>>()?;
-    let url_of = |name: &str| {
-        let addr =
-            addrs.iter().find(|(n, _)| *n == name).map(|(_, a)| *a).unwrap_or_else(|| SocketAddr::from((host, 0)));
-        format!("http://{}", reachable(addr))
-    };
-    let sqlite = |file: &str| format!("sqlite://{}", data_dir.join(file).display());
+    data_dir.canonicalize().context("--data-dir")
+}
 
-    let admin = Admin::from_env(env, &data_dir).await?;
+/// Every listener of a platform, bound before any service starts so that a taken
+/// port fails the start instead of one service.
+struct Listeners {
+    gateway: TcpListener,
+    auth: TcpListener,
+    product: TcpListener,
+    order: TcpListener,
+    inventory: TcpListener,
+    notification: TcpListener,
+    gateway_ops: TcpListener,
+}
 
-    // order-service's client secret towards auth-service: new at every start, held
-    // only in this process (the tokens it buys live minutes; nothing needs it later).
-    let service_secret = Alphanumeric.sample_string(&mut rand::rng(), 48);
-    let service_client =
-        [("ECOM_SERVICE_CLIENT_SECRET", service_secret), ("ECOM_SERVICE_CLIENT_SECRET_FILE", String::new())];
+impl Listeners {
+    async fn bind(host: IpAddr, ports: Ports) -> anyhow::Result<Self> {
+        let bind = |port: u16| async move {
+            let addr = SocketAddr::from((host, port));
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}: is another instance running?"))
+        };
+        Ok(Self {
+            gateway: bind(ports.gateway).await?,
+            auth: bind(ports.auth).await?,
+            product: bind(ports.product).await?,
+            order: bind(ports.order).await?,
+            inventory: bind(ports.inventory).await?,
+            notification: bind(ports.notification).await?,
+            gateway_ops: bind(ports.gateway_ops).await?,
+        })
+    }
 
-    let jwks_url = format!("{}/.well-known/jwks.json", url_of("auth-service"));
-    let service_env = |pairs: &[(&str, String)]| {
-        let mut env = env.clone();
-        env.set("ECOM_JWKS_URL", jwks_url.clone());
+    /// Each service's address, the gateway first (the banner's order).
+    fn addrs(&self) -> std::io::Result<Vec<(&'static str, SocketAddr)>> {
+        Ok(vec![
+            ("api-gateway", self.gateway.local_addr()?),
+            ("auth-service", self.auth.local_addr()?),
+            ("product-service", self.product.local_addr()?),
+            ("order-service", self.order.local_addr()?),
+            ("inventory-service", self.inventory.local_addr()?),
+            ("notification-service", self.notification.local_addr()?),
+        ])
+    }
+}
+
+/// The environment every service's settings are read from: the caller's, with dev
+/// mode's addresses, databases and service secret over it.
+struct DevEnv<'a> {
+    env: &'a Env,
+    data_dir: &'a Path,
+    host: IpAddr,
+    addrs: &'a [(&'static str, SocketAddr)],
+    /// order-service's client secret towards auth-service: new at every start, held
+    /// only in this process (the tokens it buys live minutes; nothing needs it later).
+    service_secret: String,
+}
+
+impl<'a> DevEnv<'a> {
+    fn new(env: &'a Env, data_dir: &'a Path, host: IpAddr, addrs: &'a [(&'static str, SocketAddr)]) -> Self {
+        let service_secret = Alphanumeric.sample_string(&mut rand::rng(), 48);
+        Self { env, data_dir, host, addrs, service_secret }
+    }
+
+    fn url_of(&self, service: &str) -> String {
+        let addr = self.addrs.iter().find(|(name, _)| *name == service).map(|(_, addr)| *addr);
+        format!("http://{}", reachable(addr.unwrap_or_else(|| SocketAddr::from((self.host, 0)))))
+    }
+
+    fn sqlite(&self, file: &str) -> String {
+        format!("sqlite://{}", self.data_dir.join(file).display())
+    }
+
+    fn path(&self, relative: impl AsRef<Path>) -> String {
+        self.data_dir.join(relative).display().to_string()
+    }
+
+    /// The two variables that give a service the shared client secret.
+    fn service_client(&self) -> [(&'static str, String); 2] {
+        [
+            ("ECOM_SERVICE_CLIENT_SECRET", self.service_secret.clone()),
+            ("ECOM_SERVICE_CLIENT_SECRET_FILE", String::new()),
+        ]
+    }
+
+    /// The caller's environment with what every service shares and then `pairs` over it.
+    fn with(&self, pairs: &[(&str, String)]) -> Env {
+        let mut env = self.env.clone();
+        env.set("ECOM_JWKS_URL", format!("{}/.well-known/jwks.json", self.url_of("auth-service")));
         // One address for five services in one process: dev mode's ops listener serves
         // the metrics instead.
         env.set("ECOM_METRICS_BIND_ADDR", "");
@@ -168,56 +237,78 @@ pub async fn start(
             env.set(*key, value.clone());
         }
         env
-    };
-    let bus = InProcessBus::new();
-    let [(_, gateway_l), (_, auth_l), (_, product_l), (_, order_l), (_, inventory_l), (_, notification_l)] = listeners;
-
-    let mut auth = auth_service::Settings::from_env(&service_env(&[
-        ("DATABASE_URL", sqlite("auth.db")),
-        ("ECOM_ADMIN_EMAIL", admin.email.clone()),
-        ("ECOM_ADMIN_PASSWORD", admin.password.clone()),
-        ("ECOM_JWT_SIGNING_KEY_FILE", data_dir.join("keys").join("jwt-signing-key.pem").display().to_string()),
-        ("ECOM_JWT_GENERATE_KEY", "true".to_owned()),
-        service_client[0].clone(),
-        service_client[1].clone(),
-    ]))?;
-    if let Some(settings) = auth.admin.as_mut() {
-        settings.password_hash = admin.password_hash.clone().map(Into::into);
     }
-    let product = product_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite(CATALOG_DB))]))?;
-    let inventory = inventory_service::Settings::from_env(&service_env(&[("DATABASE_URL", sqlite("inventory.db"))]))?;
-    let mut order = order_service::Settings::from_env(&service_env(&[
-        ("DATABASE_URL", sqlite("orders.db")),
-        ("ECOM_PRODUCT_URL", url_of("product-service")),
-        ("ECOM_INVENTORY_URL", url_of("inventory-service")),
-        ("ECOM_AUTH_URL", url_of("auth-service")),
-        service_client[0].clone(),
-        service_client[1].clone(),
-    ]))?;
-    order.bus = BusConfig::InProcess(bus.clone());
-    let mut notification = notification_service::Settings::from_env(&service_env(&[
-        ("DATABASE_URL", sqlite("notifications.db")),
-        ("ECOM_MAIL_DIR", data_dir.join("mail").display().to_string()),
-    ]))?;
-    notification.bus = BusConfig::InProcess(bus.clone());
-    let gateway = api_gateway::Settings::from_env(&service_env(&[
-        ("ECOM_AUTH_URL", url_of("auth-service")),
-        ("ECOM_PRODUCT_URL", url_of("product-service")),
-        ("ECOM_ORDER_URL", url_of("order-service")),
-        ("ECOM_INVENTORY_URL", url_of("inventory-service")),
-    ]))?;
+}
 
-    let mut tasks = JoinSet::new();
-    let token = || shutdown.clone();
-    tasks.spawn(named("auth-service", auth_service::run(auth, auth_l, token())));
-    tasks.spawn(named("product-service", product_service::run(product, product_l, token())));
-    tasks.spawn(named("inventory-service", inventory_service::run(inventory, inventory_l, token())));
-    tasks.spawn(named("order-service", order_service::run(order, order_l, token())));
-    tasks.spawn(named("notification-service", notification_service::run(notification, notification_l, token())));
-    tasks.spawn(named("api-gateway", api_gateway::run_with_ops(gateway, gateway_l, Some(gateway_ops_l), token())));
+/// The six services' settings, ready to run.
+struct Services {
+    auth: auth_service::Settings,
+    product: product_service::Settings,
+    inventory: inventory_service::Settings,
+    order: order_service::Settings,
+    notification: notification_service::Settings,
+    gateway: api_gateway::Settings,
+}
 
-    let gateway = addrs[0].1;
-    Ok(Platform { listeners: addrs, gateway, gateway_ops, admin, bus, tasks })
+impl Services {
+    fn configure(dev: &DevEnv<'_>, admin: &Admin, bus: &InProcessBus) -> anyhow::Result<Self> {
+        let [secret, secret_file] = dev.service_client();
+        let mut auth = auth_service::Settings::from_env(&dev.with(&[
+            ("DATABASE_URL", dev.sqlite("auth.db")),
+            ("ECOM_ADMIN_EMAIL", admin.email.clone()),
+            ("ECOM_ADMIN_PASSWORD", admin.password.clone()),
+            ("ECOM_JWT_SIGNING_KEY_FILE", dev.path(Path::new("keys").join("jwt-signing-key.pem"))),
+            ("ECOM_JWT_GENERATE_KEY", "true".to_owned()),
+            secret.clone(),
+            secret_file.clone(),
+        ]))?;
+        if let Some(settings) = auth.admin.as_mut() {
+            settings.password_hash = admin.password_hash.clone().map(Into::into);
+        }
+        let mut order = order_service::Settings::from_env(&dev.with(&[
+            ("DATABASE_URL", dev.sqlite("orders.db")),
+            ("ECOM_PRODUCT_URL", dev.url_of("product-service")),
+            ("ECOM_INVENTORY_URL", dev.url_of("inventory-service")),
+            ("ECOM_AUTH_URL", dev.url_of("auth-service")),
+            secret,
+            secret_file,
+        ]))?;
+        order.bus = BusConfig::InProcess(bus.clone());
+        let mut notification = notification_service::Settings::from_env(
+            &dev.with(&[("DATABASE_URL", dev.sqlite("notifications.db")), ("ECOM_MAIL_DIR", dev.path("mail"))]),
+        )?;
+        notification.bus = BusConfig::InProcess(bus.clone());
+        Ok(Self {
+            auth,
+            product: product_service::Settings::from_env(&dev.with(&[("DATABASE_URL", dev.sqlite(CATALOG_DB))]))?,
+            inventory: inventory_service::Settings::from_env(
+                &dev.with(&[("DATABASE_URL", dev.sqlite("inventory.db"))]),
+            )?,
+            order,
+            notification,
+            gateway: api_gateway::Settings::from_env(&dev.with(&[
+                ("ECOM_AUTH_URL", dev.url_of("auth-service")),
+                ("ECOM_PRODUCT_URL", dev.url_of("product-service")),
+                ("ECOM_ORDER_URL", dev.url_of("order-service")),
+                ("ECOM_INVENTORY_URL", dev.url_of("inventory-service")),
+            ]))?,
+        })
+    }
+
+    /// Starts each service on its listener; they stop when `shutdown` is cancelled.
+    fn spawn(self, listeners: Listeners, shutdown: &CancellationToken) -> JoinSet<(&'static str, anyhow::Result<()>)> {
+        let Self { auth, product, inventory, order, notification, gateway } = self;
+        let l = listeners;
+        let mut tasks = JoinSet::new();
+        let token = || shutdown.clone();
+        tasks.spawn(named("auth-service", auth_service::run(auth, l.auth, token())));
+        tasks.spawn(named("product-service", product_service::run(product, l.product, token())));
+        tasks.spawn(named("inventory-service", inventory_service::run(inventory, l.inventory, token())));
+        tasks.spawn(named("order-service", order_service::run(order, l.order, token())));
+        tasks.spawn(named("notification-service", notification_service::run(notification, l.notification, token())));
+        tasks.spawn(named("api-gateway", api_gateway::run_with_ops(gateway, l.gateway, Some(l.gateway_ops), token())));
+        tasks
+    }
 }
 
 async fn named(
