@@ -209,6 +209,18 @@ wait_ready() { # component timeout_seconds
   done
 }
 
+# `ready_<c>` where a component defines one (it creates topics, or checks more than
+# `check_<c>`); else `check_<c>` passing within READY_TIMEOUT.
+component_ready() { # component
+  if declare -F "ready_$1" >/dev/null; then "ready_$1"; else wait_ready "$1" "$READY_TIMEOUT"; fi
+}
+
+# How long `down` waits for a component: `stop_timeout_<c>` where one is defined
+# (a flush to disk takes longer), else 15 s.
+stop_timeout() { # component
+  if declare -F "stop_timeout_$1" >/dev/null; then "stop_timeout_$1"; else echo 15; fi
+}
+
 # Stop one component started by this script: TERM the process (and its
 # process group, it is a session leader), wait up to a deadline, then KILL.
 stop_component() { # component deadline_seconds
@@ -431,11 +443,13 @@ kafka_java() { # main-class args... (CLI tools: quick-start JVM, quiet logs, bou
     -Dlog4j2.configurationFile="$CONF_DIR/kafka/tools-log4j2.properties" \
     -cp "$libs/*" "$@"
 }
-kafka_topics() {
+# The topic tool against the broker listening on port (plaintext).
+kafka_topics_on() { # port args...
   local -a KAFKA_JAVA_EXTRA
   mapfile -t KAFKA_JAVA_EXTRA < <(cds_flags "$(kafka_dir)/topic-command.jsa")
-  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_PORT" "$@"
+  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$1" "${@:2}"
 }
+kafka_topics() { kafka_topics_on "$KAFKA_PORT" "$@"; }
 KAFKA_JAVA_EXTRA=()
 
 check_kafka() {
@@ -444,8 +458,21 @@ check_kafka() {
   kafka_topics --list >/dev/null 2>&1
 }
 
+# Formats a broker's KRaft storage in dir/data once (meta.properties marks a formatted
+# dir); extra arguments go to the format command.
+kafka_format() { # component dir [format-args...]
+  local c="$1" d="$2" cid; shift 2
+  [[ -f "$d/data/meta.properties" ]] && return 0
+  cid="$(kafka_java kafka.tools.StorageTool random-uuid)"
+  log "$c: formatting KRaft storage (cluster id $cid)"
+  if ! kafka_java kafka.tools.StorageTool format --config "$d/server.properties" \
+       --cluster-id "$cid" --ignore-formatted "$@" >"$d/format.log" 2>&1; then
+    show_tail "$d/format.log"; return 1
+  fi
+}
+
 start_kafka() {
-  local d v libs cid
+  local d v libs
   d="$(run_dir kafka)"; v="$(kafka_installed_version)"; libs="$(kafka_libs_for "$v")"
   ensure_ports_free kafka "$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" || return 1
   mkdir -p "$d/data"
@@ -453,15 +480,7 @@ start_kafka() {
       -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@DATA_DIR@|$d/data|g" \
       "$CONF_DIR/kafka/server.properties.in" >"$d/server.properties"
-  # Format the KRaft storage once (meta.properties marks a formatted dir).
-  if [[ ! -f "$d/data/meta.properties" ]]; then
-    cid="$(kafka_java kafka.tools.StorageTool random-uuid)"
-    log "kafka: formatting KRaft storage (cluster id $cid)"
-    if ! kafka_java kafka.tools.StorageTool format --config "$d/server.properties" \
-         --cluster-id "$cid" --ignore-formatted >"$d/format.log" 2>&1; then
-      show_tail "$d/format.log"; return 1
-    fi
-  fi
+  kafka_format kafka "$d" || return 1
   echo "$v" >"$d/version"
   local -a cds; mapfile -t cds < <(cds_flags "$(kafka_dir)/broker.jsa")
   # The broker's archive is written when it exits normally (`down`).
@@ -472,32 +491,34 @@ start_kafka() {
     -cp "$libs/*" kafka.Kafka "$d/server.properties"
 }
 
-# Port open -> list topics (broker answers metadata) -> create missing topics.
-ready_kafka() {
-  local deadline=$((SECONDS + READY_TIMEOUT)) existing t
-  until port_open "$KAFKA_PORT"; do
-    [[ -n "$(component_pid kafka)" ]] || { warn "kafka exited during startup"; return 1; }
-    ((SECONDS < deadline)) || { warn "kafka port $KAFKA_PORT not open after ${READY_TIMEOUT}s"; return 1; }
-    sleep 0.3
+# Ports open -> list topics (the broker answers metadata) -> create missing topics.
+kafka_ready() { # component topics-command port...
+  local c="$1" topics="$2" deadline=$((SECONDS + READY_TIMEOUT)) existing t port; shift 2
+  for port in "$@"; do
+    until port_open "$port"; do
+      [[ -n "$(component_pid "$c")" ]] || { warn "$c exited during startup"; return 1; }
+      ((SECONDS < deadline)) || { warn "$c port $port not open after ${READY_TIMEOUT}s"; return 1; }
+      sleep 0.3
+    done
   done
-  until existing="$(kafka_topics --list 2>/dev/null)"; do
-    [[ -n "$(component_pid kafka)" ]] || { warn "kafka exited during startup"; return 1; }
-    ((SECONDS < deadline)) || { warn "kafka does not answer metadata after ${READY_TIMEOUT}s"; return 1; }
+  until existing="$("$topics" --list 2>/dev/null)"; do
+    [[ -n "$(component_pid "$c")" ]] || { warn "$c exited during startup"; return 1; }
+    ((SECONDS < deadline)) || { warn "$c does not answer metadata after ${READY_TIMEOUT}s"; return 1; }
     sleep 1
   done
   for t in "${KAFKA_TOPICS[@]}"; do
     if ! grep -qxF -- "$t" <<<"$existing"; then
-      log "kafka: creating topic $t (3 partitions)"
-      kafka_topics --create --if-not-exists --topic "$t" --partitions 3 --replication-factor 1 >/dev/null || return 1
+      log "$c: creating topic $t (3 partitions)"
+      "$topics" --create --if-not-exists --topic "$t" --partitions 3 --replication-factor 1 >/dev/null || return 1
     fi
   done
 }
 
+ready_kafka() { kafka_ready kafka kafka_topics "$KAFKA_PORT"; }
 ports_kafka() { echo "$KAFKA_PORT,$KAFKA_CONTROLLER_PORT"; }
 version_kafka() { local v; v="$(kafka_installed_version)"; echo "${v:-not installed}"; }
 
 # ---------------------------------------------------------------- ferretdb --
-stop_timeout_ferretdb() { echo 15; }
 
 ferretdb_bin() { printf '%s/ferretdb-%s' "$BIN_DIR" "$FERRETDB_VERSION"; }
 installed_ferretdb() { [[ -x "$(ferretdb_bin)" ]]; }
@@ -573,12 +594,10 @@ start_ferretdb() {
     --log-level=info
 }
 
-ready_ferretdb() { wait_ready ferretdb "$READY_TIMEOUT"; }
 ports_ferretdb() { echo "$MONGO_PORT"; }
 version_ferretdb() { installed_ferretdb && echo "$FERRETDB_VERSION" || echo "not installed"; }
 
 # ----------------------------------------------------------------- mailpit --
-stop_timeout_mailpit() { echo 15; }
 
 mailpit_bin() { printf '%s/mailpit-%s' "$BIN_DIR" "$MAILPIT_VERSION"; }
 installed_mailpit() { [[ -x "$(mailpit_bin)" ]]; }
@@ -619,12 +638,10 @@ start_mailpit() {
     --disable-version-check
 }
 
-ready_mailpit() { wait_ready mailpit "$READY_TIMEOUT"; }
 ports_mailpit() { echo "$SMTP_PORT,$MAILPIT_HTTP_PORT"; }
 version_mailpit() { installed_mailpit && echo "$MAILPIT_VERSION" || echo "not installed"; }
 
 # ------------------------------------------------------------------ jaeger --
-stop_timeout_jaeger() { echo 15; }
 
 jaeger_bin() { printf '%s/jaeger-%s' "$BIN_DIR" "$JAEGER_VERSION"; }
 installed_jaeger() { [[ -x "$(jaeger_bin)" ]]; }
@@ -668,7 +685,6 @@ start_jaeger() {
     start_detached jaeger "$(jaeger_bin)" --config "$CONF_DIR/jaeger.yaml"
 }
 
-ready_jaeger() { wait_ready jaeger "$READY_TIMEOUT"; }
 ports_jaeger() { echo "$OTLP_HTTP_PORT,$OTLP_GRPC_PORT,$JAEGER_UI_PORT"; }
 version_jaeger() { installed_jaeger && echo "$JAEGER_VERSION (= Jaeger v2 binary)" || echo "not installed"; }
 
@@ -759,7 +775,7 @@ cmd_up() {
   #    healthy one passes at once and is left alone).
   for c in "${comps[@]}"; do
     [[ " ${failed[*]} " == *" $c "* ]] && continue
-    if "ready_$c"; then
+    if component_ready "$c"; then
       log "$c: ready ($((SECONDS - t0))s)${started[$c]:+ [started]}"
     else
       warn "$c: NOT ready — log: $(log_file "$c")"
@@ -786,7 +802,7 @@ cmd_down() {
   # Reverse order of startup.
   for ((i = ${#comps[@]} - 1; i >= 0; i--)); do
     c="${comps[$i]}"
-    stop_component "$c" "$("stop_timeout_$c")"
+    stop_component "$c" "$(stop_timeout "$c")"
   done
   if ((purge)); then
     for c in "${comps[@]}"; do

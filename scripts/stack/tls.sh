@@ -131,11 +131,7 @@ stop_timeout_kafka-tls() { echo 45; }
 installed_kafka-tls() { true; }          # the kafka component's jars
 install_kafka-tls() { true; }
 
-kafka_tls_topics() {
-  local -a KAFKA_JAVA_EXTRA
-  mapfile -t KAFKA_JAVA_EXTRA < <(cds_flags "$(kafka_dir)/topic-command.jsa")
-  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "$HOST:$KAFKA_TLS_INTERNAL_PORT" "$@"
-}
+kafka_tls_topics() { kafka_topics_on "$KAFKA_TLS_INTERNAL_PORT" "$@"; }
 
 check_kafka-tls() {
   port_open "$KAFKA_TLS_PORT" || return 1
@@ -143,7 +139,7 @@ check_kafka-tls() {
 }
 
 start_kafka-tls() {
-  local d v libs cid
+  local d v libs
   installed_kafka || { warn "kafka-tls: Kafka is not installed (bash scripts/stack.sh up kafka)"; return 1; }
   ensure_tls_material || return 1
   d="$(run_dir kafka-tls)"; v="$(kafka_installed_version)"; libs="$(kafka_libs_for "$v")"
@@ -170,17 +166,9 @@ ssl.truststore.type=PEM
 ssl.truststore.location=$TLS_DIR/ca.pem
 ssl.client.auth=none
 EOF
-  # Format once, with the SCRAM user in the cluster's metadata.
-  if [[ ! -f "$d/data/meta.properties" ]]; then
-    cid="$(kafka_java kafka.tools.StorageTool random-uuid)"
-    log "kafka-tls: formatting KRaft storage (cluster id $cid) with SCRAM user $KAFKA_SCRAM_USER"
-    if ! kafka_java kafka.tools.StorageTool format --config "$d/server.properties" \
-         --cluster-id "$cid" --ignore-formatted \
-         --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" \
-         >"$d/format.log" 2>&1; then
-      show_tail "$d/format.log"; return 1
-    fi
-  fi
+  # Formatted with the SCRAM user in the cluster's metadata.
+  kafka_format kafka-tls "$d" \
+    --add-scram "SCRAM-SHA-512=[name=$KAFKA_SCRAM_USER,password=$KAFKA_SCRAM_PASSWORD]" || return 1
   echo "$v" >"$d/version"
   start_detached kafka-tls java -Xms128m -Xmx384m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:TieredStopAtLevel=1 -Djava.awt.headless=true \
@@ -189,29 +177,11 @@ EOF
     -cp "$libs/*" kafka.Kafka "$d/server.properties"
 }
 
-ready_kafka-tls() {
-  local deadline=$((SECONDS + READY_TIMEOUT)) existing t
-  until port_open "$KAFKA_TLS_INTERNAL_PORT" && port_open "$KAFKA_TLS_PORT"; do
-    [[ -n "$(component_pid kafka-tls)" ]] || { warn "kafka-tls exited during startup"; return 1; }
-    ((SECONDS < deadline)) || { warn "kafka-tls ports not open after ${READY_TIMEOUT}s"; return 1; }
-    sleep 0.3
-  done
-  until existing="$(kafka_tls_topics --list 2>/dev/null)"; do
-    [[ -n "$(component_pid kafka-tls)" ]] || { warn "kafka-tls exited during startup"; return 1; }
-    ((SECONDS < deadline)) || { warn "kafka-tls does not answer metadata after ${READY_TIMEOUT}s"; return 1; }
-    sleep 1
-  done
-  for t in "${KAFKA_TOPICS[@]}"; do
-    if ! grep -qxF -- "$t" <<<"$existing"; then
-      kafka_tls_topics --create --if-not-exists --topic "$t" --partitions 3 --replication-factor 1 >/dev/null || return 1
-    fi
-  done
-}
+ready_kafka-tls() { kafka_ready kafka-tls kafka_tls_topics "$KAFKA_TLS_INTERNAL_PORT" "$KAFKA_TLS_PORT"; }
 
 ports_kafka-tls() { echo "$KAFKA_TLS_PORT,$KAFKA_TLS_INTERNAL_PORT,$KAFKA_TLS_CONTROLLER_PORT"; }
 
 # ------------------------------------------------------------ ferretdb-tls --
-stop_timeout_ferretdb-tls() { echo 15; }
 installed_ferretdb-tls() { true; }
 install_ferretdb-tls() { true; }
 
@@ -234,12 +204,9 @@ start_ferretdb-tls() {
     --log-level=info
 }
 
-ready_ferretdb-tls() { wait_ready ferretdb-tls "$READY_TIMEOUT"; }
 ports_ferretdb-tls() { echo "$MONGO_TLS_PORT"; }
 
 # ------------------------------------------------- mailpit-tls, mailpit-smtps --
-stop_timeout_mailpit-tls() { echo 15; }
-stop_timeout_mailpit-smtps() { echo 15; }
 installed_mailpit-tls() { true; }
 installed_mailpit-smtps() { true; }
 install_mailpit-tls() { true; }
@@ -271,8 +238,6 @@ start_mailpit_tls_variant() { # component mode smtp-port http-port
 }
 start_mailpit-tls() { start_mailpit_tls_variant mailpit-tls starttls "$SMTP_STARTTLS_PORT" "$MAILPIT_TLS_HTTP_PORT"; }
 start_mailpit-smtps() { start_mailpit_tls_variant mailpit-smtps smtps "$SMTPS_PORT" "$MAILPIT_SMTPS_HTTP_PORT"; }
-ready_mailpit-tls() { wait_ready mailpit-tls "$READY_TIMEOUT"; }
-ready_mailpit-smtps() { wait_ready mailpit-smtps "$READY_TIMEOUT"; }
 ports_mailpit-tls() { echo "$SMTP_STARTTLS_PORT,$MAILPIT_TLS_HTTP_PORT"; }
 ports_mailpit-smtps() { echo "$SMTPS_PORT,$MAILPIT_SMTPS_HTTP_PORT"; }
 
