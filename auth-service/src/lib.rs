@@ -14,11 +14,12 @@ pub mod tokens;
 
 use axum::Router;
 use common::health::Health;
-use common::server;
+use common::{runtime, server};
 use tokio::net::TcpListener;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+/// Background work of this service: none.
+pub use runtime::no_workers as workers;
 pub use settings::Settings;
 pub use state::AppState;
 
@@ -31,17 +32,8 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 
-/// Background work of this service (none yet).
-pub fn workers(_state: AppState, _shutdown: CancellationToken) -> JoinSet<()> {
-    JoinSet::new()
-}
-
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let workers = workers(state.clone(), shutdown.clone());
-    let app = router(state.clone(), &settings);
-    common::runtime::serve_with_workers(listener, app, workers, shutdown, &settings.server).await?;
-    state.store.pool().close().await;
-    Ok(())
+    runtime::serve_state(state, &settings, listener, shutdown, router, workers).await
 }

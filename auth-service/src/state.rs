@@ -69,3 +69,9 @@ impl AppState {
         Ok(state)
     }
 }
+
+impl common::runtime::Close for AppState {
+    async fn close(&self) {
+        self.store.pool().close().await;
+    }
+}

@@ -24,6 +24,39 @@ pub async fn serve_with_workers(
     served
 }
 
+/// The body of every service's `run` once its state has connected: starts the
+/// service's `workers`, serves its `router` on `listener` until `shutdown`, stops the
+/// workers, then closes the state (also when serving failed, so no worker or
+/// connection outlives the service).
+pub async fn serve_state<S, C>(
+    state: S,
+    settings: &C,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    router: impl FnOnce(S, &C) -> axum::Router,
+    workers: impl FnOnce(S, &C, CancellationToken) -> tokio::task::JoinSet<()>,
+) -> anyhow::Result<()>
+where
+    S: Clone + Close,
+    C: ServiceSettings,
+{
+    let workers = workers(state.clone(), settings, shutdown.clone());
+    let app = router(state.clone(), settings);
+    let served = serve_with_workers(listener, app, workers, shutdown, settings.server()).await;
+    state.close().await;
+    Ok(served?)
+}
+
+/// The `workers` of a service with no background work.
+pub fn no_workers<S, C>(_state: S, _settings: &C, _shutdown: CancellationToken) -> tokio::task::JoinSet<()> {
+    tokio::task::JoinSet::new()
+}
+
+/// A service's state: what it holds open (database pools) is closed once serving stops.
+pub trait Close {
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
 /// Settings that say where the service listens.
 pub trait ServiceSettings {
     fn server(&self) -> &ServerSettings;

@@ -24,3 +24,9 @@ impl AppState {
         Ok(Self { store: Store::new(db), verifier })
     }
 }
+
+impl common::runtime::Close for AppState {
+    async fn close(&self) {
+        self.store.pool().close().await;
+    }
+}

@@ -17,3 +17,9 @@ impl AppState {
         Ok(Self { store: Store::connect(settings).await?, verifier })
     }
 }
+
+impl common::runtime::Close for AppState {
+    async fn close(&self) {
+        self.store.close().await;
+    }
+}
