@@ -100,43 +100,65 @@ pub async fn start_auth(settings: auth_service::Settings) -> Running {
     running
 }
 
+/// Sends `request`: its status and its JSON body (`Null` when it has none).
+pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+/// `request` with `token` as its bearer token; without one, anonymous.
+pub fn bearer(request: reqwest::RequestBuilder, token: Option<&str>) -> reqwest::RequestBuilder {
+    match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    }
+}
+
+/// The access token `request` (a login or a token grant) is answered with.
+async fn access_token(request: reqwest::RequestBuilder, what: &str) -> String {
+    let (status, body) = send(request).await;
+    assert_eq!(status, 200, "{what}: {body}");
+    body["access_token"].as_str().unwrap().to_owned()
+}
+
 /// The access token of a login at the auth API under `base` (a service or the gateway).
 pub async fn login(http: &reqwest::Client, base: &str, email: &str, password: &str) -> String {
-    let response = http
-        .post(format!("{base}/api/auth/login"))
-        .json(&json!({"email": email, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "login as {email}");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    let request = http.post(format!("{base}/api/auth/login")).json(&json!({"email": email, "password": password}));
+    access_token(request, &format!("login as {email}")).await
 }
 
 /// Registers a customer at the auth API under `base`; the new user.
 pub async fn register(http: &reqwest::Client, base: &str, email: &str, password: &str, name: &str) -> Value {
-    let response = http
+    let request = http
         .post(format!("{base}/api/auth/register"))
-        .json(&json!({"email": email, "password": password, "name": name}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "register {email}");
-    response.json().await.unwrap()
+        .json(&json!({"email": email, "password": password, "name": name}));
+    let (status, user) = send(request).await;
+    assert_eq!(status, 201, "register {email}: {user}");
+    user
 }
 
 /// A service token for [`SERVICE_CLIENT`], bought from the auth-service under `base`.
 pub async fn service_token(http: &reqwest::Client, base: &str, secret: &str) -> String {
-    let response = http
+    let request = http
         .post(format!("{base}/internal/token"))
         .basic_auth(SERVICE_CLIENT, Some(secret))
-        .form(&[("grant_type", "client_credentials")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200, "a service token");
-    let body: Value = response.json().await.unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+        .form(&[("grant_type", "client_credentials")]);
+    access_token(request, "a service token").await
+}
+
+/// `(available, reserved)` of `sku` at the inventory-service under `base`.
+pub async fn stock(http: &reqwest::Client, base: &str, sku: &str) -> (i64, i64) {
+    let (status, body) = send(http.get(format!("{base}/api/inventory/{sku}"))).await;
+    assert_eq!(status, 200, "the stock of {sku}: {body}");
+    (body["available"].as_i64().unwrap(), body["reserved"].as_i64().unwrap())
+}
+
+/// Waits until `service` is ready, then stops it; panics if it never becomes ready or
+/// does not stop cleanly.
+pub async fn becomes_ready_and_stops(service: Running) {
+    service.ready().await;
+    service.stop().await.unwrap();
 }
 
 /// A real auth-service for a suite that needs tokens: seeds [`ADMIN_EMAIL`] and
@@ -190,6 +212,22 @@ impl Auth {
 
     pub async fn service_token(&self) -> String {
         service_token(&self.http, &self.url(""), &self.service_secret).await
+    }
+
+    /// Restarts auth-service on its address signing with a new key, the old one gone
+    /// from its key set: a service that fetches the key set from now on refuses every
+    /// token signed before.
+    pub async fn rotate_signing_key(&mut self) {
+        self.service.shutdown.cancel();
+        (&mut self.service.handle).await.unwrap().unwrap();
+        let key = format!("signing-{}.pem", uuid::Uuid::new_v4().simple());
+        self.settings.keys.signing_key_file = self._dir.path().join(key);
+        let (addr, settings) = (self.service.addr, self.settings.clone());
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let handle = tokio::spawn(auth_service::run(settings, listener, shutdown.clone()));
+        self.service = Running { addr, shutdown, handle };
+        self.service.ready().await;
     }
 
     pub async fn stop(self) {
