@@ -1,14 +1,10 @@
 use serde_json::json;
 
-use crate::support::{self, ADMIN_EMAIL, ADMIN_PASSWORD, Client};
+use crate::support::{self, ADMIN_EMAIL, Client, refresh_token};
 
 #[tokio::test]
 async fn registering_returns_the_customer_and_the_same_email_in_any_case_is_taken() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let service = support::start(support::settings(url, support::shared_key_dir())).await;
-        let client = Client::new(&service);
-
+    for client in support::on_each_backend().await {
         let (status, user) = client.register("Ada@Example.com", "correct horse battery", "Ada Lovelace").await;
         assert_eq!(status, 201, "{user}");
         assert_eq!(user["email"], "Ada@Example.com");
@@ -21,15 +17,13 @@ async fn registering_returns_the_customer_and_the_same_email_in_any_case_is_take
         let (status, problem) = client.register("ada@EXAMPLE.com", "another password", "Other").await;
         assert_eq!(status, 409, "{problem}");
         assert_eq!(problem["status"], 409);
-        service.stop().await.unwrap();
+        client.stop().await;
     }
 }
 
 #[tokio::test]
 async fn registering_with_a_bad_email_short_or_long_password_or_empty_name_is_422_naming_each_field() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
+    let client = Client::on_sqlite().await;
 
     let (status, problem) = client.register("not-an-email", "short", "  ").await;
     assert_eq!(status, 422);
@@ -46,14 +40,12 @@ async fn registering_with_a_bad_email_short_or_long_password_or_empty_name_is_42
         .post("/api/auth/register", json!({"email": "a@b.co", "password": "0123456789", "name": "A", "role": "admin"}))
         .await;
     assert_eq!(status, 422, "an unknown field must be refused: {problem}");
-    service.stop().await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn login_answers_the_same_401_for_an_unknown_email_and_a_wrong_password() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
+    let client = Client::on_sqlite().await;
     client.register("bob@example.com", "bobs password", "Bob").await;
 
     let (status_unknown, unknown) = client.login("nobody@example.com", "bobs password").await;
@@ -66,34 +58,29 @@ async fn login_answers_the_same_401_for_an_unknown_email_and_a_wrong_password() 
     assert_eq!(status, 200, "{tokens}");
     assert_eq!(tokens["token_type"], "Bearer");
     assert_eq!(tokens["expires_in"], 900);
-    assert!(tokens["refresh_token"].as_str().unwrap().len() >= 43, "256 bits, base64url");
-    service.stop().await.unwrap();
+    assert!(refresh_token(&tokens).len() >= 43, "256 bits, base64url");
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn me_returns_the_caller_with_a_token_and_401_with_www_authenticate_without_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
-    let (_, tokens) = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
+    let client = Client::on_sqlite().await;
+    let token = client.admin_access_token().await;
 
-    let me: serde_json::Value = client.get("/api/auth/me", tokens["access_token"].as_str()).await.json().await.unwrap();
+    let me: serde_json::Value = client.get("/api/auth/me", Some(&token)).await.json().await.unwrap();
     assert_eq!(me["email"], ADMIN_EMAIL);
     assert_eq!(me["roles"], json!(["customer", "admin"]));
 
     let response = client.get("/api/auth/me", None).await;
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
-    service.stop().await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn the_access_token_carries_the_claims_and_header_api_md_lists() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
-    let (_, tokens) = client.login(ADMIN_EMAIL, ADMIN_PASSWORD).await;
-    let token = tokens["access_token"].as_str().unwrap();
+    let client = Client::on_sqlite().await;
+    let token = &client.admin_access_token().await;
 
     let header = jsonwebtoken::decode_header(token).unwrap();
     assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
@@ -110,5 +97,5 @@ async fn the_access_token_carries_the_claims_and_header_api_md_lists() {
         assert!(claims.get(claim).is_some(), "{claim} missing in {claims}");
     }
     assert_eq!(claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(), 900);
-    service.stop().await.unwrap();
+    client.stop().await;
 }

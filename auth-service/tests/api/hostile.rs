@@ -4,27 +4,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use auth_service::settings::AdminSettings;
 use auth_service::{AppState, Settings};
-use secrecy::SecretString;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::support::{self, Client};
-
-async fn refresh(client: &Client, token: &str) -> (u16, Value) {
-    client.post("/api/auth/refresh", json!({"refresh_token": token})).await
-}
+use crate::support::{self, Client, refresh_token};
 
 fn with_admin(settings: Settings, email: &str, password: &str) -> Settings {
-    Settings {
-        admin: Some(AdminSettings {
-            email: email.into(),
-            password: SecretString::from(password.to_owned()),
-            password_hash: None,
-        }),
-        ..settings
-    }
+    Settings { admin: test_support::admin(email, password), ..settings }
 }
 
 /// Runs `sql` with `bind` against the service's database, as an operator would.
@@ -42,10 +29,7 @@ fn fields(problem: &Value) -> Vec<&str> {
 
 #[tokio::test]
 async fn an_email_that_grows_past_the_column_when_lowercased_is_422_not_500() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let service = support::start(support::settings(url, support::shared_key_dir())).await;
-        let client = Client::new(&service);
+    for client in support::on_each_backend().await {
         // 240 characters as sent; 480 once lowercased (`İ` becomes `i` + a combining dot).
         let email = format!("{}@example.com", "İ".repeat(240));
         let (status, problem) = client.register(&email, "correct horse battery", "Dotted").await;
@@ -53,15 +37,13 @@ async fn an_email_that_grows_past_the_column_when_lowercased_is_422_not_500() {
         assert_eq!(fields(&problem), ["email"]);
         let (status, problem) = client.login(&email, "correct horse battery").await;
         assert_eq!(status, 422, "{problem}");
-        service.stop().await.unwrap();
+        client.stop().await;
     }
 }
 
 #[tokio::test]
 async fn only_a_bare_address_is_an_email() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
+    let client = Client::on_sqlite().await;
     for email in
         ["<eve@example.com>", "\"eve\"@example.com", "eve(x)@example.com", "eve@[127.0.0.1]", "eve..x@example.com"]
     {
@@ -69,14 +51,12 @@ async fn only_a_bare_address_is_an_email() {
         assert_eq!(status, 422, "{email}: {problem}");
         assert_eq!(fields(&problem), ["email"]);
     }
-    service.stop().await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn a_name_with_a_line_break_or_control_character_is_422() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
+    let client = Client::on_sqlite().await;
     for (i, name) in
         ["Eve\r\nBcc: x@example.com", "Eve\nBcc", "Eve\u{0}", "Eve\u{1b}[31m", "Eve\u{2028}Bcc"].iter().enumerate()
     {
@@ -87,14 +67,12 @@ async fn a_name_with_a_line_break_or_control_character_is_422() {
     let (status, user) = client.register("eve@example.com", "correct horse battery", "  Eve Écrivain ").await;
     assert_eq!(status, 201, "{user}");
     assert_eq!(user["name"], "Eve Écrivain");
-    service.stop().await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn a_megabyte_password_at_login_is_422_without_waiting_for_a_hash() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Arc::new(Client::new(&service));
+    let client = Arc::new(Client::on_sqlite().await);
     client.register("gil@example.com", "gils password", "Gil").await;
 
     // Far more wrong logins than hashes may run at once: whatever needs a hash queues.
@@ -123,14 +101,12 @@ async fn a_megabyte_password_at_login_is_422_without_waiting_for_a_hash() {
     for login in queue {
         assert_eq!(login.await.unwrap(), 401);
     }
-    service.stop().await.unwrap();
+    Arc::into_inner(client).expect("every queued login is done").stop().await;
 }
 
 #[tokio::test]
 async fn token_responses_may_not_be_cached() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
+    let client = Client::on_sqlite().await;
     let post = |path: &str, body: Value| client.http.post(format!("{}{path}", client.base)).json(&body).send();
 
     let login = post("/api/auth/login", json!({"email": support::ADMIN_EMAIL, "password": support::ADMIN_PASSWORD}))
@@ -145,20 +121,18 @@ async fn token_responses_may_not_be_cached() {
     assert_eq!(refreshed.status(), 200);
     assert_eq!(refreshed.headers()["cache-control"], "no-store");
     assert_eq!(refreshed.headers()["pragma"], "no-cache");
-    service.stop().await.unwrap();
+    client.stop().await;
 }
 
 #[tokio::test]
 async fn an_admin_email_that_names_an_existing_customer_fails_the_start_and_promotes_no_one() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let plain = Settings { admin: None, ..support::settings(url.clone(), support::shared_key_dir()) };
-        let service = support::start(plain.clone()).await;
-        let client = Client::new(&service);
+    for backend in support::backends().await {
+        let plain = Settings { admin: None, ..backend.settings.clone() };
+        let client = Client::start(plain.clone()).await;
         let (status, _) = client.register("Boss@Example.com", "squatters password", "Not the boss").await;
         assert_eq!(status, 201);
         let (_, squatter) = client.login("boss@example.com", "squatters password").await;
-        service.stop().await.unwrap();
+        client.stop().await;
 
         let takeover = with_admin(plain.clone(), "boss@example.com", "the-real-admin-password");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -171,61 +145,48 @@ async fn an_admin_email_that_names_an_existing_customer_fails_the_start_and_prom
         assert!(message.contains("ECOM_ADMIN_EMAIL"), "{message}");
         assert!(message.contains("not an admin"), "{message}");
 
-        let service = support::start(plain).await;
-        let client = Client::new(&service);
-        let (status, tokens) = refresh(&client, squatter["refresh_token"].as_str().unwrap()).await;
+        let client = Client::start(plain).await;
+        let (status, tokens) = client.refresh(refresh_token(&squatter)).await;
         assert_eq!(status, 200, "{tokens}");
         let me: Value = client.get("/api/auth/me", tokens["access_token"].as_str()).await.json().await.unwrap();
         assert_eq!(me["roles"], json!(["customer"]));
         let (status, _) = client.login("boss@example.com", "the-real-admin-password").await;
         assert_eq!(status, 401);
-        service.stop().await.unwrap();
+        client.stop().await;
     }
 }
 
 #[tokio::test]
 async fn a_password_change_revokes_the_accounts_refresh_tokens() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let base = support::settings(url, support::shared_key_dir());
+    for backend in support::backends().await {
+        let base = backend.settings.clone();
         let first = with_admin(base.clone(), support::ADMIN_EMAIL, "first-admin-password");
-        let service = support::start(first.clone()).await;
-        let client = Client::new(&service);
-        let (_, before) = client.login(support::ADMIN_EMAIL, "first-admin-password").await;
-        let (status, rotated) = refresh(&client, before["refresh_token"].as_str().unwrap()).await;
-        assert_eq!(status, 200);
-        service.stop().await.unwrap();
+        let client = Client::start(first.clone()).await;
+        let rotated = client.refreshed_login(support::ADMIN_EMAIL, "first-admin-password").await;
+        client.stop().await;
 
         // The same password again changes nothing, and keeps the session.
-        let service = support::start(first).await;
-        let client = Client::new(&service);
-        let (status, kept) = refresh(&client, rotated["refresh_token"].as_str().unwrap()).await;
+        let client = Client::start(first).await;
+        let (status, kept) = client.refresh(refresh_token(&rotated)).await;
         assert_eq!(status, 200, "{kept}");
-        service.stop().await.unwrap();
+        client.stop().await;
 
-        let service = support::start(with_admin(base, support::ADMIN_EMAIL, "second-admin-password")).await;
-        let client = Client::new(&service);
-        let (status, _) = refresh(&client, kept["refresh_token"].as_str().unwrap()).await;
+        let client = Client::start(with_admin(base, support::ADMIN_EMAIL, "second-admin-password")).await;
+        let (status, _) = client.refresh(refresh_token(&kept)).await;
         assert_eq!(status, 401, "a session from before the password change lives on");
-        let (status, after) = client.login(support::ADMIN_EMAIL, "second-admin-password").await;
-        assert_eq!(status, 200);
-        let (status, _) = refresh(&client, after["refresh_token"].as_str().unwrap()).await;
-        assert_eq!(status, 200);
-        service.stop().await.unwrap();
+        client.refreshed_login(support::ADMIN_EMAIL, "second-admin-password").await;
+        client.stop().await;
     }
 }
 
 #[tokio::test]
 async fn a_refresh_family_past_its_absolute_lifetime_is_refused_however_recently_it_rotated() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let settings = support::settings(url, support::shared_key_dir());
+    for backend in support::backends().await {
+        let settings = backend.settings.clone();
         assert!(settings.refresh_ttl < settings.refresh_family_lifetime);
-        let service = support::start(settings.clone()).await;
-        let client = Client::new(&service);
-        client.register("hal@example.com", "hals password", "Hal").await;
-        let (_, tokens) = client.login("hal@example.com", "hals password").await;
-        let (status, rotated) = refresh(&client, tokens["refresh_token"].as_str().unwrap()).await;
+        let client = Client::start_on(backend).await;
+        let tokens = client.signed_up("hal@example.com", "hals password").await;
+        let (status, rotated) = client.refresh(refresh_token(&tokens)).await;
         assert_eq!(status, 200);
 
         // The login was longer ago than a family may live; the last rotation was just now.
@@ -233,35 +194,28 @@ async fn a_refresh_family_past_its_absolute_lifetime_is_refused_however_recently
         let login_time = chrono::Utc::now() - lifetime - chrono::TimeDelta::minutes(1);
         execute(&settings, "UPDATE refresh_tokens SET family_started_at = ?", login_time).await;
 
-        let (status, problem) = refresh(&client, rotated["refresh_token"].as_str().unwrap()).await;
+        let (status, problem) = client.refresh(refresh_token(&rotated)).await;
         assert_eq!(status, 401, "{problem}");
-        let (_, again) = client.login("hal@example.com", "hals password").await;
-        let (status, _) = refresh(&client, again["refresh_token"].as_str().unwrap()).await;
-        assert_eq!(status, 200, "a new login starts a new family");
-        service.stop().await.unwrap();
+        // A new login starts a new family.
+        client.refreshed_login("hal@example.com", "hals password").await;
+        client.stop().await;
     }
 }
 
 #[tokio::test]
 async fn four_concurrent_refreshes_of_one_token_on_sqlite_give_one_200_and_401s_never_a_500() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
-    client.register("ivy@example.com", "ivys password", "Ivy").await;
+    let client = Client::on_sqlite().await;
+    client.signed_up("ivy@example.com", "ivys password").await;
     for trial in 0..12 {
         let (_, tokens) = client.login("ivy@example.com", "ivys password").await;
-        let token = tokens["refresh_token"].as_str().unwrap();
-        let (a, b, c, d) = tokio::join!(
-            refresh(&client, token),
-            refresh(&client, token),
-            refresh(&client, token),
-            refresh(&client, token)
-        );
+        let token = refresh_token(&tokens);
+        let (a, b, c, d) =
+            tokio::join!(client.refresh(token), client.refresh(token), client.refresh(token), client.refresh(token));
         let mut statuses = [a.0, b.0, c.0, d.0];
         statuses.sort_unstable();
         assert_eq!(statuses, [200, 401, 401, 401], "trial {trial}: {a:?} {b:?} {c:?} {d:?}");
     }
-    service.stop().await.unwrap();
+    client.stop().await;
 }
 
 #[test]
@@ -287,9 +241,7 @@ fn the_configured_admin_must_be_a_valid_account() {
 
 #[tokio::test]
 async fn the_openapi_document_states_the_input_rules_and_every_refusal_with_its_problem_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let service = support::start(support::settings(support::sqlite_url(dir.path()), support::shared_key_dir())).await;
-    let client = Client::new(&service);
+    let client = Client::on_sqlite().await;
     let doc: Value = client.get("/openapi.json", None).await.json().await.unwrap();
     let schemas = &doc["components"]["schemas"];
 
@@ -317,5 +269,5 @@ async fn the_openapi_document_states_the_input_rules_and_every_refusal_with_its_
             }
         }
     }
-    service.stop().await.unwrap();
+    client.stop().await;
 }
