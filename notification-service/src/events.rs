@@ -9,10 +9,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use common::db::SqlPool;
 use common::events::OrderEvent;
-use common::on_pool;
 use common::settings::KafkaSettings;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
@@ -82,30 +79,6 @@ impl RetryPolicy {
 /// Writing a dead letter: until it is written, however long the broker is away.
 const DEAD_LETTER_RETRY: Schedule = Schedule::unbounded(Duration::from_millis(200), Duration::from_secs(10));
 
-async fn already_handled(db: &SqlPool, event_id: &str) -> Result<bool, sqlx::Error> {
-    let row: Option<(String,)> = on_pool!(db, pool => {
-        sqlx::query_as("SELECT event_id FROM processed_events WHERE event_id = ?").bind(event_id).fetch_optional(pool).await?
-    });
-    Ok(row.is_some())
-}
-
-async fn record(db: &SqlPool, event: &OrderEvent) -> Result<(), sqlx::Error> {
-    let result = on_pool!(db, pool => {
-        sqlx::query("INSERT INTO processed_events (event_id, event_type, order_id, handled_at) VALUES (?, ?, ?, ?)")
-            .bind(event.id.to_string())
-            .bind(&event.kind)
-            .bind(event.data.id.to_string())
-            .bind(Utc::now())
-            .execute(pool)
-            .await
-            .map(drop)
-    });
-    match result {
-        Err(err) if common::db::is_unique_violation(&err) => Ok(()),
-        other => other,
-    }
-}
-
 /// Handles one raw event payload.
 #[tracing::instrument(skip_all, fields(event_id, order_id))]
 pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> Result<Handled, HandleError> {
@@ -116,7 +89,7 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
     span.record("order_id", tracing::field::display(event.data.id));
     let event_id = event.id.to_string();
     let transient = |e: sqlx::Error| HandleError::Transient(format!("database: {e}"));
-    if already_handled(&state.db, &event_id).await.map_err(transient)? {
+    if state.store.already_handled(&event_id).await.map_err(transient)? {
         metrics::counter!("notification_duplicates_skipped_total").increment(1);
         return Ok(Handled::Duplicate);
     }
@@ -139,7 +112,7 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
     let started = Instant::now();
     state.mailer.send(message).await?;
     metrics::histogram!("notification_email_send_duration_seconds").record(started.elapsed().as_secs_f64());
-    record(&state.db, &event).await.map_err(transient)?;
+    state.store.record_handled(&event).await.map_err(transient)?;
     metrics::counter!("notification_emails_sent_total", "type" => event.kind).increment(1);
     Ok(Handled::Sent)
 }

@@ -7,12 +7,13 @@ pub mod routes;
 pub mod settings;
 pub mod smtp;
 pub mod state;
+pub mod store;
 pub mod templates;
 
 use axum::Router;
 use common::bus::BusConfig;
 use common::health::Health;
-use common::server;
+use common::{runtime, server};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -28,7 +29,7 @@ pub const DEFAULT_PORT: u16 = 8085;
 pub fn router(state: AppState, settings: &Settings) -> Router {
     register_metrics();
     let mailer = state.mailer.clone();
-    let mut health = Health::new().database(state.db.clone()).check("mail", move || {
+    let mut health = Health::new().database(state.store.pool().clone()).check("mail", move || {
         let mailer = mailer.clone();
         async move { mailer.check().await }
     });
@@ -63,11 +64,7 @@ pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let workers = workers(state.clone(), &settings, shutdown.clone());
-    let app = router(state.clone(), &settings);
-    common::runtime::serve_with_workers(listener, app, workers, shutdown, &settings.server).await?;
-    state.db.close().await;
-    Ok(())
+    runtime::serve_state(state, &settings, listener, shutdown, router, workers).await
 }
 
 /// Declares the service's own series, with help text, at zero: dashboards and

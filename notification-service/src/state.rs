@@ -5,6 +5,7 @@ use sqlx::migrate::Migrator;
 use crate::Settings;
 use crate::events::RetryPolicy;
 use crate::mailer::Mailer;
+use crate::store::Store;
 
 static MYSQL: Migrator = sqlx::migrate!("./migrations/mysql");
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -12,7 +13,7 @@ static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// Everything a handler or worker needs; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AppState {
-    pub db: SqlPool,
+    pub store: Store,
     pub mailer: Mailer,
     pub retry: RetryPolicy,
 }
@@ -27,6 +28,12 @@ impl AppState {
         if let BusConfig::Kafka(kafka) = &settings.bus {
             common::kafka::verify(kafka).await?;
         }
-        Ok(Self { db, mailer, retry: RetryPolicy::new(settings.mail.max_attempts) })
+        Ok(Self { store: Store::new(db), mailer, retry: RetryPolicy::new(settings.mail.max_attempts) })
+    }
+}
+
+impl common::runtime::Close for AppState {
+    async fn close(&self) {
+        self.store.pool().close().await;
     }
 }
