@@ -14,7 +14,7 @@ pub mod store;
 
 use axum::Router;
 use common::health::Health;
-use common::server;
+use common::{runtime, server};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -34,10 +34,12 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 
-/// Background work: the outbox relay, and the sweeper that settles orders a
-/// crash or outage left half-done.
+/// Background work: the outbox relay, the sweeper that settles orders a crash or
+/// outage left half-done, and the renewal of the service token (so no placement waits
+/// for auth-service while the current token is good).
 pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken) -> JoinSet<()> {
     let mut set = JoinSet::new();
+    set.spawn(state.products.token.clone().keep_renewed(shutdown.clone()));
     set.spawn(events::run_relay(
         state.store.pool().clone(),
         state.publisher.clone(),
@@ -65,11 +67,7 @@ pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken
 /// Connects, serves on `listener` until `shutdown`, then drains and closes.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
     let state = AppState::connect(&settings).await?;
-    let workers = workers(state.clone(), &settings, shutdown.clone());
-    let app = router(state.clone(), &settings);
-    common::runtime::serve_with_workers(listener, app, workers, shutdown, &settings.server).await?;
-    state.store.pool().close().await;
-    Ok(())
+    runtime::serve_state(state, &settings, listener, shutdown, router, workers).await
 }
 
 /// Declares the service's own series, with help text, at zero: dashboards and

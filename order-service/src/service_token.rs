@@ -1,10 +1,12 @@
 //! order-service's identity towards product- and inventory-service: a service token
 //! from auth-service (client-credentials grant), kept until shortly before it expires.
 //!
-//! The token is renewed once half its lifetime has passed. While a renewal is under
-//! way, or after one failed, requests go on with the current token as long as it has
-//! [`MIN_REMAINING`] left: an auth-service outage costs placements nothing for about
-//! half a token's lifetime.
+//! A request fetches a token only when there is none it may use. Once half a token's
+//! lifetime has passed, the background worker ([`ServiceToken::keep_renewed`]) renews it,
+//! so no customer request waits for auth-service while a token is good. While a renewal
+//! is under way, or after one failed, requests go on with the current token as long as
+//! it has [`MIN_REMAINING`] left: an auth-service outage costs placements nothing for
+//! about half a token's lifetime.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +17,7 @@ use reqwest::Method;
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use crate::clients::Unavailable;
@@ -35,8 +38,10 @@ pub struct ServiceToken {
     /// When the last fetch failed: requests waiting for a token then fail at once
     /// instead of each waiting for another attempt.
     failed_at: Arc<Mutex<Option<Instant>>>,
-    /// Held by the one request that fetches; others wait on it only when no token is usable.
+    /// Held by whoever fetches; requests wait on it only when no token is usable.
     fetching: Arc<tokio::sync::Mutex<()>>,
+    /// Tells the renewal worker that a request fetched a token.
+    fetched: Arc<tokio::sync::Notify>,
 }
 
 impl std::fmt::Debug for ServiceToken {
@@ -71,28 +76,15 @@ impl ServiceToken {
             current: Arc::default(),
             failed_at: Arc::default(),
             fetching: Arc::default(),
+            fetched: Arc::default(),
         })
     }
 
-    /// A token to send now: the cached one, or a new one.
+    /// A token to send now: the cached one while it is usable (renewing it is the
+    /// worker's job), or a new one.
     pub async fn bearer(&self) -> Result<String, Unavailable> {
-        if let Some(cached) = self.cached() {
-            let now = Instant::now();
-            if now < cached.renew_at {
-                return Ok(cached.token);
-            }
-            if now < cached.usable_until {
-                // Due for renewal but still good: one request renews, the others go on.
-                let Ok(_renewing) = self.fetching.try_lock() else { return Ok(cached.token) };
-                return Ok(match self.fetch().await {
-                    Ok(fresh) => fresh,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "service token renewal failed; the current one is still valid");
-                        self.postpone_renewal(&cached.token);
-                        cached.token
-                    }
-                });
-            }
+        if let Some(cached) = self.cached().filter(|c| Instant::now() < c.usable_until) {
+            return Ok(cached.token);
         }
         let _fetching = self.fetching.lock().await;
         // Another request may have fetched one while this one waited.
@@ -109,7 +101,50 @@ impl ServiceToken {
         }
         let fetched = self.fetch().await;
         *self.failed_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fetched.is_err().then(Instant::now);
+        if fetched.is_ok() {
+            self.fetched.notify_one();
+        }
         fetched
+    }
+
+    /// One step of the renewal worker, at `now`: renews the cached token if half its
+    /// lifetime has passed. Answers when the next step is due, or `None` while there is
+    /// no token to renew (a request fetches the first one).
+    pub async fn renew_if_due(&self, now: Instant) -> Option<Instant> {
+        let cached = self.cached()?;
+        if now < cached.renew_at {
+            return Some(cached.renew_at);
+        }
+        let _renewing = self.fetching.lock().await;
+        match self.cached() {
+            // A request fetched a new token meanwhile, or it was refused and forgotten.
+            Some(current) if current.token != cached.token => return Some(current.renew_at),
+            None => return None,
+            Some(_) => {}
+        }
+        match self.fetch().await {
+            Ok(_) => self.cached().map(|c| c.renew_at),
+            Err(err) => {
+                tracing::warn!(error = %err, "service token renewal failed; the current one is still valid");
+                Some(self.postpone_renewal(&cached.token))
+            }
+        }
+    }
+
+    /// The renewal worker: renews the token whenever it is due, until `shutdown`.
+    pub async fn keep_renewed(self, shutdown: CancellationToken) {
+        loop {
+            let next = self.renew_if_due(Instant::now()).await;
+            tokio::select! {
+                () = async {
+                    match next {
+                        Some(at) => tokio::time::sleep_until(at).await,
+                        None => self.fetched.notified().await,
+                    }
+                } => {}
+                () = shutdown.cancelled() => return,
+            }
+        }
     }
 
     /// Drops `token` if it is still the cached one (a service refused it).
@@ -124,11 +159,14 @@ impl ServiceToken {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    fn postpone_renewal(&self, token: &str) {
+    /// The next attempt at renewing `token`, after a failed one.
+    fn postpone_renewal(&self, token: &str) -> Instant {
+        let retry_at = Instant::now() + RETRY_RENEWAL_AFTER;
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(cached) = current.as_mut().filter(|c| c.token == token) {
-            cached.renew_at = Instant::now() + RETRY_RENEWAL_AFTER;
+            cached.renew_at = retry_at;
         }
+        retry_at
     }
 
     #[tracing::instrument(skip_all)]

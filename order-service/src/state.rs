@@ -77,3 +77,9 @@ impl AppState {
         })
     }
 }
+
+impl common::runtime::Close for AppState {
+    async fn close(&self) {
+        self.store.pool().close().await;
+    }
+}

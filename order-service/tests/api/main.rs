@@ -12,3 +12,4 @@ mod resilience;
 mod service_identity;
 mod startup;
 mod support;
+mod token_renewal;
