@@ -20,10 +20,12 @@
 //! connections open without finishing a request delays a newcomer by about a second,
 //! not by the header-read timeout.
 
+use std::cell::Cell;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -37,7 +39,8 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::runtime::Handle;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -46,12 +49,14 @@ use tower::ServiceExt as _;
 use crate::settings::{ConnectionLimits, ServerSettings};
 
 /// Serves `app` on `listener` until `shutdown` fires, then stops accepting and gives
-/// in-flight requests up to the shutdown grace to finish.
+/// in-flight requests up to the shutdown grace to finish. Each connection is served on
+/// the next of `threads`, or on the caller's runtime when it has none.
 pub async fn serve(
     listener: TcpListener,
     app: Router,
     shutdown: CancellationToken,
     settings: &ServerSettings,
+    threads: &ConnectionThreads,
 ) -> io::Result<()> {
     let addr = listener.local_addr()?;
     let limits = settings.limits;
@@ -76,11 +81,104 @@ pub async fn serve(
         let Some(slot) = next_slot(&slots, &pressure, &shutdown, &mut cap_warning, addr).await else { break };
         let _ = stream.set_nodelay(true);
         let connection = Connection { peer, limits, shutdown: shutdown.clone(), pressure: pressure_seen.clone() };
-        connections.spawn(connection.serve(stream, app.clone(), slot));
+        let app = app.clone();
+        match threads.next() {
+            None => {
+                connections.spawn(connection.serve(stream, app, slot));
+            }
+            Some(thread) => match stream.into_std() {
+                // Registered again with the reactor of the thread that serves it.
+                Ok(stream) => {
+                    connections.spawn_on(connection.serve_std(stream, app, slot), thread);
+                }
+                Err(err) => tracing::debug!(%peer, error = %err, "cannot hand a connection over"),
+            },
+        }
     }
     drop(listener);
     drain(connections, settings.shutdown_grace).await;
     Ok(())
+}
+
+/// Threads that serve a listener's connections, each with a single-threaded runtime of
+/// its own: a connection, and every request on it, stays on one thread and its reactor,
+/// so serving a request wakes no other thread (nginx's worker processes). The listener
+/// accepts on the caller's runtime and hands each connection to the next thread in turn.
+#[derive(Debug, Default)]
+pub struct ConnectionThreads {
+    runtimes: Vec<Handle>,
+    next: AtomicUsize,
+    stop: CancellationToken,
+    stopped: Vec<oneshot::Receiver<()>>,
+}
+
+thread_local! {
+    static THREAD_INDEX: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
+/// Which of the [`ConnectionThreads`] the caller runs on (0-based), if any: for state
+/// kept per thread, such as a proxy's idle upstream connections.
+pub fn thread_index() -> Option<usize> {
+    THREAD_INDEX.with(Cell::get)
+}
+
+impl ConnectionThreads {
+    /// No threads: connections are served on the caller's runtime.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// `count` threads named `name-<index>`.
+    pub fn start(count: usize, name: &str) -> io::Result<Self> {
+        let mut threads = Self::default();
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            threads.runtimes.push(runtime.handle().clone());
+            let stop = threads.stop.clone();
+            let (stopped, stopped_seen) = oneshot::channel();
+            threads.stopped.push(stopped_seen);
+            std::thread::Builder::new().name(format!("{name}-{index}")).spawn(move || {
+                THREAD_INDEX.with(|cell| cell.set(Some(index)));
+                runtime.block_on(stop.cancelled());
+                // Drops what is left on it before saying so.
+                drop(runtime);
+                let _ = stopped.send(());
+            })?;
+        }
+        Ok(threads)
+    }
+
+    /// How many threads there are.
+    pub fn len(&self) -> usize {
+        self.runtimes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runtimes.is_empty()
+    }
+
+    /// The runtime of the next connection, in turn.
+    fn next(&self) -> Option<&Handle> {
+        if self.runtimes.is_empty() {
+            return None;
+        }
+        let turn = self.next.fetch_add(1, AtomicOrdering::Relaxed);
+        self.runtimes.get(turn % self.runtimes.len())
+    }
+
+    /// Stops the threads once their listeners have drained, and waits until they have.
+    pub async fn stop(mut self) {
+        self.stop.cancel();
+        for stopped in std::mem::take(&mut self.stopped) {
+            let _ = stopped.await;
+        }
+    }
+}
+
+impl Drop for ConnectionThreads {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 /// A free connection slot for an accepted connection; at the cap, waits for one while
@@ -170,6 +268,13 @@ struct Connection {
 }
 
 impl Connection {
+    async fn serve_std(self, stream: std::net::TcpStream, app: Router, slot: OwnedSemaphorePermit) {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => self.serve(stream, app, slot).await,
+            Err(err) => tracing::debug!(peer = %self.peer, error = %err, "cannot serve a handed-over connection"),
+        }
+    }
+
     async fn serve(mut self, stream: TcpStream, app: Router, _slot: OwnedSemaphorePermit) {
         let clock = Arc::new(Clock::new(self.limits));
         let io = TokioIo::new(ClockedIo { inner: stream, clock: clock.clone() });
@@ -473,6 +578,21 @@ mod tests {
         clock.bytes_arrived();
         assert!(due_in(clock.deadline(), before, Duration::from_secs(10)), "the next head has its own 10 s");
         assert!(!clock.is_idle());
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_threads_in_turn_and_the_threads_stop_when_asked() {
+        let threads = ConnectionThreads::start(2, "test-connections").unwrap();
+        assert_eq!(threads.len(), 2);
+        let mut seen = Vec::new();
+        for _ in 0..4 {
+            let runtime = threads.next().unwrap();
+            seen.push(runtime.spawn(async { thread_index() }).await.unwrap());
+        }
+        assert_eq!(seen, [Some(0), Some(1), Some(0), Some(1)]);
+        assert_eq!(thread_index(), None, "the caller is none of them");
+        threads.stop().await;
+        assert!(ConnectionThreads::none().next().is_none());
     }
 
     #[test]

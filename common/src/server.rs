@@ -16,6 +16,7 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::Health;
 use crate::http::MAX_BODY_BYTES;
+use crate::listener::ConnectionThreads;
 use crate::metrics::{RecordRouteLayer, RouteSlot, UNMATCHED_ROUTE, record_request};
 use crate::problem::Problem;
 use crate::propagation;
@@ -65,14 +66,9 @@ pub async fn serve(
     shutdown: CancellationToken,
     settings: &ServerSettings,
 ) -> io::Result<()> {
-    let metrics =
-        match settings.metrics_bind_addr {
-            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
-                io::Error::new(e.kind(), format!("ECOM_METRICS_BIND_ADDR: cannot listen on {addr}: {e}"))
-            })?),
-            None => None,
-        };
-    serve_with_metrics(listener, metrics, app, shutdown, settings).await
+    let listeners = Listeners::bind_metrics(listener, settings).await?;
+    let ops = app.clone().layer(middleware::from_fn(only_ops_paths));
+    serve_apart(listeners, Apps { api: app, ops }, shutdown, settings, &ConnectionThreads::none()).await
 }
 
 /// As [`serve`], with the metrics listener bound by the caller.
@@ -83,17 +79,56 @@ pub async fn serve_with_metrics(
     shutdown: CancellationToken,
     settings: &ServerSettings,
 ) -> io::Result<()> {
-    let Some(metrics) = metrics else {
-        return crate::listener::serve(listener, app, shutdown, settings).await;
-    };
+    let ops = app.clone().layer(middleware::from_fn(only_ops_paths));
+    let listeners = Listeners { api: listener, metrics };
+    serve_apart(listeners, Apps { api: app, ops }, shutdown, settings, &ConnectionThreads::none()).await
+}
+
+/// A service's listeners: its API's and, if it has one, its metrics listener.
+#[derive(Debug)]
+pub struct Listeners {
+    pub api: TcpListener,
+    pub metrics: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// `api`, and a metrics listener bound at `ECOM_METRICS_BIND_ADDR` when that is set.
+    pub async fn bind_metrics(api: TcpListener, settings: &ServerSettings) -> io::Result<Self> {
+        let metrics = match settings.metrics_bind_addr {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                io::Error::new(e.kind(), format!("ECOM_METRICS_BIND_ADDR: cannot listen on {addr}: {e}"))
+            })?),
+            None => None,
+        };
+        Ok(Self { api, metrics })
+    }
+}
+
+/// What [`Listeners`] serve: `api` on the API listener, `ops` (only `/metrics` and
+/// `/health/*`) on the metrics listener.
+#[derive(Debug, Clone)]
+pub struct Apps {
+    pub api: Router,
+    pub ops: Router,
+}
+
+/// Serves `apps` on `listeners` until `shutdown` fires, then drains both; the API
+/// listener's connections on `threads` (the metrics listener's on the caller's runtime).
+pub async fn serve_apart(
+    listeners: Listeners,
+    apps: Apps,
+    shutdown: CancellationToken,
+    settings: &ServerSettings,
+    threads: &ConnectionThreads,
+) -> io::Result<()> {
+    let api = crate::listener::serve(listeners.api, apps.api, shutdown.clone(), settings, threads);
+    let Some(metrics) = listeners.metrics else { return api.await };
     if let Ok(addr) = metrics.local_addr() {
         tracing::info!(%addr, "serving /metrics and /health/* on the metrics listener");
     }
-    let only_ops = app.clone().layer(middleware::from_fn(only_ops_paths));
-    tokio::try_join!(
-        crate::listener::serve(listener, app, shutdown.clone(), settings),
-        crate::listener::serve(metrics, only_ops, shutdown, settings),
-    )?;
+    let none = ConnectionThreads::none();
+    let ops = crate::listener::serve(metrics, apps.ops, shutdown, settings, &none);
+    tokio::try_join!(api, ops)?;
     Ok(())
 }
 
