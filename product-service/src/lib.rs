@@ -10,7 +10,6 @@ pub mod store;
 use axum::Router;
 use common::health::Health;
 use common::{runtime, server};
-use store::Catalog as _;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

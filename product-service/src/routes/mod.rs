@@ -16,7 +16,7 @@ use uuid::Uuid;
 use crate::AppState;
 use crate::domain::{Money, Product, ProductInput, Query, Sort};
 use crate::error::ApiError;
-use crate::store::{Catalog, now};
+use crate::store::now;
 
 pub const MAX_PER_PAGE: u32 = 100;
 /// Most skus one internal lookup may ask for (an order has at most 100 lines).

@@ -1,5 +1,6 @@
-//! The catalog store: one trait, a MongoDB backend for production and a SQLite
-//! backend for dev mode, held to the same contract tests.
+//! The catalog store: a MongoDB backend for production and a SQLite backend for dev
+//! mode, chosen by `DATABASE_URL` and held to the same contract tests. [`Store`] is the
+//! one the service uses; each of its methods answers from the backend it holds.
 
 pub mod mongo;
 pub mod sqlite;
@@ -10,7 +11,7 @@ use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
 use crate::Settings;
-use crate::domain::{Product, Query};
+use crate::domain::{Currency, Money, Product, Query, Sku};
 
 static SQLITE: Migrator = sqlx::migrate!("./migrations/sqlite");
 /// MongoDB needs no SQL migrations; an empty set keeps the connect helper uniform.
@@ -24,38 +25,46 @@ pub enum StoreError {
     Backend(String),
 }
 
-/// What every catalog backend does.
-pub trait Catalog: Send + Sync {
-    fn insert(&self, product: &Product) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn fetch(&self, id: Uuid) -> impl Future<Output = Result<Option<Product>, StoreError>> + Send;
-    /// Replaces the product with `product.id`; `false` if there is none.
-    fn replace(&self, product: &Product) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// `false` if there was nothing to delete.
-    fn delete(&self, id: Uuid) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// One page of matches and the number of all matches.
-    fn list(&self, query: &Query) -> impl Future<Output = Result<(Vec<Product>, u64), StoreError>> + Send;
-    fn fetch_by_skus(&self, skus: &[String]) -> impl Future<Output = Result<Vec<Product>, StoreError>> + Send;
-    fn ping(&self) -> impl Future<Output = Result<(), String>> + Send;
-}
-
 /// Timestamps are kept to the millisecond, the precision both backends store.
 pub fn now() -> DateTime<Utc> {
     let now = Utc::now();
     DateTime::from_timestamp_millis(now.timestamp_millis()).unwrap_or(now)
 }
 
-/// A currency read back from the catalog; one that does not parse is a corrupt row.
-fn stored_currency(code: &str) -> Result<crate::domain::Currency, StoreError> {
-    crate::domain::Currency::parse(code).map_err(|e| StoreError::Backend(format!("stored currency {code}: {e}")))
+/// A product as either backend stores it, read back: its values are parsed again, and
+/// one that does not parse is a corrupt row.
+#[derive(sqlx::FromRow)]
+struct Stored {
+    id: String,
+    sku: String,
+    name: String,
+    description: String,
+    category: String,
+    price_amount: i64,
+    price_currency: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
-/// A sku read back from the catalog; one that does not parse is a corrupt row.
-fn stored_sku(sku: &str) -> Result<crate::domain::Sku, StoreError> {
-    crate::domain::Sku::parse(sku).map_err(|e| StoreError::Backend(format!("stored sku {sku}: {e}")))
+impl Stored {
+    fn into_product(self) -> Result<Product, StoreError> {
+        let corrupt = |what: String| StoreError::Backend(format!("stored {what}"));
+        let currency = Currency::parse(&self.price_currency)
+            .map_err(|e| corrupt(format!("currency {}: {e}", self.price_currency)))?;
+        Ok(Product {
+            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
+            sku: Sku::parse(&self.sku).map_err(|e| corrupt(format!("sku {}: {e}", self.sku)))?,
+            name: self.name,
+            description: self.description,
+            category: self.category,
+            price: Money::new(self.price_amount, currency),
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+        })
+    }
 }
 
 /// The backend chosen by `DATABASE_URL`.
-
 #[derive(Debug, Clone)]
 pub enum Store {
     Mongo(mongo::MongoCatalog),
@@ -81,6 +90,59 @@ impl Store {
             catalog.close().await;
         }
     }
+
+    pub async fn insert(&self, product: &Product) -> Result<(), StoreError> {
+        match self {
+            Self::Mongo(catalog) => catalog.insert(product).await,
+            Self::Sqlite(catalog) => catalog.insert(product).await,
+        }
+    }
+
+    pub async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
+        match self {
+            Self::Mongo(catalog) => catalog.fetch(id).await,
+            Self::Sqlite(catalog) => catalog.fetch(id).await,
+        }
+    }
+
+    /// Replaces the product with `product.id`; `false` if there is none.
+    pub async fn replace(&self, product: &Product) -> Result<bool, StoreError> {
+        match self {
+            Self::Mongo(catalog) => catalog.replace(product).await,
+            Self::Sqlite(catalog) => catalog.replace(product).await,
+        }
+    }
+
+    /// `false` if there was nothing to delete.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+        match self {
+            Self::Mongo(catalog) => catalog.delete(id).await,
+            Self::Sqlite(catalog) => catalog.delete(id).await,
+        }
+    }
+
+    /// One page of matches and the number of all matches.
+    pub async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
+        match self {
+            Self::Mongo(catalog) => catalog.list(query).await,
+            Self::Sqlite(catalog) => catalog.list(query).await,
+        }
+    }
+
+    pub async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
+        match self {
+            Self::Mongo(catalog) => catalog.fetch_by_skus(skus).await,
+            Self::Sqlite(catalog) => catalog.fetch_by_skus(skus).await,
+        }
+    }
+
+    /// A round trip to the backend, for readiness.
+    pub async fn ping(&self) -> Result<(), String> {
+        match self {
+            Self::Mongo(catalog) => catalog.ping().await,
+            Self::Sqlite(catalog) => catalog.ping().await,
+        }
+    }
 }
 
 pub(crate) async fn sqlite_pool(
@@ -90,38 +152,5 @@ pub(crate) async fn sqlite_pool(
     match SqlPool::connect("DATABASE_URL", url, pool, &NO_MIGRATIONS, &SQLITE).await? {
         SqlPool::Sqlite(pool) => Ok(pool),
         SqlPool::MySql(_) => anyhow::bail!("DATABASE_URL: product-service takes mongodb:// or sqlite://"),
-    }
-}
-
-macro_rules! delegate {
-    ($self:ident, $c:ident => $call:expr) => {
-        match $self {
-            Store::Mongo($c) => $call,
-            Store::Sqlite($c) => $call,
-        }
-    };
-}
-
-impl Catalog for Store {
-    async fn insert(&self, product: &Product) -> Result<(), StoreError> {
-        delegate!(self, c => c.insert(product).await)
-    }
-    async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
-        delegate!(self, c => c.fetch(id).await)
-    }
-    async fn replace(&self, product: &Product) -> Result<bool, StoreError> {
-        delegate!(self, c => c.replace(product).await)
-    }
-    async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
-        delegate!(self, c => c.delete(id).await)
-    }
-    async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
-        delegate!(self, c => c.list(query).await)
-    }
-    async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
-        delegate!(self, c => c.fetch_by_skus(skus).await)
-    }
-    async fn ping(&self) -> Result<(), String> {
-        delegate!(self, c => c.ping().await)
     }
 }

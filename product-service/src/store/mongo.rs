@@ -8,9 +8,8 @@ use mongodb::{Collection, Database, IndexModel};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Catalog, StoreError};
-use crate::domain::{Money, Product, Query, Sort};
-use crate::store::stored_currency;
+use super::{StoreError, Stored};
+use crate::domain::{Product, Query, Sort};
 
 pub const PRODUCTS: &str = "products";
 
@@ -64,16 +63,18 @@ impl ProductDoc {
             chrono::DateTime::from_timestamp_millis(t.timestamp_millis())
                 .ok_or_else(|| StoreError::Backend("timestamp out of range".into()))
         };
-        Ok(Product {
-            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
-            sku: super::stored_sku(&self.sku)?,
+        let stored = Stored {
+            created_at: time(self.created_at)?,
+            updated_at: time(self.updated_at)?,
+            id: self.id,
+            sku: self.sku,
             name: self.name,
             description: self.description,
             category: self.category,
-            price: Money::new(self.price.amount, stored_currency(&self.price.currency)?),
-            created_at: time(self.created_at)?,
-            updated_at: time(self.updated_at)?,
-        })
+            price_amount: self.price.amount,
+            price_currency: self.price.currency,
+        };
+        stored.into_product()
     }
 }
 
@@ -200,20 +201,18 @@ impl MongoCatalog {
     pub fn new(db: Database) -> Self {
         Self { products: db.collection(PRODUCTS), db }
     }
-}
 
-impl Catalog for MongoCatalog {
-    async fn insert(&self, product: &Product) -> Result<(), StoreError> {
+    pub(super) async fn insert(&self, product: &Product) -> Result<(), StoreError> {
         self.products.insert_one(ProductDoc::from_product(product)).await.map_err(backend)?;
         Ok(())
     }
 
-    async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
+    pub(super) async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
         let found = self.products.find_one(doc! {"_id": id.to_string()}).await.map_err(backend)?;
         found.map(ProductDoc::into_product).transpose()
     }
 
-    async fn replace(&self, product: &Product) -> Result<bool, StoreError> {
+    pub(super) async fn replace(&self, product: &Product) -> Result<bool, StoreError> {
         let replaced =
             self.products.replace_one(doc! {"_id": product.id.to_string()}, ProductDoc::from_product(product)).await;
         match replaced {
@@ -233,12 +232,12 @@ impl Catalog for MongoCatalog {
         }
     }
 
-    async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub(super) async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
         let result = self.products.delete_one(doc! {"_id": id.to_string()}).await.map_err(backend)?;
         Ok(result.deleted_count == 1)
     }
 
-    async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
+    pub(super) async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
         let mut filter = Document::new();
         if let Some(q) = &query.q {
             let pattern = literal_regex(q);
@@ -285,7 +284,7 @@ impl Catalog for MongoCatalog {
         Ok((products, total))
     }
 
-    async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
+    pub(super) async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
         let docs: Vec<ProductDoc> = self
             .products
             .find(doc! {"sku": {"$in": skus}})
@@ -297,7 +296,7 @@ impl Catalog for MongoCatalog {
         docs.into_iter().map(ProductDoc::into_product).collect()
     }
 
-    async fn ping(&self) -> Result<(), String> {
+    pub(super) async fn ping(&self) -> Result<(), String> {
         common::mongo::ping(&self.db).await
     }
 }

@@ -1,52 +1,38 @@
 //! The SQLite backend of the catalog (dev mode).
 
-use chrono::{DateTime, Utc};
 use common::db::PoolSettings;
 use common::settings::SecretUrl;
 use sqlx::{AssertSqlSafe, SqlitePool};
 use uuid::Uuid;
 
-use super::{Catalog, StoreError};
-use crate::domain::{Money, Product, Query, Sort};
-use crate::store::stored_currency;
+use super::{StoreError, Stored};
+use crate::domain::{Product, Query, Sort};
 
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
     pool: SqlitePool,
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: String,
-    sku: String,
-    name: String,
-    description: String,
-    category: String,
-    price_amount: i64,
-    price_currency: String,
-    created_at: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl Row {
-    fn into_product(self) -> Result<Product, StoreError> {
-        Ok(Product {
-            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
-            sku: super::stored_sku(&self.sku)?,
-            name: self.name,
-            description: self.description,
-            category: self.category,
-            price: Money::new(self.price_amount, stored_currency(&self.price_currency)?),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        })
-    }
-}
-
 const COLUMNS: &str = "id, sku, name, description, category, price_amount, price_currency, created_at, updated_at";
 
 fn backend(err: sqlx::Error) -> StoreError {
     if common::db::is_unique_violation(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.to_string()) }
+}
+
+/// Binds what a write sets, in the order both statements name it: sku, name,
+/// description, category, price amount and currency, updated_at.
+fn bind_values<'q>(
+    query: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments>,
+    p: &'q Product,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    query
+        .bind(p.sku.as_str())
+        .bind(&p.name)
+        .bind(&p.description)
+        .bind(&p.category)
+        .bind(p.price.amount)
+        .bind(p.price.currency.as_str())
+        .bind(p.updated_at)
 }
 
 enum Bind {
@@ -62,59 +48,36 @@ impl SqliteCatalog {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
 
-impl Catalog for SqliteCatalog {
-    async fn insert(&self, p: &Product) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO products (id, sku, name, description, category, price_amount, price_currency, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(p.id.to_string())
-        .bind(p.sku.as_str())
-        .bind(&p.name)
-        .bind(&p.description)
-        .bind(&p.category)
-        .bind(p.price.amount)
-        .bind(p.price.currency.as_str())
-        .bind(p.created_at)
-        .bind(p.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+    pub(super) async fn insert(&self, p: &Product) -> Result<(), StoreError> {
+        let insert = sqlx::query(
+            "INSERT INTO products (sku, name, description, category, price_amount, price_currency, updated_at, \
+             created_at, id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        bind_values(insert, p).bind(p.created_at).bind(p.id.to_string()).execute(&self.pool).await.map_err(backend)?;
         Ok(())
     }
 
-    async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
+    pub(super) async fn fetch(&self, id: Uuid) -> Result<Option<Product>, StoreError> {
         let sql = format!("SELECT {COLUMNS} FROM products WHERE id = ?");
-        let row = sqlx::query_as::<_, Row>(AssertSqlSafe(sql))
+        let row = sqlx::query_as::<_, Stored>(AssertSqlSafe(sql))
             .bind(id.to_string())
             .fetch_optional(&self.pool)
             .await
             .map_err(backend)?;
-        row.map(Row::into_product).transpose()
+        row.map(Stored::into_product).transpose()
     }
 
-    async fn replace(&self, p: &Product) -> Result<bool, StoreError> {
-        let updated = sqlx::query(
+    pub(super) async fn replace(&self, p: &Product) -> Result<bool, StoreError> {
+        let update = sqlx::query(
             "UPDATE products SET sku = ?, name = ?, description = ?, category = ?, price_amount = ?, price_currency = ?, \
              updated_at = ? WHERE id = ?",
-        )
-        .bind(p.sku.as_str())
-        .bind(&p.name)
-        .bind(&p.description)
-        .bind(&p.category)
-        .bind(p.price.amount)
-        .bind(p.price.currency.as_str())
-        .bind(p.updated_at)
-        .bind(p.id.to_string())
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        );
+        let updated = bind_values(update, p).bind(p.id.to_string()).execute(&self.pool).await.map_err(backend)?;
         Ok(updated.rows_affected() == 1)
     }
 
-    async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
+    pub(super) async fn delete(&self, id: Uuid) -> Result<bool, StoreError> {
         let deleted = sqlx::query("DELETE FROM products WHERE id = ?")
             .bind(id.to_string())
             .execute(&self.pool)
@@ -123,7 +86,7 @@ impl Catalog for SqliteCatalog {
         Ok(deleted.rows_affected() == 1)
     }
 
-    async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
+    pub(super) async fn list(&self, query: &Query) -> Result<(Vec<Product>, u64), StoreError> {
         let mut clauses = Vec::new();
         let mut binds = Vec::new();
         if let Some(q) = &query.q {
@@ -162,7 +125,7 @@ impl Catalog for SqliteCatalog {
         }
         let (total,) = count.fetch_one(&self.pool).await.map_err(backend)?;
         let page_sql = format!("SELECT {COLUMNS} FROM products {filter} ORDER BY {order} LIMIT ? OFFSET ?");
-        let mut page = sqlx::query_as::<_, Row>(AssertSqlSafe(page_sql));
+        let mut page = sqlx::query_as::<_, Stored>(AssertSqlSafe(page_sql));
         for bind in &binds {
             page = match bind {
                 Bind::Text(t) => page.bind(t.clone()),
@@ -171,25 +134,25 @@ impl Catalog for SqliteCatalog {
         }
         let offset = i64::try_from(query.offset()).unwrap_or(i64::MAX);
         let rows = page.bind(i64::from(query.per_page)).bind(offset).fetch_all(&self.pool).await.map_err(backend)?;
-        let products = rows.into_iter().map(Row::into_product).collect::<Result<_, _>>()?;
+        let products = rows.into_iter().map(Stored::into_product).collect::<Result<_, _>>()?;
         Ok((products, total.max(0).unsigned_abs()))
     }
 
-    async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
+    pub(super) async fn fetch_by_skus(&self, skus: &[String]) -> Result<Vec<Product>, StoreError> {
         if skus.is_empty() {
             return Ok(Vec::new());
         }
         let marks = vec!["?"; skus.len()].join(", ");
         let sql = format!("SELECT {COLUMNS} FROM products WHERE sku IN ({marks})");
-        let mut query = sqlx::query_as::<_, Row>(AssertSqlSafe(sql));
+        let mut query = sqlx::query_as::<_, Stored>(AssertSqlSafe(sql));
         for sku in skus {
             query = query.bind(sku.clone());
         }
         let rows = query.fetch_all(&self.pool).await.map_err(backend)?;
-        rows.into_iter().map(Row::into_product).collect()
+        rows.into_iter().map(Stored::into_product).collect()
     }
 
-    async fn ping(&self) -> Result<(), String> {
+    pub(super) async fn ping(&self) -> Result<(), String> {
         sqlx::query("SELECT 1").execute(&self.pool).await.map(drop).map_err(|_| "database unreachable".to_owned())
     }
 }

@@ -1,7 +1,7 @@
 //! One contract for every catalog backend.
 
 use product_service::domain::{Currency, Money, Product, Query, Sku, Sort};
-use product_service::store::{Catalog, Store, StoreError, now};
+use product_service::store::{Store, StoreError, now};
 use uuid::Uuid;
 
 use crate::support;
