@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use common::bus::Publisher;
 use common::test_util::{
-    ChildService, TcpProxy, eventually, fresh_mysql_database, kafka_group_caught_up, mailpit_subjects, real_dependency,
-    unique_name,
+    ChildService, TcpProxy, eventually, fresh_mysql_database, kafka_group_caught_up, mailpit_subjects, unique_name,
 };
 use uuid::Uuid;
 
-use crate::events::{event, message};
+use crate::support::{Stack, event, message};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_notification-service");
 
@@ -35,10 +34,8 @@ async fn recorded(db: &url::Url) -> usize {
 
 #[tokio::test]
 async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exactly_once() {
-    let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
-    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
-    let Some(smtp_url) = real_dependency("ECOM_TEST_SMTP_URL") else { return };
-    let Some(mailpit) = real_dependency("ECOM_TEST_MAILPIT_URL") else { return };
+    let Some(stack) = Stack::from_env() else { return };
+    let Stack { brokers, mysql: base, mailpit, .. } = &stack;
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("notification-service.log");
     let topic = unique_name("orders-kill");
@@ -46,7 +43,7 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     let address = format!("{}@example.com", unique_name("burst"));
 
     // 200 events waiting before the service starts: a burst from the first poll.
-    let producer = common::kafka::KafkaPublisher::new(&brokers, "test").unwrap();
+    let producer = stack.producer();
     let orders: Vec<Uuid> = (0..200).map(|_| Uuid::now_v7()).collect();
     for order in &orders {
         producer.publish(message(&topic, &event("order.confirmed", *order, &address))).await.unwrap();
@@ -54,10 +51,8 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
 
     // The mail server behind a proxy the test can hold: the kill then lands where the
     // service waits on the mail server, never between its acceptance and the record.
-    let smtp: url::Url = smtp_url.parse().unwrap();
-    let smtp_addr = format!("{}:{}", smtp.host_str().unwrap(), smtp.port().unwrap()).parse().unwrap();
-    let proxy = TcpProxy::start(smtp_addr).await;
-    let db = fresh_mysql_database(&base).await;
+    let proxy = TcpProxy::start(stack.smtp_addr()).await;
+    let db = fresh_mysql_database(base).await;
     let env = [
         ("DATABASE_URL", db.to_string()),
         ("ECOM_KAFKA_BROKERS", brokers.clone()),
@@ -76,12 +71,12 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
         if !proxy.client_waiting() || proxy.request_unanswered() {
             return None;
         }
-        let accepted: usize = emails_per_order(&mailpit, &address, &orders).await.values().sum();
+        let accepted: usize = emails_per_order(mailpit, &address, &orders).await.values().sum();
         (recorded(&db).await == accepted).then_some(())
     })
     .await;
     assert!(quiet.is_some(), "the service never settled against the held mail server:\n{}", service.log_tail());
-    let before_kill: usize = emails_per_order(&mailpit, &address, &orders).await.values().sum();
+    let before_kill: usize = emails_per_order(mailpit, &address, &orders).await.values().sum();
     assert!(before_kill < orders.len(), "the kill must land mid-burst");
     service.kill().await;
     // Drop the held bytes with their connections before letting anything through again.
@@ -94,11 +89,11 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     let service = ChildService::start(BINARY, &env, &log).await;
     // The killed member keeps its partitions until its session times out (45 s).
     let all = eventually(Duration::from_secs(120), || async {
-        let counts = emails_per_order(&mailpit, &address, &orders).await;
+        let counts = emails_per_order(mailpit, &address, &orders).await;
         (counts.len() == orders.len()).then_some(())
     })
     .await;
-    let arrived = emails_per_order(&mailpit, &address, &orders).await.len();
+    let arrived = emails_per_order(mailpit, &address, &orders).await.len();
     assert!(all.is_some(), "{arrived} of 200 orders emailed after the restart:\n{}", service.log_tail());
     // Everything consumed is committed only once handled: once the group is at the end,
     // nothing more can arrive, and the count is final.
@@ -113,7 +108,7 @@ async fn killed_with_sigkill_mid_burst_and_restarted_every_event_is_emailed_exac
     })
     .await;
     assert!(settled.is_some(), "the group never committed the whole topic:\n{}", service.log_tail());
-    let counts = emails_per_order(&mailpit, &address, &orders).await;
+    let counts = emails_per_order(mailpit, &address, &orders).await;
     let doubled: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
     assert!(doubled.is_empty(), "emails sent twice: {doubled:?}");
     assert_eq!(counts.len(), 200);

@@ -7,16 +7,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::bus::{BusConfig, Publisher};
-use common::settings::KafkaSettings;
-use common::test_util::{Running, eventually, fresh_mysql_database, mailpit_subjects, real_dependency, unique_name};
+use common::bus::Publisher;
+use common::test_util::{eventually, unique_name};
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Mutex, watch};
 use uuid::Uuid;
 
-use crate::events::{event, message};
-use crate::startup::{settings, smtp};
+use crate::support::{Stack, emails_arrive, emails_to, event, message, start};
 
 /// A mail server in front of Mailpit (a fake of a third party: Mailpit cannot defer
 /// one recipient). Every `RCPT TO` naming `deferred` is answered `450 4.2.1` without
@@ -137,49 +135,29 @@ async fn one_partition_topic(brokers: &str, topic: &str) {
     std::thread::spawn(move || drop(admin));
 }
 
-fn smtp_addr(smtp_url: &str) -> SocketAddr {
-    let url: url::Url = smtp_url.parse().unwrap();
-    format!("{}:{}", url.host_str().unwrap(), url.port().unwrap()).parse().unwrap()
-}
-
-async fn emails_to(mailpit: &str, address: &str) -> usize {
-    mailpit_subjects(mailpit, address).await.len()
-}
-
 #[tokio::test]
 async fn a_recipient_the_mail_server_keeps_deferring_is_dead_lettered_after_its_attempts_while_other_customers_get_their_email()
  {
-    let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
-    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
-    let Some(smtp_url) = real_dependency("ECOM_TEST_SMTP_URL") else { return };
-    let Some(mailpit) = real_dependency("ECOM_TEST_MAILPIT_URL") else { return };
+    let Some(stack) = Stack::from_env() else { return };
     let stuck = format!("{}@example.com", unique_name("stuck"));
     let other = format!("{}@example.com", unique_name("other"));
-    let mail_server = DeferringMailServer::start(smtp_addr(&smtp_url), &stuck).await;
+    let mail_server = DeferringMailServer::start(stack.smtp_addr(), &stuck).await;
     let topic = unique_name("orders-deferred");
-    one_partition_topic(&brokers, &topic).await;
+    one_partition_topic(&stack.brokers, &topic).await;
 
     // The stuck customer's event first, another customer's after it; both wait for
     // the consumer, so they arrive in one batch.
-    let producer = common::kafka::KafkaPublisher::new(&brokers, "test").unwrap();
+    let producer = stack.producer();
     let stuck_event = event("order.confirmed", Uuid::now_v7(), &stuck);
     producer.publish(message(&topic, &stuck_event)).await.unwrap();
     producer.publish(message(&topic, &event("order.confirmed", Uuid::now_v7(), &other))).await.unwrap();
 
-    let mut settings = settings(
-        fresh_mysql_database(&base).await,
-        BusConfig::Kafka(KafkaSettings::plaintext(brokers.clone())),
-        smtp(&mail_server.url()),
-    );
-    settings.orders_topic = topic.clone();
-    settings.kafka_group = unique_name("notification-deferred");
+    let settings = stack.settings(&topic, &mail_server.url()).await;
     let attempts = settings.mail.max_attempts.get() as usize;
-    let service = Running::spawn(move |l, s| notification_service::run(settings, l, s)).await;
-    service.ready().await;
+    let service = start(settings).await;
 
-    let delivered =
-        eventually(Duration::from_secs(30), || async { (emails_to(&mailpit, &other).await == 1).then_some(()) }).await;
-    assert!(delivered.is_some(), "the other customer's email never arrived");
+    let delivered = emails_arrive(&stack.mailpit, &other, 1, Duration::from_secs(30)).await;
+    assert!(delivered, "the other customer's email never arrived");
     let deferred_so_far = mail_server.deferrals();
     assert!(
         deferred_so_far < attempts,
@@ -187,56 +165,35 @@ async fn a_recipient_the_mail_server_keeps_deferring_is_dead_lettered_after_its_
          ({deferred_so_far} of {attempts} attempts made)"
     );
 
-    let consumer: rdkafka::consumer::StreamConsumer = common::kafka::client_config(&brokers, "test")
-        .set("group.id", unique_name("dlq-reader"))
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap();
-    rdkafka::consumer::Consumer::subscribe(&consumer, &[format!("{topic}.dlq").as_str()]).unwrap();
-    let dead = tokio::time::timeout(Duration::from_secs(30), consumer.recv()).await.unwrap().unwrap();
-    let payload: serde_json::Value = serde_json::from_slice(rdkafka::Message::payload(&dead).unwrap()).unwrap();
+    let (payload, headers) = stack.first_dead_letter(&topic).await;
+    let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
     assert_eq!(payload["id"], stuck_event["id"]);
-    let headers = rdkafka::Message::headers(&dead).map(common::kafka::headers_to_map).unwrap();
     assert!(headers["x-error"].contains("450"), "{headers:?}");
     assert!(headers["x-error"].contains(&format!("after {attempts} attempts")), "{headers:?}");
     assert_eq!(mail_server.deferrals(), attempts, "one RCPT per attempt, no more");
-    assert_eq!(emails_to(&mailpit, &stuck).await, 0);
-    std::thread::spawn(move || drop(consumer));
+    assert_eq!(emails_to(&stack.mailpit, &stuck).await, 0);
     service.stop().await.unwrap();
 }
 
 #[tokio::test]
 async fn a_mail_server_that_hangs_up_is_retried_past_the_attempt_limit_and_the_email_goes_out_when_it_is_back() {
-    let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
-    let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
-    let Some(smtp_url) = real_dependency("ECOM_TEST_SMTP_URL") else { return };
-    let Some(mailpit) = real_dependency("ECOM_TEST_MAILPIT_URL") else { return };
+    let Some(stack) = Stack::from_env() else { return };
     let customer = format!("{}@example.com", unique_name("patient"));
-    let mail_server = DeferringMailServer::start(smtp_addr(&smtp_url), "nobody@example.com").await;
+    let mail_server = DeferringMailServer::start(stack.smtp_addr(), "nobody@example.com").await;
     let topic = unique_name("orders-outage");
-    one_partition_topic(&brokers, &topic).await;
-    let mut settings = settings(
-        fresh_mysql_database(&base).await,
-        BusConfig::Kafka(KafkaSettings::plaintext(brokers.clone())),
-        smtp(&mail_server.url()),
-    );
-    settings.orders_topic = topic.clone();
-    settings.kafka_group = unique_name("notification-outage");
+    one_partition_topic(&stack.brokers, &topic).await;
+    let mut settings = stack.settings(&topic, &mail_server.url()).await;
     settings.mail.max_attempts = NonZeroU32::new(2).unwrap();
-    let service = Running::spawn(move |l, s| notification_service::run(settings, l, s)).await;
-    service.ready().await;
+    let service = start(settings).await;
 
     mail_server.set_down(true);
-    let producer = common::kafka::KafkaPublisher::new(&brokers, "test").unwrap();
-    producer.publish(message(&topic, &event("order.confirmed", Uuid::now_v7(), &customer))).await.unwrap();
+    stack.producer().publish(message(&topic, &event("order.confirmed", Uuid::now_v7(), &customer))).await.unwrap();
     // Twice as many attempts as a deferred email gets, all of them hung up on.
     let outlasted = eventually(Duration::from_secs(30), || async { (mail_server.hang_ups() >= 4).then_some(()) }).await;
     assert!(outlasted.is_some(), "the service stopped trying the mail server ({} attempts)", mail_server.hang_ups());
     mail_server.set_down(false);
 
-    let delivered =
-        eventually(Duration::from_secs(60), || async { (emails_to(&mailpit, &customer).await == 1).then_some(()) })
-            .await;
-    assert!(delivered.is_some(), "the email never went out after the mail server came back");
+    let delivered = emails_arrive(&stack.mailpit, &customer, 1, Duration::from_secs(60)).await;
+    assert!(delivered, "the email never went out after the mail server came back");
     service.stop().await.unwrap();
 }

@@ -7,3 +7,4 @@ mod crash;
 mod deferral;
 mod events;
 mod startup;
+mod support;
