@@ -52,7 +52,7 @@ pub struct AdminSettings {
 impl AdminSettings {
     /// The address and password, held to the rules every account follows.
     pub fn parse(&self) -> Result<(Email, Password), SettingsError> {
-        let email = Email::parse(&self.email).map_err(|e| SettingsError::new("ECOM_ADMIN_EMAIL", e.message))?;
+        let email = Email::parse(&self.email).map_err(|e| SettingsError::new("ECOM_ADMIN_EMAIL", e.to_string()))?;
         let password = Password::parse_new(self.password.expose_secret().to_owned())
             .map_err(|e| SettingsError::new("ECOM_ADMIN_PASSWORD", e.message))?;
         Ok((email, password))

@@ -83,16 +83,27 @@ pub struct ServiceIdentity {
     pub client_id: String,
 }
 
-/// The authenticated caller of a request.
+/// The authenticated caller of a request: the token's claims, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
-    pub user_id: uuid::Uuid,
-    pub email: String,
+    pub user_id: contracts::UserId,
+    pub email: contracts::Email,
     pub name: Option<String>,
     pub roles: Vec<String>,
 }
 
 impl Identity {
+    /// The caller a verified token names: `sub` must be a user id and `email` an address.
+    fn of(sub: &str, email: &str, name: Option<String>, roles: Vec<String>) -> Result<Self, AuthError> {
+        let claim = |claim| move |source| AuthError::Claim { claim, source };
+        Ok(Self {
+            user_id: contracts::UserId::parse(sub).map_err(claim("sub"))?,
+            email: contracts::Email::parse(email).map_err(claim("email"))?,
+            name,
+            roles,
+        })
+    }
+
     pub fn is_admin(&self) -> bool {
         contracts::Role::Admin.is_in(&self.roles)
     }
@@ -111,8 +122,17 @@ pub enum AuthError {
     WrongType,
     #[error("unknown signing key")]
     UnknownKey,
-    #[error("token rejected: {0}")]
-    Invalid(String),
+    #[error("algorithm not allowed for this key")]
+    WrongAlgorithm,
+    #[error("token rejected")]
+    Invalid(#[from] jsonwebtoken::errors::Error),
+    /// A claim that verified but is not what it must be (`sub` a user id, `email` an address).
+    #[error("the {claim} claim")]
+    Claim {
+        claim: &'static str,
+        #[source]
+        source: contracts::Invalid,
+    },
 }
 
 impl From<AuthError> for Problem {
@@ -196,7 +216,7 @@ impl Verifier {
 
     /// A remote verifier that starts empty and fetches on first use; its keys are
     /// refetched once they are [`DEFAULT_JWKS_MAX_AGE`] old.
-    pub fn remote_lazy(url: Url, expectations: Expectations, min_refresh: Duration) -> Result<Self, String> {
+    pub fn remote_lazy(url: Url, expectations: Expectations, min_refresh: Duration) -> Result<Self, reqwest::Error> {
         Self::remote(url, expectations, min_refresh, DEFAULT_JWKS_MAX_AGE)
     }
 
@@ -206,12 +226,11 @@ impl Verifier {
         expectations: Expectations,
         min_refresh: Duration,
         max_age: Duration,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Self::build(HashMap::new(), Source::Remote { url, client, min_refresh, max_age }, expectations))
     }
 
@@ -290,9 +309,7 @@ impl Verifier {
             return Ok(identity);
         }
         let claims: Claims = self.decode(token, &[self.inner.expectations.audience.as_str()]).await?;
-        let user_id =
-            uuid::Uuid::parse_str(&claims.sub).map_err(|_| AuthError::Invalid("sub is not a user id".into()))?;
-        let identity = Identity { user_id, email: claims.email, name: claims.name, roles: claims.roles };
+        let identity = Identity::of(claims.sub.as_str(), &claims.email, claims.name, claims.roles)?;
         self.inner.cache.insert(token, &identity, claims.exp, now);
         Ok(identity)
     }
@@ -333,7 +350,7 @@ impl Verifier {
         };
         // The key decides the algorithm, never the token's header.
         if header.alg != key.algorithm {
-            return Err(AuthError::Invalid("algorithm not allowed for this key".into()));
+            return Err(AuthError::WrongAlgorithm);
         }
         let mut validation = Validation::new(key.algorithm);
         validation.set_issuer(&[&self.inner.expectations.issuer]);
@@ -341,9 +358,7 @@ impl Verifier {
         validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
         validation.validate_nbf = true;
         validation.leeway = LEEWAY_SECS;
-        let data =
-            jsonwebtoken::decode::<T>(token, &key.key, &validation).map_err(|e| AuthError::Invalid(e.to_string()))?;
-        Ok(data.claims)
+        Ok(jsonwebtoken::decode::<T>(token, &key.key, &validation)?.claims)
     }
 
     async fn key(&self, kid: &str) -> Option<Arc<VerifyingKey>> {
@@ -461,65 +476,60 @@ pub struct User(pub Identity);
 #[derive(Debug, Clone)]
 pub struct Admin(pub Identity);
 
-impl<S> FromRequestParts<S> for User
-where
-    Verifier: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(identity) = parts.extensions.get::<Identity>() {
-            return Ok(Self(identity.clone()));
-        }
-        let verifier = Verifier::from_ref(state);
-        let token = bearer_token(parts)?;
-        let identity =
-            verifier.verify(token).await.inspect_err(|err| tracing::debug!(error = %err, "token refused"))?;
-        tracing::Span::current().record("user_id", tracing::field::display(identity.user_id));
-        parts.extensions.insert(identity.clone());
-        Ok(Self(identity))
-    }
-}
-
-impl<S> FromRequestParts<S> for Admin
-where
-    Verifier: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let User(identity) = User::from_request_parts(parts, state).await?;
-        if !identity.is_admin() {
-            return Err(Problem::forbidden("this operation needs the admin role"));
-        }
-        Ok(Self(identity))
-    }
-}
-
 /// Extractor: a request from another service, with a valid service token (401
 /// without a valid token, 403 with a user's token, an admin's included).
 #[derive(Debug, Clone)]
 pub struct ServiceCaller(pub ServiceIdentity);
 
-impl<S> FromRequestParts<S> for ServiceCaller
-where
-    Verifier: FromRef<S>,
-    S: Send + Sync,
-{
-    type Rejection = Problem;
+/// The one way each extractor reads a request: with the state's [`Verifier`] only.
+macro_rules! verified_extractor {
+    ($extractor:ident, $read:ident) => {
+        impl<S> FromRequestParts<S> for $extractor
+        where
+            Verifier: FromRef<S>,
+            S: Send + Sync,
+        {
+            type Rejection = Problem;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let verifier = Verifier::from_ref(state);
-        let token = bearer_token(parts).map_err(ServiceRefusal::from)?;
-        let caller = verifier
-            .verify_service(token)
-            .await
-            .inspect_err(|err| tracing::debug!(error = %err, "service token refused"))?;
-        tracing::Span::current().record("client_id", tracing::field::display(&caller.client_id));
-        Ok(Self(caller))
+            async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+                $read(parts, &Verifier::from_ref(state)).await.map(Self)
+            }
+        }
+    };
+}
+
+verified_extractor!(User, user_of);
+verified_extractor!(Admin, admin_of);
+verified_extractor!(ServiceCaller, service_of);
+
+/// The user a request's token names; remembered in the request for later extractors.
+async fn user_of(parts: &mut Parts, verifier: &Verifier) -> Result<Identity, Problem> {
+    if let Some(identity) = parts.extensions.get::<Identity>() {
+        return Ok(identity.clone());
     }
+    let token = bearer_token(parts)?;
+    let identity = verifier.verify(token).await.inspect_err(|err| tracing::debug!(error = %err, "token refused"))?;
+    tracing::Span::current().record("user_id", tracing::field::display(identity.user_id));
+    parts.extensions.insert(identity.clone());
+    Ok(identity)
+}
+
+async fn admin_of(parts: &mut Parts, verifier: &Verifier) -> Result<Identity, Problem> {
+    let identity = user_of(parts, verifier).await?;
+    if !identity.is_admin() {
+        return Err(Problem::forbidden("this operation needs the admin role"));
+    }
+    Ok(identity)
+}
+
+async fn service_of(parts: &mut Parts, verifier: &Verifier) -> Result<ServiceIdentity, Problem> {
+    let token = bearer_token(parts).map_err(ServiceRefusal::from)?;
+    let caller = verifier
+        .verify_service(token)
+        .await
+        .inspect_err(|err| tracing::debug!(error = %err, "service token refused"))?;
+    tracing::Span::current().record("client_id", tracing::field::display(&caller.client_id));
+    Ok(caller)
 }
 
 /// How long a verifier uses a fetched key set before it fetches it again.
@@ -549,7 +559,7 @@ impl VerifierSettings {
     }
 
     /// A verifier that fetches the key set on first use (services may start before auth-service).
-    pub fn verifier(&self) -> Result<Verifier, String> {
+    pub fn verifier(&self) -> Result<Verifier, reqwest::Error> {
         Verifier::remote(self.jwks_url.clone(), self.expectations.clone(), self.min_refresh, self.max_age)
     }
 }
@@ -771,7 +781,12 @@ mod tests {
     }
 
     fn identity() -> Identity {
-        Identity { user_id: uuid::Uuid::now_v7(), email: "c@example.com".into(), name: None, roles: vec![] }
+        Identity {
+            user_id: uuid::Uuid::now_v7().into(),
+            email: contracts::Email::parse("c@example.com").unwrap(),
+            name: None,
+            roles: vec![],
+        }
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 //! new topic version.
 
 use chrono::{DateTime, Utc};
+use contracts::{Currency, Email, Money, OrderId, OrderStatus, Sku, UserId};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -21,31 +22,46 @@ pub struct Envelope<T> {
     pub data: T,
 }
 
+/// [`Money`] as an event carries it: the same JSON, but read as a reader of the topic
+/// reads everything, ignoring fields it does not know (a request body refuses them).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MoneyData {
     pub amount: i64,
-    pub currency: String,
+    pub currency: Currency,
+}
+
+impl From<Money> for MoneyData {
+    fn from(Money { amount, currency }: Money) -> Self {
+        Self { amount, currency }
+    }
+}
+
+impl From<MoneyData> for Money {
+    fn from(MoneyData { amount, currency }: MoneyData) -> Self {
+        Money::new(amount, currency)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLineData {
-    pub sku: String,
+    pub sku: Sku,
     pub name: String,
     pub quantity: i64,
     pub unit_price: MoneyData,
 }
 
-/// The order as it was when the event happened, and who to tell.
+/// The order as it was when the event happened, and who to tell. Each value parses
+/// as the API's does, so an event with a malformed one is not an order event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderData {
-    pub id: Uuid,
-    pub user_id: Uuid,
-    pub status: String,
+    pub id: OrderId,
+    pub user_id: UserId,
+    pub status: OrderStatus,
     pub lines: Vec<OrderLineData>,
     pub total: MoneyData,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
-    pub customer_email: String,
+    pub customer_email: Email,
     pub customer_name: String,
 }
 
@@ -80,7 +96,9 @@ mod tests {
         let event: OrderEvent = serde_json::from_str(GOLDEN_CONFIRMED).unwrap();
         assert_eq!(event.kind, ORDER_CONFIRMED);
         assert_eq!(event.data.total.amount, 2598);
-        assert_eq!(event.data.lines[0].unit_price.currency, "EUR");
+        assert_eq!(event.data.lines[0].unit_price.currency.as_str(), "EUR");
+        assert_eq!(event.data.status, OrderStatus::Confirmed);
+        assert_eq!(event.data.customer_email.as_str(), "ada@example.com");
         assert_eq!(event.data.customer_name, "Ada Lovelace");
     }
 
@@ -92,5 +110,20 @@ mod tests {
             assert!(json.get(key).is_some(), "{key}");
         }
         assert_eq!(serde_json::from_value::<OrderEvent>(json).unwrap(), event);
+    }
+
+    #[test]
+    fn an_event_with_a_malformed_value_is_not_an_order_event() {
+        let golden: serde_json::Value = serde_json::from_str(GOLDEN_CONFIRMED).unwrap();
+        for (field, bad) in [
+            ("status", serde_json::json!("SHIPPED")),
+            ("customer_email", serde_json::json!("ada")),
+            ("user_id", serde_json::json!("ada")),
+            ("total", serde_json::json!({"amount": 1, "currency": "euro"})),
+        ] {
+            let mut event = golden.clone();
+            event["data"][field] = bad;
+            assert!(serde_json::from_value::<OrderEvent>(event).is_err(), "{field}");
+        }
     }
 }

@@ -19,6 +19,13 @@ macro_rules! uuid_id {
             }
         }
 
+        impl std::str::FromStr for $name {
+            type Err = crate::Invalid;
+            fn from_str(raw: &str) -> Result<Self, crate::Invalid> {
+                Self::parse(raw)
+            }
+        }
+
         impl From<Uuid> for $name {
             fn from(id: Uuid) -> Self {
                 Self(id)

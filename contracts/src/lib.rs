@@ -7,15 +7,59 @@
 //! carry these types (`#[schema(value_type = String, pattern = ...)]`), so the
 //! documents describe the same strings and numbers as before.
 
+/// The conversions of a value that is a string on the wire: `TryFrom<String>` and
+/// `FromStr` through its `parse` (the first is what `#[serde(try_from = "String")]`
+/// calls), back to the `as_str()` form (`#[serde(into = "String")]`), `AsRef<str>`
+/// and `Display`.
+macro_rules! string_value {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = $crate::Invalid;
+            fn try_from(raw: String) -> Result<Self, $crate::Invalid> {
+                Self::parse(&raw)
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = $crate::Invalid;
+            fn from_str(raw: &str) -> Result<Self, $crate::Invalid> {
+                Self::parse(raw)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.as_str().to_owned()
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                self.as_str()
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+mod email;
 mod ids;
 mod money;
 mod role;
 mod sku;
+mod status;
 
+pub use email::{EMAIL_LOCAL_MAX_OCTETS, EMAIL_MAX_OCTETS, Email, is_line_or_format, normalize_email};
 pub use ids::{OrderId, UserId};
 pub use money::{Currency, Money};
 pub use role::Role;
 pub use sku::Sku;
+pub use status::OrderStatus;
 
 /// Why a value does not parse: the rule it breaks, as a client should read it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -35,24 +35,7 @@ impl Currency {
     }
 }
 
-impl TryFrom<String> for Currency {
-    type Error = Invalid;
-    fn try_from(raw: String) -> Result<Self, Invalid> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Currency> for String {
-    fn from(currency: Currency) -> Self {
-        currency.0
-    }
-}
-
-impl fmt::Display for Currency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+string_value!(Currency);
 
 // `{"amount": 1299, "currency": "EUR"}` is 12.99 EUR; with "JPY" it is 1299 JPY.
 /// An amount in minor units of an ISO 4217 currency.

@@ -1,5 +1,3 @@
-use std::fmt;
-
 use crate::Invalid;
 
 /// A stock keeping unit: 1 to 64 characters of `A-Z a-z 0-9 - _`.
@@ -27,24 +25,7 @@ impl Sku {
     }
 }
 
-impl TryFrom<String> for Sku {
-    type Error = Invalid;
-    fn try_from(raw: String) -> Result<Self, Invalid> {
-        Self::parse(&raw)
-    }
-}
-
-impl From<Sku> for String {
-    fn from(sku: Sku) -> Self {
-        sku.0
-    }
-}
-
-impl AsRef<str> for Sku {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
+string_value!(Sku);
 
 impl std::borrow::Borrow<str> for Sku {
     fn borrow(&self) -> &str {
@@ -61,12 +42,6 @@ impl PartialEq<str> for Sku {
 impl PartialEq<&str> for Sku {
     fn eq(&self, other: &&str) -> bool {
         self.0 == *other
-    }
-}
-
-impl fmt::Display for Sku {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -97,11 +97,8 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
     let Some(rendered) = rendered else {
         return Err(HandleError::Permanent(format!("unknown event type {:?}", event.kind)));
     };
-    let to: Mailbox =
-        format!("{} <{}>", event.data.customer_name.replace(['<', '>', '"'], ""), event.data.customer_email)
-            .parse()
-            .or_else(|_| event.data.customer_email.parse())
-            .map_err(|e| HandleError::Permanent(format!("recipient: {e}")))?;
+    let to = recipient(&event.data.customer_name, &event.data.customer_email)
+        .map_err(|e| HandleError::Permanent(format!("recipient: {e}")))?;
     let message = Message::builder()
         .from(state.mailer.from().clone())
         .to(to)
@@ -115,6 +112,12 @@ pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> 
     state.store.record_handled(&event).await.map_err(transient)?;
     metrics::counter!("notification_emails_sent_total", "type" => event.kind).increment(1);
     Ok(Handled::Sent)
+}
+
+/// The customer's mailbox, named as they named themselves where lettre can write that
+/// name into a header, else the bare address (which parsed with the event).
+fn recipient(name: &str, email: &contracts::Email) -> Result<Mailbox, lettre::address::AddressError> {
+    format!("{} <{email}>", name.replace(['<', '>', '"'], "")).parse().or_else(|_| email.as_str().parse())
 }
 
 /// The event type as a metric label: the known types, `other` or `invalid` (bounded,

@@ -1,6 +1,6 @@
 //! Email bodies, in plain text and HTML.
 
-use common::events::{ORDER_CANCELLED, ORDER_CONFIRMED, OrderEvent};
+use common::events::{MoneyData, ORDER_CANCELLED, ORDER_CONFIRMED, OrderEvent};
 use minijinja::{Environment, context};
 
 const CONFIRMED_TEXT: &str = "Hello {{ name }},
@@ -57,13 +57,9 @@ pub struct Rendered {
     pub html: String,
 }
 
-/// Formats minor units in the currency's own decimals: `12.99 EUR`, `1299 JPY`. An
-/// event with a code that is no currency shows the amount as it came.
-pub fn money(amount: i64, currency: &str) -> String {
-    match contracts::Currency::parse(currency) {
-        Ok(currency) => contracts::Money::new(amount, currency).to_string(),
-        Err(_) => format!("{amount} {currency}"),
-    }
+/// Minor units in the currency's own decimals: `12.99 EUR`, `1299 JPY`.
+pub fn money(money: &MoneyData) -> String {
+    contracts::Money::from(money.clone()).to_string()
 }
 
 pub struct Templates {
@@ -94,7 +90,7 @@ impl Templates {
             .map(|l| {
                 context! {
                     sku => l.sku, name => l.name, quantity => l.quantity,
-                    price => money(l.unit_price.amount, &l.unit_price.currency),
+                    price => money(&l.unit_price),
                 }
             })
             .collect();
@@ -102,7 +98,7 @@ impl Templates {
             name => event.data.customer_name,
             order_id => event.data.id.to_string(),
             lines => lines,
-            total => money(event.data.total.amount, &event.data.total.currency),
+            total => money(&event.data.total),
         };
         let text = self.env.get_template(&format!("{stem}.txt"))?.render(&ctx)?;
         let html = self.env.get_template(&format!("{stem}.html"))?.render(&ctx)?;
@@ -116,6 +112,7 @@ mod tests {
 
     #[test]
     fn money_is_shown_with_as_many_decimals_as_its_currency_has() {
+        let money = |amount, code| money(&MoneyData { amount, currency: contracts::Currency::parse(code).unwrap() });
         assert_eq!(money(1299, "EUR"), "12.99 EUR");
         assert_eq!(money(5, "USD"), "0.05 USD");
         assert_eq!(money(1299, "JPY"), "1299 JPY", "yen have no minor unit");

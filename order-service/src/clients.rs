@@ -4,11 +4,11 @@
 use std::collections::HashMap;
 
 use common::client::{CallError, ResilientClient};
+use contracts::{OrderId, Sku};
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use url::Url;
-use uuid::Uuid;
 
 use crate::service_token::ServiceToken;
 
@@ -55,7 +55,7 @@ async fn send_as_service(
 /// What order-service needs of a product.
 #[derive(Debug, Clone, Deserialize)]
 pub struct CatalogEntry {
-    pub sku: String,
+    pub sku: contracts::Sku,
     pub name: String,
     pub price: contracts::Money,
 }
@@ -75,9 +75,10 @@ pub struct Products {
 impl Products {
     /// Authoritative names and prices of `skus`, by sku (missing skus are absent).
     #[tracing::instrument(skip_all)]
-    pub async fn lookup(&self, skus: &[String]) -> Result<HashMap<String, CatalogEntry>, Unavailable> {
+    pub async fn lookup(&self, skus: &[Sku]) -> Result<HashMap<Sku, CatalogEntry>, Unavailable> {
         const NAME: &str = "product-service";
         let mut url = self.base.join("internal/products").map_err(|e| bad_url(NAME, &e))?;
+        let skus: Vec<&str> = skus.iter().map(Sku::as_str).collect();
         url.query_pairs_mut().append_pair("skus", &skus.join(","));
         let response =
             send_as_service(NAME, &self.client, &self.token, || self.client.request(Method::GET, url.clone())).await?;
@@ -99,7 +100,7 @@ fn bad_url(service: &'static str, err: &url::ParseError) -> Unavailable {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Shortage {
-    pub sku: String,
+    pub sku: Sku,
     pub requested: i64,
     pub available: i64,
 }
@@ -122,7 +123,7 @@ impl Inventory {
     /// Reserves all lines or none. Idempotent on `order_id`, so it is sent with an
     /// idempotency key and retried like any idempotent call.
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-    pub async fn reserve(&self, order_id: Uuid, lines: &[(String, i64)]) -> Result<Reserve, Unavailable> {
+    pub async fn reserve(&self, order_id: OrderId, lines: &[(Sku, i64)]) -> Result<Reserve, Unavailable> {
         const NAME: &str = "inventory-service";
         let url = self.base.join("internal/reservations").map_err(|e| bad_url(NAME, &e))?;
         let lines: Vec<_> = lines.iter().map(|(sku, quantity)| json!({"sku": sku, "quantity": quantity})).collect();
@@ -148,7 +149,7 @@ impl Inventory {
 
     /// Releases the order's reservation (idempotent on inventory's side).
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-    pub async fn release(&self, order_id: Uuid) -> Result<(), Unavailable> {
+    pub async fn release(&self, order_id: OrderId) -> Result<(), Unavailable> {
         const NAME: &str = "inventory-service";
         let url = self.base.join(&format!("internal/reservations/{order_id}")).map_err(|e| bad_url(NAME, &e))?;
         let response =

@@ -3,7 +3,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use uuid::Uuid;
 
 pub const MAX_LINES: usize = 100;
 
@@ -15,15 +14,9 @@ pub fn now() -> DateTime<Utc> {
 }
 pub const MAX_QUANTITY: i64 = 1000;
 
-/// Where an order is in its life. `Pending` and `Failed` are internal.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Status {
-    Pending,
-    Confirmed,
-    Failed,
-    Cancelled,
-}
+/// Where an order is in its life: the contract's statuses (the API, the events and
+/// the rows spell them alike); the moves between them are this service's rule.
+pub use contracts::OrderStatus as Status;
 
 /// What happens to an order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,9 +33,14 @@ pub struct IllegalTransition {
     pub event: Event,
 }
 
-impl Status {
+/// The order's life as this service allows it, on the contract's [`Status`].
+pub trait Lifecycle: Sized {
     /// The only legal moves: PENDING → CONFIRMED | FAILED, CONFIRMED → CANCELLED.
-    pub fn apply(self, event: Event) -> Result<Status, IllegalTransition> {
+    fn apply(self, event: Event) -> Result<Self, IllegalTransition>;
+}
+
+impl Lifecycle for Status {
+    fn apply(self, event: Event) -> Result<Status, IllegalTransition> {
         match (self, event) {
             (Self::Pending, Event::Reserved) => Ok(Self::Confirmed),
             (Self::Pending, Event::PlacementFailed) => Ok(Self::Failed),
@@ -50,49 +48,33 @@ impl Status {
             (from, event) => Err(IllegalTransition { from, event }),
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Confirmed => "CONFIRMED",
-            Self::Failed => "FAILED",
-            Self::Cancelled => "CANCELLED",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "PENDING" => Some(Self::Pending),
-            "CONFIRMED" => Some(Self::Confirmed),
-            "FAILED" => Some(Self::Failed),
-            "CANCELLED" => Some(Self::Cancelled),
-            _ => None,
-        }
-    }
 }
 
-pub use contracts::{Currency, Money, Sku};
+pub use contracts::{Currency, Email, Money, OrderId, Sku, UserId};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OrderLine {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub name: String,
     pub quantity: i64,
     pub unit_price: Money,
 }
 
 /// An order as stored and returned.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Order {
-    pub id: Uuid,
-    pub user_id: Uuid,
+    #[schema(value_type = uuid::Uuid)]
+    pub id: OrderId,
+    #[schema(value_type = uuid::Uuid)]
+    pub user_id: UserId,
     pub status: Status,
     pub lines: Vec<OrderLine>,
     pub total: Money,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     #[serde(skip)]
-    pub customer_email: String,
+    pub customer_email: Email,
     #[serde(skip)]
     pub customer_name: String,
     #[serde(skip)]

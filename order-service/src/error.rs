@@ -39,6 +39,10 @@ impl IntoResponse for ApiError {
                 tracing::error!(error = %err, "order store failed");
                 Problem::internal().into_response()
             }
+            Self::Illegal(err) => {
+                tracing::error!(error = %err, "an order took a move its status does not allow");
+                Problem::internal().into_response()
+            }
         }
     }
 }

@@ -7,13 +7,16 @@ use chrono::Utc;
 
 use crate::domain::now;
 use common::auth::Identity;
-use common::events::{self, Envelope, MoneyData, OrderData, OrderEvent, OrderLineData};
+use common::events::{self, Envelope, OrderData, OrderEvent, OrderLineData};
 use common::problem::FieldError;
 use uuid::Uuid;
 
 use crate::AppState;
 use crate::clients::{Reserve, Shortage, Unavailable};
-use crate::domain::{Currency, Event, MAX_LINES, MAX_QUANTITY, Money, Order, OrderLine, Sku, Status};
+use crate::domain::{
+    Currency, Event, IllegalTransition, Lifecycle as _, MAX_LINES, MAX_QUANTITY, Money, Order, OrderId, OrderLine, Sku,
+    Status,
+};
 use crate::store::{KeyRef, OutboxEvent, StoreError, Transition};
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +33,8 @@ pub enum SagaError {
     NotCancellable,
     #[error("another request took the Idempotency-Key over")]
     KeyLost,
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,13 +55,13 @@ pub fn validate(lines: &[Wanted]) -> Result<(), Vec<FieldError>> {
         errors.push(FieldError::new("lines", format!("must hold at most {MAX_LINES} lines")));
     }
     // The cap holds per sku, not per line: the same sku on several lines is one request.
-    let mut totals: HashMap<&str, i64> = HashMap::new();
+    let mut totals: HashMap<&Sku, i64> = HashMap::new();
     for (i, line) in lines.iter().enumerate().take(MAX_LINES + 1) {
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             errors.push(FieldError::new(format!("lines[{i}].quantity"), format!("must be 1 to {MAX_QUANTITY}")));
             continue;
         }
-        let total = totals.entry(line.sku.as_str()).or_default();
+        let total = totals.entry(&line.sku).or_default();
         let before = *total;
         *total += line.quantity;
         if before <= MAX_QUANTITY && *total > MAX_QUANTITY {
@@ -109,16 +114,16 @@ pub async fn place(
 }
 
 /// Each sku once, sorted: what product-service is asked to price.
-fn distinct_skus(wanted: &[Wanted]) -> Vec<String> {
-    let mut skus: Vec<String> = wanted.iter().map(|l| l.sku.to_string()).collect();
+fn distinct_skus(wanted: &[Wanted]) -> Vec<Sku> {
+    let mut skus: Vec<Sku> = wanted.iter().map(|l| l.sku.clone()).collect();
     skus.sort();
     skus.dedup();
     skus
 }
 
 /// The units of each sku over all lines of `order`: what inventory is asked to reserve.
-fn units_per_sku(order: &Order) -> Vec<(String, i64)> {
-    let mut totals: BTreeMap<String, i64> = BTreeMap::new();
+fn units_per_sku(order: &Order) -> Vec<(Sku, i64)> {
+    let mut totals: BTreeMap<Sku, i64> = BTreeMap::new();
     for line in &order.lines {
         *totals.entry(line.sku.clone()).or_default() += line.quantity;
     }
@@ -128,7 +133,7 @@ fn units_per_sku(order: &Order) -> Vec<(String, i64)> {
 /// Confirms the `PENDING` `order` whose stock is reserved, with its event. If it was
 /// rolled back meanwhile, the units just reserved go back and the client retries.
 async fn confirm(state: &AppState, order: Order) -> Result<Order, SagaError> {
-    let to = Status::Pending.apply(Event::Reserved).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let to = Status::Pending.apply(Event::Reserved)?;
     let mut confirmed = order.clone();
     confirmed.status = to;
     confirmed.version = order.version + 1;
@@ -155,14 +160,14 @@ async fn confirm(state: &AppState, order: Order) -> Result<Order, SagaError> {
 fn price(
     who: &Identity,
     wanted: &[Wanted],
-    catalog: &HashMap<String, crate::clients::CatalogEntry>,
+    catalog: &HashMap<Sku, crate::clients::CatalogEntry>,
 ) -> Result<Order, Vec<FieldError>> {
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(wanted.len());
     let mut currency: Option<Currency> = None;
     let mut total: i64 = 0;
     for (i, line) in wanted.iter().enumerate() {
-        let Some(entry) = catalog.get(line.sku.as_str()) else {
+        let Some(entry) = catalog.get(&line.sku) else {
             errors.push(FieldError::new(format!("lines[{i}].sku"), "unknown sku"));
             continue;
         };
@@ -181,7 +186,7 @@ fn price(
             None => errors.push(FieldError::new(format!("lines[{i}].quantity"), "the total is too large")),
         }
         lines.push(OrderLine {
-            sku: line.sku.to_string(),
+            sku: line.sku.clone(),
             name: entry.name.clone(),
             quantity: line.quantity,
             unit_price: entry.price.clone(),
@@ -195,7 +200,7 @@ fn price(
     };
     let now = now();
     Ok(Order {
-        id: Uuid::now_v7(),
+        id: OrderId::from(Uuid::now_v7()),
         user_id: who.user_id,
         status: Status::Pending,
         lines,
@@ -203,7 +208,7 @@ fn price(
         created_at: now,
         updated_at: now,
         customer_email: who.email.clone(),
-        customer_name: who.name.clone().unwrap_or_else(|| who.email.clone()),
+        customer_name: who.name.clone().unwrap_or_else(|| who.email.to_string()),
         version: 1,
     })
 }
@@ -218,7 +223,7 @@ pub fn outbox_event(order: &Order, kind: &'static str, topic: &str) -> Result<Ou
         data: OrderData {
             id: order.id,
             user_id: order.user_id,
-            status: order.status.as_str().to_owned(),
+            status: order.status,
             lines: order
                 .lines
                 .iter()
@@ -226,19 +231,18 @@ pub fn outbox_event(order: &Order, kind: &'static str, topic: &str) -> Result<Ou
                     sku: l.sku.clone(),
                     name: l.name.clone(),
                     quantity: l.quantity,
-                    unit_price: MoneyData { amount: l.unit_price.amount, currency: l.unit_price.currency.to_string() },
+                    unit_price: l.unit_price.clone().into(),
                 })
                 .collect(),
-            total: MoneyData { amount: order.total.amount, currency: order.total.currency.to_string() },
+            total: order.total.clone().into(),
             created_at: order.created_at,
             updated_at: order.updated_at,
             customer_email: order.customer_email.clone(),
             customer_name: order.customer_name.clone(),
         },
     };
-    let payload = serde_json::to_string(&event).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    let trace = serde_json::to_string(&common::propagation::current_as_map())
-        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let payload = serde_json::to_string(&event)?;
+    let trace = serde_json::to_string(&common::propagation::current_as_map())?;
     Ok(OutboxEvent {
         event_id: event.id,
         event_type: kind,
@@ -251,7 +255,7 @@ pub fn outbox_event(order: &Order, kind: &'static str, topic: &str) -> Result<Ou
 
 /// Cancels a `CONFIRMED` order of `who` (or any order for an admin) and releases its stock.
 #[tracing::instrument(skip_all, fields(order_id = %id, user_id = %who.user_id))]
-pub async fn cancel(state: &AppState, who: &Identity, id: Uuid) -> Result<Order, SagaError> {
+pub async fn cancel(state: &AppState, who: &Identity, id: OrderId) -> Result<Order, SagaError> {
     let order = state.store.fetch(id).await?.ok_or(SagaError::NotFound)?;
     if order.user_id != who.user_id && !who.is_admin() {
         return Err(SagaError::NotFound);
@@ -323,7 +327,7 @@ pub async fn sweep_once(state: &AppState) -> Result<usize, StoreError> {
 /// a `PENDING` one is rolled back and its stock released. Returns the order when it had
 /// reached a final state the client should get as the answer.
 #[tracing::instrument(skip_all, fields(order_id = %id))]
-pub async fn settle_abandoned(state: &AppState, id: Uuid) -> Result<Option<Order>, SagaError> {
+pub async fn settle_abandoned(state: &AppState, id: OrderId) -> Result<Option<Order>, SagaError> {
     let Some(order) = state.store.fetch(id).await? else { return Ok(None) };
     match order.status {
         Status::Confirmed | Status::Cancelled => Ok(Some(order)),
@@ -343,7 +347,7 @@ pub async fn settle_abandoned(state: &AppState, id: Uuid) -> Result<Option<Order
 
 /// Releases the stock of `id`, whose `release_pending` is set: now if inventory answers
 /// (and the flag is cleared), else the sweeper retries it.
-async fn release_pending_stock(state: &AppState, id: Uuid) -> Result<(), StoreError> {
+async fn release_pending_stock(state: &AppState, id: OrderId) -> Result<(), StoreError> {
     match state.inventory.release(id).await {
         Ok(()) => state.store.clear_release_pending(id).await,
         Err(err) => {

@@ -5,15 +5,23 @@ use common::db::SqlPool;
 use common::on_pool;
 use uuid::Uuid;
 
-use crate::domain::{Currency, Money, Order, OrderLine, Status};
+use crate::domain::{Currency, Email, Money, Order, OrderId, OrderLine, Sku, Status, UserId};
 use crate::idempotency::KEY_RETENTION;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    #[error("corrupt row: {0}")]
-    Corrupt(String),
+    /// A stored value that does not read back as what was written.
+    #[error("corrupt {column}: {source}")]
+    Corrupt {
+        column: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// An event that did not serialise for the outbox.
+    #[error("event payload: {0}")]
+    Encode(#[from] serde_json::Error),
 }
 
 /// An event to append to the outbox in the same transaction as a state change.
@@ -28,10 +36,10 @@ pub struct OutboxEvent {
 }
 
 /// One order's move between states, applied only if the order is still in `from` at
-/// `version` (the same rule as [`Status::apply`], enforced by the database).
+/// `version` (the same rule as [`apply`](crate::domain::Lifecycle::apply), enforced by the database).
 #[derive(Debug, Clone, Copy)]
 pub struct Transition<'a> {
-    pub id: Uuid,
+    pub id: OrderId,
     pub from: Status,
     pub version: i64,
     pub to: Status,
@@ -71,7 +79,7 @@ impl<'a> Transition<'a> {
 /// One request's hold on a user's `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyRef {
-    pub user: Uuid,
+    pub user: UserId,
     pub key: String,
     /// The request holding it.
     pub owner: Uuid,
@@ -84,7 +92,7 @@ pub enum KeyState {
     Claimed,
     /// The previous owner's lease ran out before it answered: this request owns the key
     /// now, and must settle the order the previous owner recorded, if any.
-    TakenOver { previous_order: Option<Uuid> },
+    TakenOver { previous_order: Option<OrderId> },
     /// Completed before with the same body: replay this answer.
     Replay { status: u16, body: String },
     /// Another request holds the key until `until`.
@@ -108,14 +116,20 @@ impl KeyRow {
     /// which did (`taken`) or did not just take the key over.
     fn state(self, key: &KeyRef, request_hash: &str, taken: bool, now: DateTime<Utc>) -> Result<KeyState, StoreError> {
         if taken && self.owner.as_deref() == Some(key.owner.to_string().as_str()) {
-            let previous_order = self.order_id.as_deref().map(Uuid::parse_str).transpose().map_err(corrupt)?;
+            let previous_order = self
+                .order_id
+                .as_deref()
+                .map(OrderId::parse)
+                .transpose()
+                .map_err(corrupt("idempotency_keys.order_id"))?;
             return Ok(KeyState::TakenOver { previous_order });
         }
         Ok(match self {
             KeyRow { request_hash: hash, .. } if hash != request_hash => KeyState::Mismatch,
-            KeyRow { status_code: Some(status), response: Some(body), .. } => {
-                KeyState::Replay { status: u16::try_from(status).map_err(corrupt)?, body }
-            }
+            KeyRow { status_code: Some(status), response: Some(body), .. } => KeyState::Replay {
+                status: u16::try_from(status).map_err(corrupt("idempotency_keys.status_code"))?,
+                body,
+            },
             KeyRow { locked_until, .. } => KeyState::InProgress { until: locked_until.unwrap_or(now) },
         })
     }
@@ -150,8 +164,12 @@ pub struct Store {
     pool: SqlPool,
 }
 
-fn corrupt(what: impl std::fmt::Display) -> StoreError {
-    StoreError::Corrupt(what.to_string())
+/// The error for a value of `column` that does not parse.
+fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| StoreError::Corrupt { column, source: Box::new(source) }
 }
 
 impl Store {
@@ -170,13 +188,14 @@ impl Store {
             let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO orders (id, user_id, status, currency, total_amount, customer_email, customer_name, version, \
-                 release_pending, created_at, updated_at) VALUES (?, ?, 'PENDING', ?, ?, ?, ?, 1, FALSE, ?, ?)",
+                 release_pending, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, FALSE, ?, ?)",
             )
             .bind(order.id.to_string())
             .bind(order.user_id.to_string())
+            .bind(Status::Pending.as_str())
             .bind(order.total.currency.as_str())
             .bind(order.total.amount)
-            .bind(&order.customer_email)
+            .bind(order.customer_email.as_str())
             .bind(&order.customer_name)
             .bind(order.created_at)
             .bind(order.updated_at)
@@ -188,7 +207,7 @@ impl Store {
                 )
                 .bind(order.id.to_string())
                 .bind(i64::try_from(n).unwrap_or(i64::MAX))
-                .bind(&line.sku)
+                .bind(line.sku.as_str())
                 .bind(&line.name)
                 .bind(line.quantity)
                 .bind(line.unit_price.amount)
@@ -244,10 +263,12 @@ impl Store {
     }
 
     /// Marks that a rolled-back or cancelled order's stock must (still) be released.
-    pub async fn mark_release_pending(&self, id: Uuid) -> Result<(), StoreError> {
+    pub async fn mark_release_pending(&self, id: OrderId) -> Result<(), StoreError> {
         on_pool!(&self.pool, pool => {
-            sqlx::query("UPDATE orders SET release_pending = TRUE WHERE id = ? AND status IN ('FAILED', 'CANCELLED')")
+            sqlx::query("UPDATE orders SET release_pending = TRUE WHERE id = ? AND status IN (?, ?)")
                 .bind(id.to_string())
+                .bind(Status::Failed.as_str())
+                .bind(Status::Cancelled.as_str())
                 .execute(pool)
                 .await
                 .map(drop)?
@@ -256,7 +277,7 @@ impl Store {
     }
 
     /// Marks that inventory confirmed the release of this order's stock.
-    pub async fn clear_release_pending(&self, id: Uuid) -> Result<(), StoreError> {
+    pub async fn clear_release_pending(&self, id: OrderId) -> Result<(), StoreError> {
         on_pool!(&self.pool, pool => {
             sqlx::query("UPDATE orders SET release_pending = FALSE WHERE id = ?")
                 .bind(id.to_string())
@@ -268,7 +289,7 @@ impl Store {
     }
 
     #[tracing::instrument(skip_all, fields(order_id = %id))]
-    pub async fn fetch(&self, id: Uuid) -> Result<Option<Order>, StoreError> {
+    pub async fn fetch(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
         let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?");
         let row: Option<OrderRow> = on_pool!(&self.pool, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())).bind(id.to_string()).fetch_optional(pool).await?
@@ -288,24 +309,27 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        let currency = Currency::parse(&row.currency).map_err(corrupt)?;
-        Ok(Order {
-            id: Uuid::parse_str(&row.id).map_err(corrupt)?,
-            user_id: Uuid::parse_str(&row.user_id).map_err(corrupt)?,
-            status: Status::parse(&row.status).ok_or_else(|| corrupt(&row.status))?,
-            lines: lines
-                .into_iter()
-                .map(|l| OrderLine {
-                    sku: l.sku,
+        let currency = Currency::parse(&row.currency).map_err(corrupt("orders.currency"))?;
+        let lines = lines
+            .into_iter()
+            .map(|l| {
+                Ok(OrderLine {
+                    sku: Sku::parse(&l.sku).map_err(corrupt("order_lines.sku"))?,
                     name: l.name,
                     quantity: l.quantity,
                     unit_price: Money::new(l.unit_amount, currency.clone()),
                 })
-                .collect(),
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Order {
+            id: OrderId::parse(&row.id).map_err(corrupt("orders.id"))?,
+            user_id: UserId::parse(&row.user_id).map_err(corrupt("orders.user_id"))?,
+            status: Status::parse(&row.status).map_err(corrupt("orders.status"))?,
+            lines,
             total: Money::new(row.total_amount, currency),
             created_at: row.created_at,
             updated_at: row.updated_at,
-            customer_email: row.customer_email,
+            customer_email: Email::parse(&row.customer_email).map_err(corrupt("orders.customer_email"))?,
             customer_name: row.customer_name,
             version: row.version,
         })
@@ -313,17 +337,18 @@ impl Store {
 
     /// A page of visible orders (`CONFIRMED`, `CANCELLED`), newest first, and their count.
     #[tracing::instrument(skip_all)]
-    pub async fn list(&self, user: Option<Uuid>, limit: u32, offset: u64) -> Result<(Vec<Order>, u64), StoreError> {
+    pub async fn list(&self, user: Option<UserId>, limit: u32, offset: u64) -> Result<(Vec<Order>, u64), StoreError> {
         let filter = if user.is_some() { "AND user_id = ?" } else { "" };
-        let count_sql = format!("SELECT COUNT(*) FROM orders WHERE status IN ('CONFIRMED', 'CANCELLED') {filter}");
+        let count_sql = format!("SELECT COUNT(*) FROM orders WHERE status IN (?, ?) {filter}");
         let page_sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE status IN ('CONFIRMED', 'CANCELLED') {filter} \
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE status IN (?, ?) {filter} \
              ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?"
         );
         let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        let (visible, also) = (Status::Confirmed.as_str(), Status::Cancelled.as_str());
         let (total, rows): (i64, Vec<OrderRow>) = on_pool!(&self.pool, pool => {
-            let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql.clone()));
-            let mut page = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(page_sql.clone()));
+            let mut count = sqlx::query_as::<_, (i64,)>(sqlx::AssertSqlSafe(count_sql.clone())).bind(visible).bind(also);
+            let mut page = sqlx::query_as::<_, OrderRow>(sqlx::AssertSqlSafe(page_sql.clone())).bind(visible).bind(also);
             if let Some(user) = user {
                 count = count.bind(user.to_string());
                 page = page.bind(user.to_string());
@@ -340,18 +365,19 @@ impl Store {
 
     /// Orders the sweeper must settle: `PENDING` for longer than `older_than`, or
     /// with a release inventory has not confirmed yet.
-    pub async fn unsettled(&self, older_than: DateTime<Utc>, limit: u32) -> Result<Vec<Uuid>, StoreError> {
+    pub async fn unsettled(&self, older_than: DateTime<Utc>, limit: u32) -> Result<Vec<OrderId>, StoreError> {
         let ids: Vec<(String,)> = on_pool!(&self.pool, pool => {
             sqlx::query_as(
-                "SELECT id FROM orders WHERE (status = 'PENDING' AND updated_at < ?) OR release_pending = TRUE \
+                "SELECT id FROM orders WHERE (status = ? AND updated_at < ?) OR release_pending = TRUE \
                  ORDER BY updated_at LIMIT ?",
             )
+            .bind(Status::Pending.as_str())
             .bind(older_than)
             .bind(i64::from(limit))
             .fetch_all(pool)
             .await?
         });
-        ids.into_iter().map(|(id,)| Uuid::parse_str(&id).map_err(corrupt)).collect()
+        ids.into_iter().map(|(id,)| OrderId::parse(&id).map_err(corrupt("orders.id"))).collect()
     }
 
     /// Claims `key` for the request `owner` until `lease_until`, takes it over when
@@ -463,7 +489,7 @@ impl Store {
 
     /// Records which order the request holding `key` is about to write, so a takeover
     /// can settle it. `false` if the request no longer holds the key.
-    pub async fn attach_order(&self, key: &KeyRef, order: Uuid) -> Result<bool, StoreError> {
+    pub async fn attach_order(&self, key: &KeyRef, order: OrderId) -> Result<bool, StoreError> {
         let attached = on_pool!(&self.pool, pool => {
             sqlx::query(
                 "UPDATE idempotency_keys SET order_id = ? WHERE user_id = ? AND idem_key = ? AND owner = ? \
@@ -553,7 +579,7 @@ mod tests {
     use super::*;
 
     fn key() -> KeyRef {
-        KeyRef { user: Uuid::now_v7(), key: "k".into(), owner: Uuid::now_v7() }
+        KeyRef { user: Uuid::now_v7().into(), key: "k".into(), owner: Uuid::now_v7() }
     }
 
     fn row(owner: &KeyRef) -> KeyRow {
@@ -569,7 +595,7 @@ mod tests {
 
     #[test]
     fn a_key_this_request_took_over_hands_it_the_order_to_settle() {
-        let (key, order) = (key(), Uuid::now_v7());
+        let (key, order) = (key(), OrderId::from(Uuid::now_v7()));
         let row = KeyRow { order_id: Some(order.to_string()), ..row(&key) };
         let state = row.state(&key, "h", true, Utc::now()).unwrap();
         assert_eq!(state, KeyState::TakenOver { previous_order: Some(order) });

@@ -16,7 +16,7 @@ use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{self, Email, LoginEmail, Name, Password};
+use crate::domain::{self, LoginEmail, Name, Password};
 use crate::error::ApiError;
 use crate::password;
 use crate::store::{NewUser, Spend, UserRow};
@@ -138,9 +138,12 @@ impl IntoResponse for TokensResponse {
     ))]
 #[tracing::instrument(skip_all)]
 async fn register(State(state): State<AppState>, Json(body): Json<RegisterRequest>) -> Result<Response, ApiError> {
-    let (email, password, name) =
-        domain::all_or_errors(Email::parse(&body.email), Password::parse_new(body.password), Name::parse(&body.name))
-            .map_err(ApiError::Validation)?;
+    let (email, password, name) = domain::all_or_errors(
+        domain::new_email(&body.email),
+        Password::parse_new(body.password),
+        Name::parse(&body.name),
+    )
+    .map_err(ApiError::Validation)?;
     let hash = password::hash(password.into_secret()).await?;
     let id = Uuid::now_v7();
     let roles = ["customer"];

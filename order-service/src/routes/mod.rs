@@ -14,7 +14,7 @@ use utoipa::{IntoParams, OpenApi, ToSchema};
 use uuid::Uuid;
 
 use crate::AppState;
-use crate::domain::{Money, Order, OrderLine, Sku, Status};
+use crate::domain::{Money, Order, OrderId, OrderLine, Sku, Status, UserId};
 use crate::idempotency;
 use crate::saga::{self, SagaError, Wanted};
 
@@ -141,7 +141,7 @@ async fn list_orders(
     if !errors.is_empty() {
         return Err(Problem::validation(errors).into_response());
     }
-    let user = if who.is_admin() { params.user_id } else { Some(who.user_id) };
+    let user = if who.is_admin() { params.user_id.map(UserId::from) } else { Some(who.user_id) };
     let offset = u64::from(page - 1) * u64::from(per_page);
     let (items, total) =
         state.store.list(user, per_page, offset).await.map_err(|e| SagaError::Store(e).into_response())?;
@@ -157,10 +157,9 @@ async fn get_order(
     User(who): User,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, SagaError> {
-    let id = Uuid::parse_str(&id).map_err(|_| SagaError::NotFound)?;
+    let id = OrderId::parse(&id).map_err(|_| SagaError::NotFound)?;
     let order = state.store.fetch(id).await?.ok_or(SagaError::NotFound)?;
-    let visible = matches!(order.status, Status::Confirmed | Status::Cancelled);
-    if !visible || (order.user_id != who.user_id && !who.is_admin()) {
+    if !order.status.is_visible() || (order.user_id != who.user_id && !who.is_admin()) {
         return Err(SagaError::NotFound);
     }
     Ok(Json(order))
@@ -178,6 +177,6 @@ async fn cancel_order(
     User(who): User,
     Path(id): Path<String>,
 ) -> Result<Json<Order>, SagaError> {
-    let id = Uuid::parse_str(&id).map_err(|_| SagaError::NotFound)?;
+    let id = OrderId::parse(&id).map_err(|_| SagaError::NotFound)?;
     Ok(Json(saga::cancel(&state, &who, id).await?))
 }

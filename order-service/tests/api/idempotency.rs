@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use common::test_util::eventually;
-use order_service::domain::Sku;
+use order_service::domain::{OrderId, Sku};
 use order_service::idempotency::request_hash;
 use order_service::routes::{PlaceOrderRequest, RequestedLine};
 use order_service::saga::{self, Wanted};
@@ -37,12 +37,12 @@ async fn a_retry_after_the_key_holder_died_mid_placement_rolls_its_order_back_an
         // The holder recorded its order, wrote it PENDING and reserved, then died.
         let key = KeyRef { user: who.user_id, key: "crash-1".into(), owner: Uuid::new_v4() };
         claimed_by_a_dead_request(&state, &key, &body("OWL-1", 2)).await;
-        let abandoned = Uuid::now_v7();
+        let abandoned = OrderId::from(Uuid::now_v7());
         assert!(state.store.attach_order(&key, abandoned).await.unwrap());
         let mut order = pending_order(abandoned, who.user_id);
-        order.lines[0].sku = "OWL-1".into();
+        order.lines[0].sku = "OWL-1".parse().unwrap();
         state.store.insert_pending(&order).await.unwrap();
-        state.inventory.reserve(abandoned, &[("OWL-1".into(), 2)]).await.unwrap();
+        state.inventory.reserve(abandoned, &[("OWL-1".parse().unwrap(), 2)]).await.unwrap();
         assert_eq!(shop.stock("OWL-1").await, (3, 2));
 
         let started = Instant::now();
@@ -154,14 +154,14 @@ async fn the_sweeper_purges_keys_past_their_retention() {
     }
 }
 
-fn pending_order(id: Uuid, user_id: Uuid) -> order_service::domain::Order {
+fn pending_order(id: OrderId, user_id: order_service::domain::UserId) -> order_service::domain::Order {
     let now = chrono::Utc::now();
     order_service::domain::Order {
         id,
         user_id,
         status: order_service::domain::Status::Pending,
         lines: vec![order_service::domain::OrderLine {
-            sku: "SKU".into(),
+            sku: "SKU".parse().unwrap(),
             name: "Thing".into(),
             quantity: 2,
             unit_price: order_service::domain::Money::new(900, order_service::domain::Currency::parse("EUR").unwrap()),
@@ -169,7 +169,7 @@ fn pending_order(id: Uuid, user_id: Uuid) -> order_service::domain::Order {
         total: order_service::domain::Money::new(1800, order_service::domain::Currency::parse("EUR").unwrap()),
         created_at: now,
         updated_at: now,
-        customer_email: "x@example.com".into(),
+        customer_email: "x@example.com".parse().unwrap(),
         customer_name: "X".into(),
         version: 1,
     }

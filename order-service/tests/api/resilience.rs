@@ -73,14 +73,14 @@ async fn the_sweeper_rolls_back_an_order_a_crash_left_pending_and_releases_its_s
 
     // What a crash between "reserved" and "confirmed" leaves behind: a PENDING row
     // and a reservation at inventory.
-    let id = uuid::Uuid::now_v7();
+    let id = order_service::domain::OrderId::from(uuid::Uuid::now_v7());
     let now = chrono::Utc::now();
     let order = order_service::domain::Order {
         id,
-        user_id: uuid::Uuid::now_v7(),
+        user_id: uuid::Uuid::now_v7().into(),
         status: order_service::domain::Status::Pending,
         lines: vec![order_service::domain::OrderLine {
-            sku: "BAG-1".into(),
+            sku: "BAG-1".parse().unwrap(),
             name: "Bag".into(),
             quantity: 2,
             unit_price: order_service::domain::Money::new(700, order_service::domain::Currency::parse("USD").unwrap()),
@@ -88,12 +88,12 @@ async fn the_sweeper_rolls_back_an_order_a_crash_left_pending_and_releases_its_s
         total: order_service::domain::Money::new(1400, order_service::domain::Currency::parse("USD").unwrap()),
         created_at: now,
         updated_at: now,
-        customer_email: "x@example.com".into(),
+        customer_email: "x@example.com".parse().unwrap(),
         customer_name: "X".into(),
         version: 1,
     };
     state.store.insert_pending(&order).await.unwrap();
-    state.inventory.reserve(id, &[("BAG-1".into(), 2)]).await.unwrap();
+    state.inventory.reserve(id, &[("BAG-1".parse().unwrap(), 2)]).await.unwrap();
     assert_eq!(shop.stock("BAG-1").await, (2, 2));
 
     assert_eq!(order_service::saga::sweep_once(&state).await.unwrap(), 1);

@@ -107,7 +107,7 @@ impl Shop {
         let (user, token) = self.auth.customer(email, "customer-password", "Customer Name").await;
         let who = common::auth::Identity {
             user_id: user["id"].as_str().unwrap().parse().unwrap(),
-            email: email.to_owned(),
+            email: email.parse().unwrap(),
             name: Some("Customer Name".into()),
             roles: vec!["customer".into()],
         };
