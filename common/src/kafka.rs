@@ -80,6 +80,58 @@ impl ClientContext for Reports {
 
 impl ConsumerContext for Reports {}
 
+/// At most one line per kind of client error in this long (see [`ErrorLog`]).
+pub const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// The errors a long-lived client reports, logged with back-off. While its brokers
+/// are away a client reports the same error at every poll (tens a second); it keeps
+/// reconnecting on its own, so a line per poll says nothing new. The first of each
+/// kind is logged at once, then one line per kind at most every
+/// [`ERROR_LOG_INTERVAL`], with how many were left out since the last.
+#[derive(Debug, Default)]
+pub struct ErrorLog(Mutex<ErrorCounts>);
+
+/// When each kind of error was last logged, and how many have come since.
+#[derive(Debug, Default)]
+struct ErrorCounts(std::collections::HashMap<String, (std::time::Instant, u64)>);
+
+impl ErrorCounts {
+    /// Counts one `kind` at `now`; the number left out since the last line when this
+    /// one is to be logged.
+    fn due(&mut self, kind: &str, now: std::time::Instant) -> Option<u64> {
+        match self.0.get_mut(kind) {
+            Some((last, left_out)) if now.duration_since(*last) < ERROR_LOG_INTERVAL => {
+                *left_out += 1;
+                None
+            }
+            Some((last, left_out)) => {
+                *last = now;
+                Some(std::mem::take(left_out))
+            }
+            None => {
+                self.0.insert(kind.to_owned(), (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+impl ErrorLog {
+    pub fn report(&self, error: &KafkaError, reason: &str) {
+        let kind = error.to_string();
+        let Ok(mut counts) = self.0.lock() else { return };
+        if let Some(left_out) = counts.due(&kind, std::time::Instant::now()) {
+            tracing::error!(error = %kind, reason, left_out, "Kafka client error; the client keeps reconnecting");
+        }
+    }
+}
+
+impl ClientContext for ErrorLog {
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.report(&error, reason);
+    }
+}
+
 /// How long the start-up check waits for brokers that do not answer at all.
 pub const START_PATIENCE: Duration = Duration::from_secs(5);
 
@@ -195,7 +247,7 @@ pub async fn check(kafka: KafkaSettings) -> Result<(), String> {
 /// `acks=all`; `publish` resolves once the broker acknowledged the message.
 #[derive(Clone)]
 pub struct KafkaPublisher {
-    producer: rdkafka::producer::FutureProducer,
+    producer: rdkafka::producer::FutureProducer<ErrorLog>,
     timeout: Duration,
 }
 
@@ -220,7 +272,7 @@ impl KafkaPublisher {
             .set("linger.ms", "5")
             .set("message.timeout.ms", "10000")
             .set("log_level", "4")
-            .create()?;
+            .create_with_context(ErrorLog::default())?;
         Ok(Self { producer, timeout: Duration::from_secs(10) })
     }
 }
@@ -242,5 +294,27 @@ impl crate::bus::Publisher for KafkaPublisher {
                 .map(drop)
                 .map_err(|(err, _)| crate::bus::BusError::Unavailable(err.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::{ERROR_LOG_INTERVAL, ErrorCounts};
+
+    #[test]
+    fn a_repeated_client_error_is_logged_once_per_interval_with_how_many_were_left_out() {
+        let mut counts = ErrorCounts::default();
+        let start = Instant::now();
+        let at = |millis: u64| start + std::time::Duration::from_millis(millis);
+        assert_eq!(counts.due("AllBrokersDown", at(0)), Some(0), "the first is logged at once");
+        for millis in (40..10_000).step_by(40) {
+            assert_eq!(counts.due("AllBrokersDown", at(millis)), None, "at {millis} ms");
+        }
+        assert_eq!(counts.due("BrokerTransportFailure", at(5_000)), Some(0), "another kind is not held back");
+        let next = ERROR_LOG_INTERVAL.as_millis() as u64;
+        assert_eq!(counts.due("AllBrokersDown", at(next)), Some(249));
+        assert_eq!(counts.due("AllBrokersDown", at(next + 1)), None);
     }
 }

@@ -272,7 +272,7 @@ fn subscribe(
         .set("session.timeout.ms", "10000")
         .set("heartbeat.interval.ms", "3000")
         .set("log_level", "4")
-        .create_with_context(LagContext { group: group.to_owned() })
+        .create_with_context(LagContext { group: group.to_owned(), errors: Default::default() })
         .context("cannot create the Kafka consumer")?;
     consumer.subscribe(&[topic]).context("cannot subscribe")?;
     Ok(consumer)
@@ -467,12 +467,18 @@ impl ErrorReports {
     }
 }
 
-/// Publishes `kafka_consumer_lag` per partition from the client's statistics.
+/// Publishes `kafka_consumer_lag` per partition from the client's statistics; logs the
+/// client's errors with back-off.
 struct LagContext {
     group: String,
+    errors: common::kafka::ErrorLog,
 }
 
 impl rdkafka::ClientContext for LagContext {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.errors.report(&error, reason);
+    }
+
     fn stats(&self, statistics: rdkafka::Statistics) {
         for (topic, stats) in &statistics.topics {
             for (partition, p) in &stats.partitions {
