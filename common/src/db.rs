@@ -221,8 +221,16 @@ fn without_sqlx_lock(migrations: &Migrator) -> Migrator {
 fn cannot_connect(var: &str, url: &SecretUrl, err: &sqlx::Error) -> anyhow::Error {
     let text = err.to_string();
     let hint = crate::tls::diagnose(&text, &format!("the ssl-ca of {var}"), var).or_else(|| match err {
+        // An account that requires TLS (REQUIRE SSL) is refused as a wrong password is.
         sqlx::Error::Database(db) if db.code().as_deref() == Some("28000") || text.contains("Access denied") => {
-            Some(format!("the user or password in {var} (or ECOM_DB_PASSWORD) is refused"))
+            Some(if tls_disabled(url.expose()) {
+                format!(
+                    "the server refused the user of {var} over a connection without TLS: the account may require \
+                     TLS (drop ssl-mode=disabled from {var}), or the user or password (or ECOM_DB_PASSWORD) is wrong"
+                )
+            } else {
+                format!("the user or password in {var} (or ECOM_DB_PASSWORD) is refused")
+            })
         }
         _ if text.contains("insecure transport") => {
             Some(format!("the server requires TLS: add ssl-mode=verify_identity and ssl-ca to {var}"))
@@ -233,6 +241,11 @@ fn cannot_connect(var: &str, url: &SecretUrl, err: &sqlx::Error) -> anyhow::Erro
         Some(hint) => anyhow::anyhow!("{var}: cannot connect to MySQL at {url}: {hint}: {text}"),
         None => anyhow::anyhow!("{var}: cannot connect to MySQL at {url}: {text}"),
     }
+}
+
+/// Whether a MySQL URL turns TLS off (`ssl-mode=disabled`, in any case).
+fn tls_disabled(url: &url::Url) -> bool {
+    url.query_pairs().any(|(key, value)| key == "ssl-mode" && value.eq_ignore_ascii_case("disabled"))
 }
 
 /// A database error as a short reason without connection details.
@@ -267,7 +280,16 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::migration_lock_name;
+    use super::{migration_lock_name, tls_disabled};
+
+    #[test]
+    fn only_an_explicit_ssl_mode_disabled_turns_tls_off() {
+        let tls_off = |url: &str| tls_disabled(&url.parse().unwrap());
+        assert!(tls_off("mysql://u@h/db?ssl-mode=disabled"));
+        assert!(tls_off("mysql://u@h/db?ssl-ca=ca.pem&ssl-mode=DISABLED"));
+        assert!(!tls_off("mysql://u@h/db"), "sqlx prefers TLS by default");
+        assert!(!tls_off("mysql://u@h/db?ssl-mode=verify_identity"));
+    }
 
     #[test]
     fn each_database_has_its_own_migration_lock_within_mysqls_64_characters() {

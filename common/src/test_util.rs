@@ -614,6 +614,20 @@ pub fn kafka_group_caught_up(brokers: &str, group: &str, topic: &str) -> bool {
     })
 }
 
+/// Polls [`kafka_group_caught_up`] until it holds or `deadline` passes; whether it held.
+#[cfg(feature = "kafka")]
+pub async fn kafka_group_settles(brokers: &str, group: &str, topic: &str, deadline: std::time::Duration) -> bool {
+    let settled = eventually(deadline, || {
+        let (brokers, group, topic) = (brokers.to_owned(), group.to_owned(), topic.to_owned());
+        async move {
+            let caught_up = tokio::task::spawn_blocking(move || kafka_group_caught_up(&brokers, &group, &topic));
+            caught_up.await.ok()?.then_some(())
+        }
+    })
+    .await;
+    settled.is_some()
+}
+
 /// The subjects of every message Mailpit holds for `address`.
 pub async fn mailpit_subjects(mailpit: &str, address: &str) -> Vec<String> {
     let http = reqwest::Client::new();

@@ -18,15 +18,7 @@ async fn traffic(gateway: &str) -> Vec<String> {
     let http = reqwest::Client::new();
     let api = |path: &str| format!("{gateway}{path}");
     let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut request = http.post(api(path)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        test_support::send(test_support::bearer(http.post(api(path)).json(&body), token))
     };
     let (status, admin) =
         post("/api/auth/login", None, json!({"email": "logs@example.com", "password": ADMIN_PASSWORD})).await;

@@ -5,8 +5,11 @@
 
 mod durability;
 mod faults;
+mod jaeger;
 mod logs;
 mod metrics;
+#[path = "../platform/mod.rs"]
+mod platform;
 mod real_stack;
 mod traces;
 
@@ -279,15 +282,7 @@ async fn a_customer_orders_through_the_gateway_of_the_dev_platform() {
     let api = |path: &str| format!("http://{}{path}", platform.gateway);
     let http = ::reqwest::Client::new();
     let post = |path: &str, token: Option<&str>, body: Value| {
-        let mut request = http.post(api(path)).json(&body);
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            let status = response.status().as_u16();
-            (status, response.json::<Value>().await.unwrap_or(Value::Null))
-        }
+        test_support::send(test_support::bearer(http.post(api(path)).json(&body), token))
     };
 
     let (_, tokens) =

@@ -8,12 +8,16 @@
 // A failed unwrap is a failed test, with its location.
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
+#[path = "../platform/mod.rs"]
+mod platform;
+
+use std::path::Path;
 use std::time::Duration;
 
 use common::settings::Env;
 use common::test_util::{Running, eventually, fresh_mysql_database, mailpit_subjects, real_dependency, unique_name};
-use serde_json::{Value, json};
+use platform::{Host, Platform};
+use serde_json::json;
 
 /// The TLS variants of the stack, from `scripts/stack.sh env`.
 struct Tls {
@@ -72,9 +76,7 @@ fn wrong_host(url: &url::Url) -> url::Url {
 impl Tls {
     /// A file holding `value`, as a mounted secret.
     fn secret_file(&self, value: &str) -> String {
-        let path: PathBuf = self.secrets.path().join(unique_name("secret"));
-        std::fs::write(&path, format!("{value}\n")).unwrap();
-        path.display().to_string()
+        platform::secret_file(self.secrets.path(), value)
     }
 
     /// The MySQL server, its certificate checked against `ca` for the host name,
@@ -192,86 +194,32 @@ fn orders(pairs: Vec<(&'static str, String)>) -> order_service::Settings {
 #[tokio::test]
 async fn an_order_travels_every_backend_over_tls_with_credentials_from_secret_files() {
     let Some(t) = tls() else { return };
-    let key_dir = tempfile::tempdir().unwrap();
-    let topic = unique_name("orders-tls");
-    let service_secret = t.secret_file(&uuid::Uuid::new_v4().simple().to_string());
-
-    let mut pairs = t.database().await;
-    pairs.extend([
-        ("ECOM_ADMIN_EMAIL", "admin@example.com".to_owned()),
-        ("ECOM_ADMIN_PASSWORD_FILE", t.secret_file("admin-password-1")),
-        ("ECOM_JWT_SIGNING_KEY_FILE", key_dir.path().join("key.pem").display().to_string()),
-        ("ECOM_JWT_GENERATE_KEY", "true".into()),
-        ("ECOM_SERVICE_CLIENT_SECRET_FILE", service_secret.clone()),
-    ]);
-    let auth = auth_service::Settings::from_env(&env(pairs)).unwrap();
-    let auth = Running::spawn(move |l, s| auth_service::run(auth, l, s)).await;
-    auth.ready().await;
-    let jwks = ("ECOM_JWKS_URL", auth.url("/.well-known/jwks.json"));
-
-    let products = product_service::Settings::from_env(&env(vec![
-        ("DATABASE_URL_FILE", t.secret_file(t.catalog(&t.ca).as_str())),
-        jwks.clone(),
-    ]))
-    .unwrap();
-    let products = Running::spawn(move |l, s| product_service::run(products, l, s)).await;
-    let mut pairs = t.database().await;
-    pairs.push(jwks.clone());
-    let inventory = inventory_service::Settings::from_env(&env(pairs)).unwrap();
-    let inventory = Running::spawn(move |l, s| inventory_service::run(inventory, l, s)).await;
-
+    let topic = ("ECOM_ORDERS_TOPIC", unique_name("orders-tls"));
+    let mut services = platform::Backends {
+        auth: t.database().await,
+        product: vec![("DATABASE_URL_FILE", t.secret_file(t.catalog(&t.ca).as_str()))],
+        inventory: t.database().await,
+        order: t.database().await,
+        notification: t.database().await,
+    };
     // The relay publishes with SCRAM-SHA-512, the consumer reads with PLAIN.
-    let mut pairs = t.database().await;
-    pairs.extend(t.kafka(&t.brokers, &t.ca, "SCRAM-SHA-512", &t.scram));
-    pairs.extend([
-        ("ECOM_ORDERS_TOPIC", topic.clone()),
-        ("ECOM_PRODUCT_URL", products.url("")),
-        ("ECOM_INVENTORY_URL", inventory.url("")),
-        ("ECOM_AUTH_URL", auth.url("")),
-        ("ECOM_SERVICE_CLIENT_SECRET_FILE", service_secret),
-        jwks.clone(),
-    ]);
-    let orders = order_service::Settings::from_env(&env(pairs)).unwrap();
-    let orders = Running::spawn(move |l, s| order_service::run(orders, l, s)).await;
-    let mut pairs = t.database().await;
-    pairs.extend(t.kafka(&t.brokers, &t.ca, "PLAIN", &t.plain));
-    pairs.extend(t.smtp(&t.smtps, &t.ca, &t.smtp_credentials.1));
-    pairs.extend([("ECOM_ORDERS_TOPIC", topic.clone()), ("ECOM_KAFKA_GROUP", unique_name("notification-tls"))]);
-    let notification = notification_service::Settings::from_env(&env(pairs)).unwrap();
-    let printed = format!("{notification:?}");
+    services.order.extend(t.kafka(&t.brokers, &t.ca, "SCRAM-SHA-512", &t.scram));
+    services.order.push(topic.clone());
+    services.notification.extend(t.kafka(&t.brokers, &t.ca, "PLAIN", &t.plain));
+    services.notification.extend(t.smtp(&t.smtps, &t.ca, &t.smtp_credentials.1));
+    services.notification.extend([topic, ("ECOM_KAFKA_GROUP", unique_name("notification-tls"))]);
+    let printed =
+        format!("{:?}", notification_service::Settings::from_env(&env(services.notification.clone())).unwrap());
     for secret in [t.mysql.password().unwrap(), &t.plain.1, &t.smtp_credentials.1] {
         assert!(!printed.contains(secret), "Debug shows a secret: {printed}");
     }
-    let notification = Running::spawn(move |l, s| notification_service::run(notification, l, s)).await;
-    let gateway = api_gateway::Settings::from_env(&env(vec![
-        ("ECOM_AUTH_URL", auth.url("")),
-        ("ECOM_PRODUCT_URL", products.url("")),
-        ("ECOM_ORDER_URL", orders.url("")),
-        ("ECOM_INVENTORY_URL", inventory.url("")),
-    ]))
-    .unwrap();
-    let gateway = Running::spawn(move |l, s| api_gateway::run(gateway, l, s)).await;
     // Readiness: each database, the mail server (implicit TLS, AUTH) and Kafka.
-    for service in [&products, &inventory, &orders, &notification, &gateway] {
-        service.ready().await;
-    }
-
-    let http = reqwest::Client::new();
-    let admin = test_support::login(&http, &gateway.url(""), "admin@example.com", "admin-password-1").await;
-    let call = |method: reqwest::Method, path: &str, token: &str, body: Value| {
-        http.request(method, gateway.url(path)).bearer_auth(token).json(&body).send()
-    };
-    let product = json!({"sku": "TLS-MUG", "name": "TLS mug", "price": {"amount": 1299, "currency": "EUR"}});
-    let response = call(reqwest::Method::POST, "/api/products", &admin, product).await.unwrap();
-    assert_eq!(response.status(), 201, "{:?}", response.text().await);
-    let response = call(reqwest::Method::PUT, "/api/inventory/TLS-MUG", &admin, json!({"available": 5})).await.unwrap();
-    assert_eq!(response.status(), 200, "{:?}", response.text().await);
-    let email = format!("{}@example.com", unique_name("customer"));
-    test_support::register(&http, &gateway.url(""), &email, "customer-password", "Ada").await;
-    let token = test_support::login(&http, &gateway.url(""), &email, "customer-password").await;
+    let platform = Platform::start(services, Host::InProcess).await;
+    platform.product("TLS-MUG", 1299, 5).await;
+    let (email, token) = platform.customer("Ada").await;
     let lines = json!({"lines": [{"sku": "TLS-MUG", "quantity": 1}]});
-    let response = call(reqwest::Method::POST, "/api/orders", &token, lines).await.unwrap();
-    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let (status, order) = platform.call(reqwest::Method::POST, "/api/orders", &token, Some(lines)).await;
+    assert_eq!(status, 201, "{order}");
 
     // Outbox -> SCRAM producer -> SASL_SSL topic -> PLAIN consumer -> SMTPS with AUTH.
     let delivered = eventually(Duration::from_secs(60), || async {
@@ -280,7 +228,6 @@ async fn an_order_travels_every_backend_over_tls_with_credentials_from_secret_fi
     })
     .await;
     assert_eq!(delivered.map(|s| s.len()), Some(1), "one confirmation email over implicit TLS");
-    drop((auth, products, inventory, orders, notification, gateway));
 }
 
 #[tokio::test]
@@ -338,7 +285,7 @@ async fn mysql_without_tls_is_refused_by_the_server_at_start() {
     pairs[0].1 = url.to_string();
     let settings = inventory(pairs);
     let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
-    assert_names(&message, &["DATABASE_URL", "MySQL"]);
+    assert_names(&message, &["DATABASE_URL", "cannot connect to MySQL", "without TLS", "may require TLS"]);
 }
 
 fn urlencode(value: &str) -> String {
@@ -383,7 +330,7 @@ async fn order_start_error(t: &Tls, kafka: Vec<(&'static str, String)>) -> Strin
 async fn kafka_with_a_wrong_ca_fails_at_start_naming_the_variable() {
     let Some(t) = tls() else { return };
     let message = order_start_error(&t, t.kafka(&t.brokers, &t.other_ca, "SCRAM-SHA-512", &t.scram)).await;
-    assert_names(&message, &["ECOM_KAFKA_SSL_CA_FILE", "Kafka"]);
+    assert_names(&message, &["ECOM_KAFKA_SSL_CA_FILE", "the Kafka broker's TLS certificate was not accepted"]);
 }
 
 #[tokio::test]
