@@ -57,13 +57,8 @@ async fn killed_with_sigkill_right_after_confirming_every_confirmed_order_is_pub
     let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
     let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let shop = Shop::start(
-        format!("sqlite://{}/unused-orders.db", dir.path().display()).parse().unwrap(),
-        format!("sqlite://{}/inventory.db", dir.path().display()).parse().unwrap(),
-        &[],
-    )
-    .await;
-    shop.product("CRASH-1", 500, "EUR", 1000).await;
+    // The shop's own order-service stands unused: the binary under test takes its place.
+    let shop = Shop::on_sqlite().await.selling(&[("CRASH-1", 500, "EUR", 1000)]).await;
     let token = shop.customer(&format!("{}@example.com", unique_name("crash"))).await;
 
     let db = fresh_mysql_database(&base).await;

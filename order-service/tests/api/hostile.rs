@@ -9,7 +9,7 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 
 /// The trace context stored with the order's outbox event.
 async fn outbox_trace_context(shop: &Shop, order_id: &str) -> Value {
-    let state = order_service::AppState::connect(&shop.order_settings).await.unwrap();
+    let state = shop.state().await;
     let stored = common::on_pool!(state.store.pool(), pool => {
         let (context,): (String,) = sqlx::query_as("SELECT trace_context FROM outbox WHERE event_key = ?")
             .bind(order_id)
@@ -23,26 +23,14 @@ async fn outbox_trace_context(shop: &Shop, order_id: &str) -> Value {
 }
 
 async fn place_with_trace(shop: &Shop, token: &str, tracestate: &str) -> (u16, Value) {
-    let response = shop
-        .http
-        .post(shop.orders.url("/api/orders"))
-        .bearer_auth(token)
-        .header("traceparent", TRACEPARENT)
-        .header("tracestate", tracestate)
-        .json(&json!({"lines": [{"sku": "TRACE-1", "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    let request = shop.http.post(shop.orders.url("/api/orders")).bearer_auth(token);
+    let traced = request.header("traceparent", TRACEPARENT).header("tracestate", tracestate);
+    test_support::send(traced.json(&json!({"lines": [{"sku": "TRACE-1", "quantity": 1}]}))).await
 }
 
 #[tokio::test]
 async fn the_same_sku_on_several_lines_is_capped_at_1000_in_total() {
-    let dir = tempfile::tempdir().unwrap();
-    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
-    let shop = Shop::start(orders_db, inventory_db, &[]).await;
-    shop.product("BULK-1", 100, "EUR", 5000).await;
+    let shop = Shop::on_sqlite().await.selling(&[("BULK-1", 100, "EUR", 5000)]).await;
     let buyer = shop.customer("bulk@example.com").await;
 
     let three_thousand = json!([
@@ -70,11 +58,9 @@ async fn the_same_sku_on_several_lines_is_capped_at_1000_in_total() {
 #[tokio::test]
 async fn an_oversized_tracestate_is_dropped_and_the_order_is_placed() {
     common::test_util::init_telemetry();
-    let dir = tempfile::tempdir().unwrap();
-    for (orders_db, inventory_db) in sql_backends(dir.path()).await {
-        let backend = orders_db.scheme().to_owned();
-        let shop = Shop::start(orders_db, inventory_db, &[]).await;
-        shop.product("TRACE-1", 100, "EUR", 10).await;
+    for databases in sql_backends().await {
+        let backend = databases.backend();
+        let shop = Shop::with_products(databases, &[("TRACE-1", 100, "EUR", 10)]).await;
         let buyer = shop.customer("trace@example.com").await;
 
         // 4 KB of well-formed members, each within its own bounds (16 of 32 members,
@@ -117,9 +103,7 @@ fn settings_debug_output_holds_no_password() {
 
 #[tokio::test]
 async fn the_openapi_document_states_the_order_rules_and_every_refusal_with_its_problem_body() {
-    let dir = tempfile::tempdir().unwrap();
-    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
-    let shop = Shop::start(orders_db, inventory_db, &[]).await;
+    let shop = Shop::on_sqlite().await;
     let doc: Value = shop.http.get(shop.orders.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
     let schemas = &doc["components"]["schemas"];
     assert_eq!(schemas["PlaceOrderRequest"]["properties"]["lines"]["maxItems"], 100);

@@ -7,16 +7,11 @@ use crate::support::{Shop, sql_backends};
 
 #[tokio::test]
 async fn an_order_is_confirmed_at_catalog_prices_with_stock_reserved_and_its_event_in_the_outbox() {
-    let dir = tempfile::tempdir().unwrap();
-    for (orders_db, inventory_db) in sql_backends(dir.path()).await {
-        let shop = Shop::start(orders_db, inventory_db, &[]).await;
-        shop.product("MUG-1", 1299, "EUR", 10).await;
-        shop.product("TEE-1", 2000, "EUR", 5).await;
+    for databases in sql_backends().await {
+        let shop = Shop::with_products(databases, &[("MUG-1", 1299, "EUR", 10), ("TEE-1", 2000, "EUR", 5)]).await;
         let ada = shop.customer("ada@example.com").await;
 
-        let (status, order) =
-            shop.place(&ada, json!([{"sku": "MUG-1", "quantity": 2}, {"sku": "TEE-1", "quantity": 1}]), None).await;
-        assert_eq!(status, 201, "{order}");
+        let order = shop.placed(&ada, json!([{"sku": "MUG-1", "quantity": 2}, {"sku": "TEE-1", "quantity": 1}])).await;
         assert_eq!(order["status"], "CONFIRMED");
         assert_eq!(order["total"], json!({"amount": 4598, "currency": "EUR"}));
         assert_eq!(
@@ -34,11 +29,8 @@ async fn an_order_is_confirmed_at_catalog_prices_with_stock_reserved_and_its_eve
 
 #[tokio::test]
 async fn out_of_stock_is_409_listing_the_skus_and_leaves_nothing_reserved() {
-    let dir = tempfile::tempdir().unwrap();
-    for (orders_db, inventory_db) in sql_backends(dir.path()).await {
-        let shop = Shop::start(orders_db, inventory_db, &[]).await;
-        shop.product("A-1", 100, "USD", 5).await;
-        shop.product("B-1", 100, "USD", 1).await;
+    for databases in sql_backends().await {
+        let shop = Shop::with_products(databases, &[("A-1", 100, "USD", 5), ("B-1", 100, "USD", 1)]).await;
         let bob = shop.customer("bob@example.com").await;
         let (status, problem) =
             shop.place(&bob, json!([{"sku": "A-1", "quantity": 2}, {"sku": "B-1", "quantity": 3}]), None).await;
@@ -55,11 +47,7 @@ async fn out_of_stock_is_409_listing_the_skus_and_leaves_nothing_reserved() {
 
 #[tokio::test]
 async fn invalid_orders_are_422_naming_the_fields() {
-    let dir = tempfile::tempdir().unwrap();
-    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
-    let shop = Shop::start(orders_db, inventory_db, &[]).await;
-    shop.product("EUR-1", 100, "EUR", 5).await;
-    shop.product("USD-1", 100, "USD", 5).await;
+    let shop = Shop::on_sqlite().await.selling(&[("EUR-1", 100, "EUR", 5), ("USD-1", 100, "USD", 5)]).await;
     let carol = shop.customer("carol@example.com").await;
     let many: Vec<Value> = (0..101).map(|_| json!({"sku": "EUR-1", "quantity": 1})).collect();
     let cases = [
@@ -83,14 +71,12 @@ async fn invalid_orders_are_422_naming_the_fields() {
 
 #[tokio::test]
 async fn customers_see_only_their_orders_admins_see_all_and_cancelling_releases_stock_once() {
-    let dir = tempfile::tempdir().unwrap();
-    for (orders_db, inventory_db) in sql_backends(dir.path()).await {
-        let shop = Shop::start(orders_db, inventory_db, &[]).await;
-        shop.product("LAMP-1", 5000, "USD", 3).await;
+    for databases in sql_backends().await {
+        let shop = Shop::with_products(databases, &[("LAMP-1", 5000, "USD", 3)]).await;
         let dan = shop.customer("dan@example.com").await;
         let eve = shop.customer("eve@example.com").await;
-        let (_, dans) = shop.place(&dan, json!([{"sku": "LAMP-1", "quantity": 1}]), None).await;
-        let (_, eves) = shop.place(&eve, json!([{"sku": "LAMP-1", "quantity": 1}]), None).await;
+        let dans = shop.placed(&dan, json!([{"sku": "LAMP-1", "quantity": 1}])).await;
+        let eves = shop.placed(&eve, json!([{"sku": "LAMP-1", "quantity": 1}])).await;
         let dans_id = dans["id"].as_str().unwrap();
 
         assert_eq!(shop.get(&eve, &format!("/api/orders/{dans_id}")).await.0, 404);
@@ -121,10 +107,8 @@ async fn customers_see_only_their_orders_admins_see_all_and_cancelling_releases_
 
 #[tokio::test]
 async fn an_idempotency_key_replays_the_first_answer_and_concurrent_duplicates_are_told_to_retry() {
-    let dir = tempfile::tempdir().unwrap();
-    for (orders_db, inventory_db) in sql_backends(dir.path()).await {
-        let shop = Shop::start(orders_db, inventory_db, &[]).await;
-        shop.product("PEN-1", 150, "USD", 100).await;
+    for databases in sql_backends().await {
+        let shop = Shop::with_products(databases, &[("PEN-1", 150, "USD", 100)]).await;
         let fay = shop.customer("fay@example.com").await;
         let lines = json!([{"sku": "PEN-1", "quantity": 3}]);
 
@@ -151,11 +135,8 @@ async fn an_idempotency_key_replays_the_first_answer_and_concurrent_duplicates_a
 
 #[tokio::test]
 async fn forty_concurrent_buyers_of_ten_units_get_exactly_ten_orders_and_the_invariant_holds() {
-    let dir = tempfile::tempdir().unwrap();
-    for (orders_db, inventory_db) in sql_backends(dir.path()).await {
-        let shop = Shop::start(orders_db, inventory_db, &[]).await;
-        shop.product("HOT-1", 999, "USD", 10).await;
-        shop.product("HOT-2", 999, "USD", 10).await;
+    for databases in sql_backends().await {
+        let shop = Shop::with_products(databases, &[("HOT-1", 999, "USD", 10), ("HOT-2", 999, "USD", 10)]).await;
         let buyer = shop.customer("crowd@example.com").await;
 
         let single =

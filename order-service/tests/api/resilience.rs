@@ -4,20 +4,17 @@ use common::breaker::State;
 use common::test_util::{Running, eventually};
 use serde_json::json;
 
-use crate::support::{Shop, sql_backends};
+use crate::support::{Databases, Shop, pending_order};
 
 #[tokio::test]
 async fn with_inventory_stopped_placements_fail_fast_with_503_and_recover_when_it_returns() {
-    let dir = tempfile::tempdir().unwrap();
-    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
     let breaker = [
         ("ECOM_BREAKER_MIN_CALLS", "3"),
         ("ECOM_BREAKER_WINDOW", "5"),
         ("ECOM_BREAKER_OPEN_MS", "300"),
         ("ECOM_BREAKER_HALF_OPEN_CALLS", "1"),
     ];
-    let mut shop = Shop::start(orders_db, inventory_db, &breaker).await;
-    shop.product("CUP-1", 500, "USD", 10).await;
+    let mut shop = Shop::start(Databases::sqlite(), &breaker).await.selling(&[("CUP-1", 500, "USD", 10)]).await;
     let hal = shop.customer("hal@example.com").await;
     let inventory_addr = shop.inventory.addr;
     let stopped = std::mem::replace(&mut shop.inventory, Running::spawn(|_, _| async { Ok(()) }).await);
@@ -54,7 +51,7 @@ async fn with_inventory_stopped_placements_fail_fast_with_503_and_recover_when_i
     assert!(recovered.is_some(), "placements did not recover");
 
     // Every failed placement is FAILED with nothing reserved; the sweeper leaves nothing PENDING.
-    let state = order_service::AppState::connect(&shop.order_settings).await.unwrap();
+    let state = shop.state().await;
     order_service::saga::sweep_once(&state).await.unwrap();
     assert_eq!(state.inventory.client.breaker().state(), State::Closed);
     assert_eq!(shop.orders_in("PENDING").await, 0);
@@ -65,33 +62,13 @@ async fn with_inventory_stopped_placements_fail_fast_with_503_and_recover_when_i
 
 #[tokio::test]
 async fn the_sweeper_rolls_back_an_order_a_crash_left_pending_and_releases_its_stock() {
-    let dir = tempfile::tempdir().unwrap();
-    let (orders_db, inventory_db) = sql_backends(dir.path()).await.remove(0);
-    let shop = Shop::start(orders_db, inventory_db, &[]).await;
-    shop.product("BAG-1", 700, "USD", 4).await;
-    let state = order_service::AppState::connect(&shop.order_settings).await.unwrap();
+    let shop = Shop::on_sqlite().await.selling(&[("BAG-1", 700, "USD", 4)]).await;
+    let state = shop.state().await;
 
     // What a crash between "reserved" and "confirmed" leaves behind: a PENDING row
     // and a reservation at inventory.
     let id = order_service::domain::OrderId::from(uuid::Uuid::now_v7());
-    let now = chrono::Utc::now();
-    let order = order_service::domain::Order {
-        id,
-        user_id: uuid::Uuid::now_v7().into(),
-        status: order_service::domain::Status::Pending,
-        lines: vec![order_service::domain::OrderLine {
-            sku: "BAG-1".parse().unwrap(),
-            name: "Bag".into(),
-            quantity: 2,
-            unit_price: order_service::domain::Money::new(700, order_service::domain::Currency::parse("USD").unwrap()),
-        }],
-        total: order_service::domain::Money::new(1400, order_service::domain::Currency::parse("USD").unwrap()),
-        created_at: now,
-        updated_at: now,
-        customer_email: "x@example.com".parse().unwrap(),
-        customer_name: "X".into(),
-        version: 1,
-    };
+    let order = pending_order(id, uuid::Uuid::now_v7(), ("BAG-1", 2), (700, "USD"));
     state.store.insert_pending(&order).await.unwrap();
     state.inventory.reserve(id, &[("BAG-1".parse().unwrap(), 2)]).await.unwrap();
     assert_eq!(shop.stock("BAG-1").await, (2, 2));

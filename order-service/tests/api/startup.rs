@@ -3,6 +3,7 @@ use common::db::PoolSettings;
 use common::settings::{KafkaSettings, ServerSettings};
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use order_service::Settings;
+use test_support::{becomes_ready_and_stops, send, sqlite_url};
 use url::Url;
 
 fn settings(database_url: Url, bus: BusConfig) -> Settings {
@@ -24,11 +25,8 @@ fn settings(database_url: Url, bus: BusConfig) -> Settings {
 #[tokio::test]
 async fn on_sqlite_with_the_in_process_bus_the_service_becomes_ready() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/orders.db", dir.path().display()).parse().unwrap();
-    let settings = settings(url, BusConfig::InProcess(InProcessBus::new()));
-    let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
-    service.ready().await;
-    service.stop().await.unwrap();
+    let settings = settings(sqlite_url(dir.path(), "orders.db"), BusConfig::InProcess(InProcessBus::new()));
+    becomes_ready_and_stops(Running::spawn(move |l, s| order_service::run(settings, l, s)).await).await;
 }
 
 #[tokio::test]
@@ -36,20 +34,17 @@ async fn on_mariadb_and_kafka_the_service_becomes_ready() {
     let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") else { return };
     let Some(brokers) = real_dependency("ECOM_TEST_KAFKA_BROKERS") else { return };
     let settings = settings(fresh_mysql_database(&base).await, BusConfig::Kafka(KafkaSettings::plaintext(brokers)));
-    let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
-    service.ready().await;
-    service.stop().await.unwrap();
+    becomes_ready_and_stops(Running::spawn(move |l, s| order_service::run(settings, l, s)).await).await;
 }
 
 #[tokio::test]
 async fn stays_ready_while_the_brokers_cannot_be_reached_because_the_outbox_holds_the_events() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/orders.db", dir.path().display()).parse().unwrap();
-    let settings = settings(url, BusConfig::Kafka(KafkaSettings::plaintext("127.0.0.1:1")));
-    let service = Running::spawn(move |listener, shutdown| order_service::run(settings, listener, shutdown)).await;
-    let response = reqwest::get(service.url("/health/ready")).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let settings =
+        settings(sqlite_url(dir.path(), "orders.db"), BusConfig::Kafka(KafkaSettings::plaintext("127.0.0.1:1")));
+    let service = Running::spawn(move |l, s| order_service::run(settings, l, s)).await;
+    let (status, body) = send(reqwest::Client::new().get(service.url("/health/ready"))).await;
+    assert_eq!(status, 200, "{body}");
     assert_eq!(body["checks"]["database"], "up");
     assert!(body["checks"].get("kafka").is_none(), "{body}");
     service.stop().await.unwrap();
