@@ -3,32 +3,11 @@
 use common::events::{MoneyData, ORDER_CANCELLED, ORDER_CONFIRMED, OrderEvent};
 use minijinja::{Environment, context};
 
-const CONFIRMED_TEXT: &str = "Hello {{ name }},
+/// Every email in plain text: a greeting, what happened (the `intro` block each event's
+/// template fills), the lines and the total.
+const EMAIL_TEXT: &str = "Hello {{ name }},
 
-thank you for your order {{ order_id }}. It is confirmed.
-
-{% for line in lines %}  {{ line.quantity }} x {{ line.name }} ({{ line.sku }})  {{ line.price }}
-{% endfor %}
-Total: {{ total }}
-
-ecom
-";
-
-const CONFIRMED_HTML: &str = "<!doctype html>
-<html><body>
-<p>Hello {{ name }},</p>
-<p>thank you for your order <strong>{{ order_id }}</strong>. It is confirmed.</p>
-<table>
-{% for line in lines %}<tr><td>{{ line.quantity }} &times;</td><td>{{ line.name }} ({{ line.sku }})</td><td>{{ line.price }}</td></tr>
-{% endfor %}</table>
-<p>Total: <strong>{{ total }}</strong></p>
-<p>ecom</p>
-</body></html>
-";
-
-const CANCELLED_TEXT: &str = "Hello {{ name }},
-
-your order {{ order_id }} has been cancelled.
+{% block intro %}{% endblock %}
 
 {% for line in lines %}  {{ line.quantity }} x {{ line.name }} ({{ line.sku }})  {{ line.price }}
 {% endfor %}
@@ -37,10 +16,11 @@ Total: {{ total }}
 ecom
 ";
 
-const CANCELLED_HTML: &str = "<!doctype html>
+/// Every email in HTML, the same parts as [`EMAIL_TEXT`].
+const EMAIL_HTML: &str = "<!doctype html>
 <html><body>
 <p>Hello {{ name }},</p>
-<p>your order <strong>{{ order_id }}</strong> has been cancelled.</p>
+<p>{% block intro %}{% endblock %}</p>
 <table>
 {% for line in lines %}<tr><td>{{ line.quantity }} &times;</td><td>{{ line.name }} ({{ line.sku }})</td><td>{{ line.price }}</td></tr>
 {% endfor %}</table>
@@ -48,6 +28,26 @@ const CANCELLED_HTML: &str = "<!doctype html>
 <p>ecom</p>
 </body></html>
 ";
+
+/// Each email's own templates, by name: what happened, in text and in HTML.
+const TEMPLATES: [(&str, &str); 4] = [
+    (
+        "confirmed.txt",
+        r#"{% extends "email.txt" %}{% block intro %}thank you for your order {{ order_id }}. It is confirmed.{% endblock %}"#,
+    ),
+    (
+        "confirmed.html",
+        r#"{% extends "email.html" %}{% block intro %}thank you for your order <strong>{{ order_id }}</strong>. It is confirmed.{% endblock %}"#,
+    ),
+    (
+        "cancelled.txt",
+        r#"{% extends "email.txt" %}{% block intro %}your order {{ order_id }} has been cancelled.{% endblock %}"#,
+    ),
+    (
+        "cancelled.html",
+        r#"{% extends "email.html" %}{% block intro %}your order <strong>{{ order_id }}</strong> has been cancelled.{% endblock %}"#,
+    ),
+];
 
 /// A rendered email.
 #[derive(Debug, Clone)]
@@ -69,10 +69,11 @@ pub struct Templates {
 impl Templates {
     pub fn new() -> Result<Self, minijinja::Error> {
         let mut env = Environment::new();
-        env.add_template("confirmed.txt", CONFIRMED_TEXT)?;
-        env.add_template("confirmed.html", CONFIRMED_HTML)?;
-        env.add_template("cancelled.txt", CANCELLED_TEXT)?;
-        env.add_template("cancelled.html", CANCELLED_HTML)?;
+        env.add_template("email.txt", EMAIL_TEXT)?;
+        env.add_template("email.html", EMAIL_HTML)?;
+        for (name, source) in TEMPLATES {
+            env.add_template(name, source)?;
+        }
         Ok(Self { env })
     }
 
