@@ -4,12 +4,11 @@
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use common::problem::Problem;
 use governor::clock::{Clock as _, DefaultClock};
-use http::StatusCode;
 use http::header::{self, HeaderValue};
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::proxy::client_ip;
 
 /// Routes that draw from the stricter per-minute budget (`ECOM_RATE_LIMIT_AUTH_PER_MINUTE`):
@@ -29,12 +28,8 @@ pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next)
         &state.general_limit
     };
     if let Err(not_until) = limiter.check_key(&ip) {
-        let wait = not_until.wait_time_from(DefaultClock::default().now());
-        let retry_after = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-        return Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", "Too many requests")
-            .detail("the request budget of this client address is spent; retry later")
-            .header(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)))
-            .into_response();
+        let retry_after = not_until.wait_time_from(DefaultClock::default().now());
+        return ApiError::RateLimited { retry_after }.into_response();
     }
     next.run(req).await
 }

@@ -1,10 +1,12 @@
 //! api-gateway: the only public entry.
 
 pub mod edge;
+pub mod error;
 pub mod proxy;
 pub mod routes;
 pub mod settings;
 pub mod state;
+pub mod upstream;
 
 use std::time::Duration;
 
@@ -12,7 +14,8 @@ use anyhow::Context as _;
 use axum::Router;
 use axum::middleware;
 use common::health::Health;
-use common::server;
+use common::listener::ConnectionThreads;
+use common::server::{self, Apps, Listeners};
 use http::{HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -24,12 +27,12 @@ pub use state::AppState;
 
 pub const SERVICE: &str = "api-gateway";
 pub const DEFAULT_PORT: u16 = 8080;
-/// The operations port of the deployments (compose, Kubernetes) and of `ecom dev`.
-pub const DEFAULT_OPS_PORT: u16 = 9080;
+/// The metrics port of the deployments (compose, Kubernetes) and of `ecom dev`.
+pub const DEFAULT_METRICS_PORT: u16 = 9080;
 
 /// The gateway's public routes inside the standard stack: every path under the rate
 /// budget, every answer with the security headers, and no `/metrics` (that is on the
-/// operations listener, [`ops_router`]). It is ready once it holds auth-service's signing
+/// metrics listener, [`ops_router`]). It is ready once it holds auth-service's signing
 /// keys (fetched on demand).
 pub fn router(state: AppState, settings: &Settings) -> Router {
     let health = health(&state);
@@ -42,7 +45,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
         .layer(middleware::from_fn(edge::security_headers))
 }
 
-/// `/metrics` and `/health/*`, for the operations listener (`ECOM_OPS_BIND_ADDR`).
+/// `/metrics` and `/health/*`, for the metrics listener (`ECOM_METRICS_BIND_ADDR`).
 pub fn ops_router(state: &AppState, settings: &Settings) -> Router {
     server::ops_stack(health(state), server::stack_config(SERVICE, &settings.server))
 }
@@ -100,42 +103,25 @@ pub fn workers(state: AppState, shutdown: CancellationToken) -> JoinSet<()> {
     set
 }
 
-/// Serves on `listener` until `shutdown`, then drains; with `ECOM_OPS_BIND_ADDR` set,
+/// Serves on `listener` until `shutdown`, then drains; with `ECOM_METRICS_BIND_ADDR` set,
 /// serves `/metrics` and `/health/*` there too.
 pub async fn run(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let ops = match settings.ops_bind_addr {
-        Some(addr) => Some(
-            TcpListener::bind(addr).await.with_context(|| format!("ECOM_OPS_BIND_ADDR: cannot listen on {addr}"))?,
-        ),
-        None => {
-            tracing::info!("ECOM_OPS_BIND_ADDR is not set: the gateway serves no /metrics");
-            None
-        }
-    };
-    run_with_ops(settings, listener, ops, shutdown).await
+    let listeners = Listeners::bind_metrics(listener, &settings.server).await?;
+    run_on(settings, listeners, shutdown).await
 }
 
-/// As [`run`], on an operations listener bound by the caller.
-pub async fn run_with_ops(
-    settings: Settings,
-    listener: TcpListener,
-    ops: Option<TcpListener>,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+/// As [`run`], on listeners bound by the caller. The public listener's connections are
+/// served on the connection threads (`ECOM_CONNECTION_THREADS`), the rest on the
+/// caller's runtime; the threads stop once the listeners have drained.
+pub async fn run_on(settings: Settings, listeners: Listeners, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let threads = ConnectionThreads::start(settings.connection_threads, "gateway-connections")
+        .context("cannot start the connection threads")?;
     let state = AppState::new(&settings)?;
-    let mut workers = workers(state.clone(), shutdown.clone());
-    let public = server::serve(listener, router(state.clone(), &settings), shutdown.clone(), &settings.server);
-    match ops {
-        Some(ops) => {
-            if let Ok(addr) = ops.local_addr() {
-                tracing::info!(%addr, "serving /metrics and /health/* to operators");
-            }
-            let ops = server::serve(ops, ops_router(&state, &settings), shutdown.clone(), &settings.server);
-            tokio::try_join!(public, ops)?;
-        }
-        None => public.await?,
-    }
+    let apps = Apps { api: router(state.clone(), &settings), ops: ops_router(&state, &settings) };
+    let mut workers = workers(state, shutdown.clone());
+    let served = server::serve_apart(listeners, apps, shutdown.clone(), &settings.server, &threads).await;
     shutdown.cancel();
     while workers.join_next().await.is_some() {}
-    Ok(())
+    threads.stop().await;
+    Ok(served?)
 }

@@ -1,5 +1,5 @@
-//! The reverse proxy: streaming bodies both ways over pooled keep-alive
-//! connections, hop-by-hop headers removed, `x-forwarded-*` set, an upstream
+//! The reverse proxy: streaming bodies both ways over kept-alive upstream
+//! connections ([`crate::upstream`]), hop-by-hop headers removed, `x-forwarded-*` set, an upstream
 //! timeout, and one circuit breaker per upstream.
 
 use std::net::{IpAddr, SocketAddr};
@@ -7,20 +7,21 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
-use axum::response::{IntoResponse, Response};
-use common::breaker::Outcome;
+use axum::response::Response;
+use common::breaker::{Outcome, Permit};
 use common::http::MAX_BODY_BYTES;
-use common::problem::Problem;
+use http::StatusCode;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::uri::PathAndQuery;
-use http::{StatusCode, Uri};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body as HttpBody, Frame};
 
-use crate::state::{AppState, Upstream};
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::upstream::{SendError, Upstream, UpstreamBody};
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [HeaderName; 8] = [
@@ -67,29 +68,53 @@ pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
 }
 
 /// Forwards `req` to `upstream` and streams the answer back.
-pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, client: Option<IpAddr>) -> Response {
-    if let Some(length) = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
-        && length > MAX_BODY_BYTES as u64
-    {
-        return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
-            .detail(format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
-            .into_response();
-    }
-    let permit = match upstream.breaker.try_acquire() {
-        Ok(permit) => permit,
-        Err(rejected) => {
-            return Problem::unavailable(
-                format!("{} is unavailable (circuit open)", upstream.name),
-                rejected.retry_after.as_secs().max(1),
-            )
-            .into_response();
-        }
+pub async fn forward(
+    state: &AppState,
+    upstream: &Upstream,
+    req: Request,
+    client: Option<IpAddr>,
+) -> Result<Response, ApiError> {
+    refuse_oversized(req.headers())?;
+    let permit = upstream
+        .breaker
+        .try_acquire()
+        .map_err(|rejected| ApiError::CircuitOpen { upstream: upstream.name, retry_after: rejected.retry_after })?;
+    let (request, sent) = upstream_request(upstream, req, client)?;
+    let answer = tokio::time::timeout(state.upstream_timeout, upstream.pool.send(request)).await;
+    let answer = match answer {
+        Ok(answer) => answer.map_err(Failure::Send),
+        Err(_) => Err(Failure::TimedOut(state.upstream_timeout)),
     };
+    settle(upstream, permit, answer, &sent)
+}
 
-    let Some(uri) = target(upstream, req.uri()) else {
-        return Problem::bad_request("the request target is not valid").into_response();
-    };
-    let headers = req.headers_mut();
+/// 413 at once for a body announced larger than the limit.
+fn refuse_oversized(headers: &HeaderMap) -> Result<(), ApiError> {
+    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    match length {
+        Some(length) if length > MAX_BODY_BYTES as u64 => Err(ApiError::PayloadTooLarge),
+        _ => Ok(()),
+    }
+}
+
+/// The request as the upstream gets it: its target in origin form, hop-by-hop headers
+/// removed, `X-Forwarded-*` and `traceparent` set, the body limited and watched.
+fn upstream_request(
+    upstream: &Upstream,
+    req: Request,
+    client: Option<IpAddr>,
+) -> Result<(http::Request<Body>, BodyProgress), ApiError> {
+    let uri = upstream.target(req.uri()).ok_or(ApiError::BadTarget)?;
+    let (mut parts, body) = req.into_parts();
+    parts.uri = uri;
+    forwarding_headers(&mut parts.headers, client);
+    let (body, sent) = TrackedBody::new(Limited::new(body, MAX_BODY_BYTES).map_err(axum::Error::new));
+    Ok((http::Request::from_parts(parts, Body::new(body)), sent))
+}
+
+/// Hop-by-hop headers and `Host` removed; `X-Forwarded-For` (appended to),
+/// `X-Forwarded-Proto` and the trace context set.
+fn forwarding_headers(headers: &mut HeaderMap, client: Option<IpAddr>) {
     strip_hop_by_hop(headers);
     headers.remove(header::HOST);
     if let Some(ip) = client {
@@ -103,72 +128,59 @@ pub async fn forward(state: &AppState, upstream: &Upstream, mut req: Request, cl
     }
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
     common::propagation::inject_http(headers);
-    *req.uri_mut() = uri;
-    let (parts, body) = req.into_parts();
-    let (body, sent) = TrackedBody::new(Limited::new(body, MAX_BODY_BYTES).map_err(axum::Error::new));
-    let request = http::Request::from_parts(parts, Body::new(body));
+}
 
-    match tokio::time::timeout(state.upstream_timeout, state.client.request(request)).await {
-        Ok(Ok(response)) => {
-            let (mut parts, body) = response.into_parts();
-            let blames_dependency = parts.headers.remove(common::problem::FAULT_HEADER).is_some();
-            match judge(parts.status, blames_dependency, sent.is_complete()) {
-                Some(outcome) => permit.record(outcome),
-                None => drop(permit),
-            }
-            strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, Body::new(body))
-        }
-        Ok(Err(err)) => {
-            if is_body_too_large(&err) {
-                // The client's fault, not the upstream's.
-                drop(permit);
-                return Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
-                    .detail(format!("request bodies are limited to {MAX_BODY_BYTES} bytes"))
-                    .into_response();
-            }
-            if sent.failed() {
-                // The client's body broke off (it went away or sent garbage).
-                drop(permit);
-                return Problem::bad_request("the request body could not be read").into_response();
-            }
-            permit.record(Outcome::Failure);
+/// Why no answer came from an upstream.
+enum Failure {
+    Send(SendError),
+    TimedOut(Duration),
+}
+
+/// The upstream's answer, or what the gateway says instead; and what the breaker learns
+/// from it. A failure the client caused (an oversized or broken body, one still arriving)
+/// is not held against the upstream.
+fn settle(
+    upstream: &Upstream,
+    permit: Permit,
+    answer: Result<http::Response<UpstreamBody>, Failure>,
+    sent: &BodyProgress,
+) -> Result<Response, ApiError> {
+    let err = match answer {
+        Ok(response) => return Ok(passed_on(response, permit, sent)),
+        Err(Failure::Send(err)) if is_body_too_large(&err) => ApiError::PayloadTooLarge,
+        Err(Failure::Send(_)) if sent.failed() => ApiError::BrokenBody,
+        Err(Failure::TimedOut(_)) if !sent.is_complete() => ApiError::SlowBody,
+        Err(Failure::Send(err)) => {
             tracing::warn!(upstream = upstream.name, error = %err, "upstream request failed");
-            Problem::unavailable(format!("{} cannot be reached", upstream.name), 1).into_response()
-        }
-        Err(_) if !sent.is_complete() => {
-            // The client is still sending its body: its slowness, not the upstream's.
-            drop(permit);
-            Problem::request_timeout("the request body did not arrive in time").into_response()
-        }
-        Err(_) => {
             permit.record(Outcome::Failure);
-            tracing::warn!(
-                upstream = upstream.name,
-                timeout_ms = state.upstream_timeout.as_millis() as u64,
-                "upstream timed out"
-            );
-            Problem::unavailable(format!("{} did not answer in time", upstream.name), 1).into_response()
+            return Err(ApiError::Unreachable { upstream: upstream.name });
         }
+        Err(Failure::TimedOut(limit)) => {
+            let timeout_ms = limit.as_millis() as u64;
+            tracing::warn!(upstream = upstream.name, timeout_ms, "upstream timed out");
+            permit.record(Outcome::Failure);
+            return Err(ApiError::UpstreamTimeout { upstream: upstream.name });
+        }
+    };
+    drop(permit);
+    Err(err)
+}
+
+/// The upstream's answer for the client, judged for the breaker, without its hop-by-hop
+/// headers or the fault header meant for the gateway.
+fn passed_on(response: http::Response<UpstreamBody>, permit: Permit, sent: &BodyProgress) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let blames_dependency = parts.headers.remove(common::problem::FAULT_HEADER).is_some();
+    match judge(parts.status, blames_dependency, sent.is_complete()) {
+        Some(outcome) => permit.record(outcome),
+        None => drop(permit),
     }
+    strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Body::new(body))
 }
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-
-/// The request's path and query on `upstream`: from the parsed parts when its base URL has
-/// no path, else formatted and parsed.
-fn target(upstream: &Upstream, uri: &Uri) -> Option<Uri> {
-    if let Some((scheme, authority)) = &upstream.origin {
-        let mut parts = http::uri::Parts::default();
-        parts.scheme = Some(scheme.clone());
-        parts.authority = Some(authority.clone());
-        parts.path_and_query = Some(uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/")));
-        return Uri::from_parts(parts).ok();
-    }
-    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    format!("{}{}", upstream.base.as_str().trim_end_matches('/'), path_and_query).parse().ok()
-}
 
 /// An address as a header value; IPv4, by far the common case, without the formatting
 /// machinery.
@@ -221,7 +233,7 @@ impl BodyProgress {
     const COMPLETE: usize = 0;
     const FAILED: usize = 1;
 
-    fn is_complete(&self) -> bool {
+    pub fn is_complete(&self) -> bool {
         self.0[Self::COMPLETE].load(Ordering::Acquire)
     }
 
@@ -278,7 +290,7 @@ impl<B: HttpBody + Unpin> HttpBody for TrackedBody<B> {
     }
 }
 
-fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
+fn is_body_too_large(err: &SendError) -> bool {
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(err);
     while let Some(current) = source {
         if current.is::<http_body_util::LengthLimitError>() {
@@ -291,8 +303,6 @@ fn is_body_too_large(err: &hyper_util::client::legacy::Error) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use common::breaker::CircuitBreaker;
-
     use super::*;
 
     #[test]
@@ -323,17 +333,6 @@ mod tests {
             let ip: IpAddr = address.parse().unwrap();
             assert_eq!(ip_header_value(ip).unwrap(), ip.to_string().as_str());
         }
-    }
-
-    #[test]
-    fn the_target_keeps_the_path_and_query_and_any_base_path() {
-        let breaker = || CircuitBreaker::new("test", common::breaker::BreakerConfig::default());
-        let bare = Upstream::new("bare", &"http://127.0.0.1:8082".parse().unwrap(), breaker());
-        let prefixed = Upstream::new("prefixed", &"http://127.0.0.1:8082/svc/".parse().unwrap(), breaker());
-        assert!(bare.origin.is_some() && prefixed.origin.is_none());
-        let uri: Uri = "/api/products/1?page=2".parse().unwrap();
-        assert_eq!(target(&bare, &uri).unwrap(), "http://127.0.0.1:8082/api/products/1?page=2");
-        assert_eq!(target(&prefixed, &uri).unwrap(), "http://127.0.0.1:8082/svc/api/products/1?page=2");
     }
 
     #[test]

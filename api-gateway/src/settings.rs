@@ -11,10 +11,14 @@ use crate::DEFAULT_PORT;
 /// api-gateway configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    /// `ECOM_METRICS_BIND_ADDR` there is where `/metrics` and `/health/*` are served to
+    /// operators and their tools; unset, the gateway serves no `/metrics` (never on the
+    /// public listener).
     pub server: ServerSettings,
-    /// `ECOM_OPS_BIND_ADDR`: where `/metrics` and `/health/*` are served to operators and
-    /// their tools; unset, the gateway serves no `/metrics`. Never the public listener.
-    pub ops_bind_addr: Option<std::net::SocketAddr>,
+    /// `ECOM_CONNECTION_THREADS` (the number of CPUs): threads that serve the public
+    /// listener's connections, each a single-threaded runtime with its own upstream
+    /// connections; 0 serves them on the main runtime.
+    pub connection_threads: usize,
     pub upstreams: Upstreams,
     /// `ECOM_JWKS_URL`, `ECOM_JWT_ISSUER`, `ECOM_JWT_AUDIENCE`, `ECOM_JWKS_MIN_REFRESH_MS`.
     pub verifier: VerifierSettings,
@@ -82,16 +86,16 @@ impl Settings {
                 "must be longer than ECOM_UPSTREAM_TIMEOUT_MS (the gateway's wait for an upstream)",
             ));
         }
-        let ops_bind_addr = env.optional("ECOM_OPS_BIND_ADDR")?;
-        if ops_bind_addr.is_some_and(|ops: std::net::SocketAddr| ops == server.bind_addr && ops.port() != 0) {
+        if env.raw("ECOM_OPS_BIND_ADDR").is_some() {
             return Err(SettingsError::new(
                 "ECOM_OPS_BIND_ADDR",
-                "must differ from ECOM_BIND_ADDR (the public listener)",
+                "is now ECOM_METRICS_BIND_ADDR, as for every service",
             ));
         }
+        let cpus = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
         Ok(Self {
             server,
-            ops_bind_addr,
+            connection_threads: env.or("ECOM_CONNECTION_THREADS", cpus)?,
             upstreams: Upstreams {
                 auth,
                 product: env.url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", HTTP)?,

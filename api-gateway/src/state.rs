@@ -4,45 +4,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use axum::body::Body;
 use axum::extract::FromRef;
 use common::auth::Verifier;
 use common::breaker::CircuitBreaker;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use http::Uri;
-use http::uri::{Authority, Scheme};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use url::Url;
 
 use crate::Settings;
-
-/// The pooled keep-alive client used for proxying.
-pub type HttpClient = Client<HttpConnector, Body>;
-
-/// One service behind the gateway.
-#[derive(Debug, Clone)]
-pub struct Upstream {
-    pub name: &'static str,
-    pub base: Url,
-    pub breaker: CircuitBreaker,
-    /// `base`'s scheme and authority when it has no path of its own, so that a request's
-    /// target is put together from parsed parts rather than formatted and parsed again.
-    pub origin: Option<(Scheme, Authority)>,
-}
-
-impl Upstream {
-    pub fn new(name: &'static str, base: &Url, breaker: CircuitBreaker) -> Self {
-        let origin = (base.path() == "/" && base.query().is_none())
-            .then(|| {
-                let uri = base.as_str().parse::<Uri>().ok()?;
-                Some((uri.scheme()?.clone(), uri.authority()?.clone()))
-            })
-            .flatten();
-        Self { name, base: base.clone(), breaker, origin }
-    }
-}
+use crate::upstream::{PoolConfig, Upstream};
 
 /// Everything a handler needs; cheap to clone (one `Arc`, since every request's
 /// extractors and middleware take a copy).
@@ -55,7 +24,6 @@ pub struct Shared {
     pub product: Upstream,
     pub order: Upstream,
     pub inventory: Upstream,
-    pub client: HttpClient,
     /// For the gateway's own calls (OpenAPI documents).
     pub api_client: reqwest::Client,
     pub verifier: Verifier,
@@ -87,20 +55,13 @@ impl FromRef<AppState> for Verifier {
 
 impl AppState {
     pub fn new(settings: &Settings) -> anyhow::Result<Self> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(settings.connect_timeout));
-        connector.set_nodelay(true);
-        connector.set_keepalive(Some(Duration::from_secs(60)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(256)
-            .build(connector);
+        let pool = PoolConfig { connect_timeout: settings.connect_timeout, threads: settings.connection_threads };
         let api_client = reqwest::Client::builder()
             .timeout(Duration::from_secs(3))
             .build()
             .context("cannot build the HTTP client")?;
         let upstream = |name: &'static str, base: &Url| {
-            Upstream::new(name, base, CircuitBreaker::new(name, settings.breaker.clone()))
+            Upstream::new(name, base, CircuitBreaker::new(name, settings.breaker.clone()), pool)
         };
         let per_second = NonZeroU32::new(settings.limits.per_second).context("ECOM_RATE_LIMIT_PER_SECOND")?;
         let burst = per_second.saturating_mul(NonZeroU32::MIN.saturating_add(1));
@@ -111,7 +72,6 @@ impl AppState {
             product: upstream("product-service", &settings.upstreams.product),
             order: upstream("order-service", &settings.upstreams.order),
             inventory: upstream("inventory-service", &settings.upstreams.inventory),
-            client,
             api_client,
             verifier: settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?,
             general_limit: RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),

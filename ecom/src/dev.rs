@@ -37,7 +37,7 @@ impl Ports {
     /// API.md's default ports, and the gateway's operations port of the deployments.
     pub const DEFAULT: Self = Self {
         gateway: api_gateway::DEFAULT_PORT,
-        gateway_ops: api_gateway::DEFAULT_OPS_PORT,
+        gateway_ops: api_gateway::DEFAULT_METRICS_PORT,
         auth: auth_service::DEFAULT_PORT,
         product: product_service::DEFAULT_PORT,
         order: order_service::DEFAULT_PORT,
@@ -306,7 +306,8 @@ impl Services {
         tasks.spawn(named("inventory-service", inventory_service::run(inventory, l.inventory, token())));
         tasks.spawn(named("order-service", order_service::run(order, l.order, token())));
         tasks.spawn(named("notification-service", notification_service::run(notification, l.notification, token())));
-        tasks.spawn(named("api-gateway", api_gateway::run_with_ops(gateway, l.gateway, Some(l.gateway_ops), token())));
+        let gateway_listeners = common::server::Listeners { api: l.gateway, metrics: Some(l.gateway_ops) };
+        tasks.spawn(named("api-gateway", api_gateway::run_on(gateway, gateway_listeners, token())));
         tasks
     }
 }

@@ -5,11 +5,11 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use common::problem::Problem;
 use serde_json::{Map, Value, json};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::AppState;
+use crate::error::ApiError;
 
 pub fn routes() -> Router<AppState> {
     let ui: Router<AppState> = SwaggerUi::new("/api/docs").config(Config::from("/api/openapi.json")).into();
@@ -47,7 +47,7 @@ async fn openapi(State(state): State<AppState>) -> Response {
         }
     }
     if paths.is_empty() {
-        return Problem::unavailable("no service description could be fetched", 5).into_response();
+        return ApiError::NoServiceDescriptions.into_response();
     }
     let mut document = json!({
         "openapi": "3.1.0",

@@ -6,15 +6,15 @@ mod docs;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::routing::{MethodFilter, any, get, on};
-use common::auth::bearer_token;
-use common::problem::Problem;
+use common::auth::{Identity, bearer_token};
 use http::Method;
 
 use crate::AppState;
+use crate::error::ApiError;
 use crate::proxy::{self, client_ip};
-use crate::state::Upstream;
+use crate::upstream::Upstream;
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,26 +76,26 @@ pub fn routes(state: AppState) -> Router {
 }
 
 /// Authenticate, authorise, then forward.
-async fn gate(state: &AppState, service: Service, access: Access, req: Request) -> Response {
+async fn gate(state: &AppState, service: Service, access: Access, mut req: Request) -> Result<Response, ApiError> {
     let client = client_ip(&req, state.trust_forwarded_for);
     if access != Access::Anyone {
-        let (parts, body) = req.into_parts();
-        let identity = match bearer_token(&parts) {
-            Ok(token) => match state.verifier.verify(token).await {
-                Ok(identity) => identity,
-                Err(err) => {
-                    tracing::debug!(error = %err, "token refused");
-                    return Problem::from(err).into_response();
-                }
-            },
-            Err(err) => return Problem::from(err).into_response(),
-        };
+        let (identity, authenticated) = authenticate(state, req).await?;
+        req = authenticated;
         if access == Access::Admin && !identity.is_admin() {
-            return Problem::forbidden("this operation needs the admin role").into_response();
+            return Err(ApiError::Forbidden);
         }
         tracing::Span::current().record("user_id", tracing::field::display(identity.user_id));
-        let req = Request::from_parts(parts, body);
-        return proxy::forward(state, service.upstream(state), req, client).await;
     }
     proxy::forward(state, service.upstream(state), req, client).await
+}
+
+/// The caller named by the request's bearer token, and the request.
+async fn authenticate(state: &AppState, req: Request) -> Result<(Identity, Request), ApiError> {
+    let (parts, body) = req.into_parts();
+    let token = bearer_token(&parts)?;
+    let identity = state.verifier.verify(token).await.map_err(|err| {
+        tracing::debug!(error = %err, "token refused");
+        ApiError::from(err)
+    })?;
+    Ok((identity, Request::from_parts(parts, body)))
 }

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use api_gateway::Settings;
+use common::server::Listeners;
 use common::settings::{Env, ServerSettings};
 use common::test_util::Running;
 use serde_json::Value;
@@ -12,7 +13,7 @@ pub use test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, auth_settings};
 
 pub struct Platform {
     pub gateway: Running,
-    /// The gateway's operations listener (`/metrics`).
+    /// The gateway's metrics listener (`/metrics`).
     pub ops: SocketAddr,
     pub auth: Running,
     pub auth_settings: auth_service::Settings,
@@ -48,7 +49,8 @@ impl Platform {
         let settings = gateway_settings(auth.addr, extra);
         let ops = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let ops_addr = ops.local_addr().unwrap();
-        let gateway = Running::spawn(move |l, s| api_gateway::run_with_ops(settings, l, Some(ops), s)).await;
+        let gateway =
+            Running::spawn(move |api, s| api_gateway::run_on(settings, Listeners { api, metrics: Some(ops) }, s)).await;
         gateway.ready().await;
         let signing_key = dir.path().join("signing.pem");
         Self { gateway, ops: ops_addr, auth, auth_settings, signing_key, http: reqwest::Client::new(), _dir: dir }

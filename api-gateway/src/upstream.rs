@@ -1,0 +1,299 @@
+//! The services behind the gateway and the kept-alive HTTP/1.1 connections to them.
+//!
+//! A connection is driven by the request that uses it: the request's own task writes the
+//! request, reads the answer's head and, while hyper writes the answer to the client,
+//! its body; then the connection goes back to an idle list. A pooled client that runs
+//! each connection as a task of its own makes every proxied request cross two tasks, and
+//! often two threads, each way. The idle lists are per connection thread
+//! ([`common::listener::ConnectionThreads`]), so a connection stays on the thread whose
+//! reactor it is registered with.
+
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use bytes::Bytes;
+use common::breaker::CircuitBreaker;
+use http::header::HeaderValue;
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri};
+use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use url::Url;
+
+/// An idle connection unused this long is closed rather than reused (the services keep
+/// an idle connection for 75 s).
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Idle connections kept per upstream and connection thread.
+const MAX_IDLE: usize = 256;
+
+/// One service behind the gateway.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    pub name: &'static str,
+    pub base: Url,
+    pub breaker: CircuitBreaker,
+    pub pool: Pool,
+}
+
+impl Upstream {
+    pub fn new(name: &'static str, base: &Url, breaker: CircuitBreaker, pool: PoolConfig) -> Self {
+        Self { name, base: base.clone(), breaker, pool: Pool::new(base, pool) }
+    }
+
+    /// The request's path and query on this upstream, in origin form (`/path?query`),
+    /// after the base URL's own path if it has one.
+    pub fn target(&self, uri: &Uri) -> Option<Uri> {
+        let path_and_query = uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let prefix = self.base.path().trim_end_matches('/');
+        if prefix.is_empty() {
+            return Some(Uri::from(path_and_query));
+        }
+        format!("{prefix}{path_and_query}").parse().ok()
+    }
+}
+
+/// How connections to an upstream are made and kept.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolConfig {
+    pub connect_timeout: Duration,
+    /// Connection threads, each with its own idle list (plus one list for the others).
+    pub threads: usize,
+}
+
+/// The kept-alive connections to one upstream. Cheap to clone.
+#[derive(Clone)]
+pub struct Pool(Arc<PoolShared>);
+
+struct PoolShared {
+    host: String,
+    port: u16,
+    /// The `Host` header of every request (hyper's connection does not add one).
+    host_header: Option<HeaderValue>,
+    connect_timeout: Duration,
+    idle: Box<[Mutex<Vec<Idle>>]>,
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool").field("host", &self.0.host).field("port", &self.0.port).finish_non_exhaustive()
+    }
+}
+
+/// Why an upstream could not be asked.
+#[derive(Debug)]
+pub enum SendError {
+    Connect(io::Error),
+    Http(hyper::Error),
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Connect(err) => write!(f, "cannot connect: {err}"),
+            Self::Http(err) => write!(f, "{err}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Connect(err) => Some(err),
+            Self::Http(err) => Some(err),
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(base: &Url, config: PoolConfig) -> Self {
+        let host = base.host_str().unwrap_or_default().trim_start_matches('[').trim_end_matches(']').to_owned();
+        let port = base.port_or_known_default().unwrap_or(80);
+        let authority = match base.port() {
+            Some(port) => format!("{}:{port}", base.host_str().unwrap_or_default()),
+            None => base.host_str().unwrap_or_default().to_owned(),
+        };
+        let idle = (0..=config.threads).map(|_| Mutex::new(Vec::new())).collect();
+        Self(Arc::new(PoolShared {
+            host,
+            port,
+            host_header: HeaderValue::from_str(&authority).ok(),
+            connect_timeout: config.connect_timeout,
+            idle,
+        }))
+    }
+
+    /// Sends `request` (origin-form target) on an idle connection or a new one, and
+    /// waits for the answer's head while driving the connection. The answer's body
+    /// drives the connection on and gives it back once read to its end.
+    pub async fn send(&self, mut request: Request<Body>) -> Result<Response<UpstreamBody>, SendError> {
+        if let Some(host) = &self.0.host_header {
+            request.headers_mut().insert(http::header::HOST, host.clone());
+        }
+        let mut connection = match self.checkout().await {
+            Some(connection) => connection,
+            None => self.connect().await?,
+        };
+        let mut answer = std::pin::pin!(connection.sender.send_request(request));
+        let head = std::future::poll_fn(|cx| {
+            connection.drive(cx);
+            answer.as_mut().poll(cx)
+        })
+        .await
+        .map_err(SendError::Http)?;
+        Ok(head.map(|body| UpstreamBody { body, ended: false, connection: Some(connection), pool: self.clone() }))
+    }
+
+    /// The idle list of the calling thread.
+    fn idle(&self) -> &Mutex<Vec<Idle>> {
+        let lists = &self.0.idle;
+        let index = common::listener::thread_index().map_or(lists.len() - 1, |i| i.min(lists.len() - 1));
+        &lists[index]
+    }
+
+    /// The most recently used idle connection that is still open and ready.
+    async fn checkout(&self) -> Option<Connection> {
+        std::future::poll_fn(|cx| {
+            loop {
+                let popped = self.idle().lock().unwrap_or_else(PoisonError::into_inner).pop();
+                let Some(Idle { mut connection, since }) = popped else { return Poll::Ready(None) };
+                if since.elapsed() < IDLE_TIMEOUT && connection.is_reusable(cx) {
+                    return Poll::Ready(Some(connection));
+                }
+            }
+        })
+        .await
+    }
+
+    fn give_back(&self, mut connection: Connection) {
+        let mut cx = Context::from_waker(Waker::noop());
+        if !connection.is_reusable(&mut cx) {
+            return;
+        }
+        let mut idle = self.idle().lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.first().is_some_and(|oldest| oldest.since.elapsed() >= IDLE_TIMEOUT) {
+            idle.remove(0);
+        }
+        if idle.len() < MAX_IDLE {
+            idle.push(Idle { connection, since: Instant::now() });
+        }
+    }
+
+    async fn connect(&self) -> Result<Connection, SendError> {
+        let address = (self.0.host.as_str(), self.0.port);
+        let stream = match tokio::time::timeout(self.0.connect_timeout, TcpStream::connect(address)).await {
+            Ok(stream) => stream.map_err(SendError::Connect)?,
+            Err(_) => return Err(SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))),
+        };
+        stream.set_nodelay(true).map_err(SendError::Connect)?;
+        let (sender, io) = http1::handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
+        Ok(Connection { sender, io: Box::pin(io), closed: false })
+    }
+}
+
+struct Idle {
+    connection: Connection,
+    since: Instant,
+}
+
+/// One connection: the handle that sends requests on it, and its I/O, done by whoever
+/// polls it.
+struct Connection {
+    sender: http1::SendRequest<Body>,
+    io: Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
+    closed: bool,
+}
+
+impl Connection {
+    /// Does what I/O the connection can do now; false once it has closed.
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        if !self.closed && self.io.as_mut().poll(cx).is_ready() {
+            self.closed = true;
+        }
+        !self.closed
+    }
+
+    /// Open, and done with its last exchange.
+    fn is_reusable(&mut self, cx: &mut Context<'_>) -> bool {
+        self.drive(cx) && self.sender.is_ready()
+    }
+}
+
+/// An upstream answer's body; it drives its connection and gives it back to the pool
+/// when dropped after its end (a body dropped before its end closes the connection).
+pub struct UpstreamBody {
+    body: Incoming,
+    /// Read to its end (a chunked body's end is not its `is_end_stream`).
+    ended: bool,
+    connection: Option<Connection>,
+    pool: Pool,
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+        let this = self.get_mut();
+        if let Some(connection) = &mut this.connection {
+            connection.drive(cx);
+        }
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None)) {
+            this.ended = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take()
+            && (self.ended || self.body.is_end_stream())
+        {
+            self.pool.give_back(connection);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use common::breaker::BreakerConfig;
+
+    use super::*;
+
+    fn upstream(base: &str) -> Upstream {
+        let config = PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 };
+        Upstream::new("test", &base.parse().unwrap(), CircuitBreaker::new("test", BreakerConfig::default()), config)
+    }
+
+    #[test]
+    fn the_target_keeps_the_path_and_query_after_any_base_path() {
+        let uri: Uri = "/api/products/1?page=2".parse().unwrap();
+        assert_eq!(upstream("http://127.0.0.1:8082").target(&uri).unwrap(), "/api/products/1?page=2");
+        assert_eq!(upstream("http://127.0.0.1:8082/svc/").target(&uri).unwrap(), "/svc/api/products/1?page=2");
+    }
+
+    #[test]
+    fn requests_name_the_upstream_host_as_its_base_url_does() {
+        let host = |base: &str| upstream(base).pool.0.host_header.clone().unwrap();
+        assert_eq!(host("http://127.0.0.1:8082"), "127.0.0.1:8082");
+        assert_eq!(host("http://product-service"), "product-service");
+        assert_eq!(host("http://[::1]:8082/svc"), "[::1]:8082");
+    }
+}
