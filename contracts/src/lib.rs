@@ -66,6 +66,28 @@ pub use status::OrderStatus;
 #[error("{0}")]
 pub struct Invalid(pub &'static str);
 
+/// `#[serde(deserialize_with = "contracts::between::<_, 1, 1000>")]` on an `i64` field:
+/// an integer as [`integral`] reads it, from `MIN` to `MAX`; others are refused,
+/// naming the range.
+pub fn between<'de, D, const MIN: i64, const MAX: i64>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de::{Error, Unexpected};
+    struct Range(i64, i64);
+    impl serde::de::Expected for Range {
+        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "an integer from {} to {}", self.0, self.1)
+        }
+    }
+    let value: i64 = integral(deserializer)?;
+    if (MIN..=MAX).contains(&value) {
+        Ok(value)
+    } else {
+        Err(D::Error::invalid_value(Unexpected::Signed(value), &Range(MIN, MAX)))
+    }
+}
+
 /// `#[serde(deserialize_with = "contracts::integral")]` on an integer field: JSON
 /// Schema's `integer`, which the OpenAPI documents promise, admits `25.0` and `2.5e1`
 /// as well as `25`, so any number without a fractional part is accepted; others, and
@@ -102,4 +124,25 @@ where
     }
     let value = deserializer.deserialize_any(Integral)?;
     T::try_from(value).map_err(|_| D::Error::invalid_value(Unexpected::Signed(value), &"an integer in range"))
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, serde::Deserialize)]
+    struct Line {
+        #[serde(deserialize_with = "crate::between::<_, 1, 1000>")]
+        quantity: i64,
+    }
+
+    #[test]
+    fn a_bounded_integer_is_refused_outside_its_range_naming_the_range() {
+        let quantity = |json: &str| serde_json::from_str::<Line>(json).map(|l| l.quantity).map_err(|e| e.to_string());
+        assert_eq!(quantity(r#"{"quantity": 1000.0}"#), Ok(1000));
+        assert_eq!(quantity(r#"{"quantity": 1}"#), Ok(1));
+        for bad in ["0", "1001", "-5", "2.5"] {
+            assert!(quantity(&format!(r#"{{"quantity": {bad}}}"#)).is_err(), "{bad}");
+        }
+        let refused = quantity(r#"{"quantity": 0}"#).unwrap_err();
+        assert!(refused.contains("an integer from 1 to 1000"), "{refused}");
+    }
 }

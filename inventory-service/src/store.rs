@@ -9,19 +9,39 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use common::db::SqlPool;
 use common::on_pool;
+use contracts::{Invalid, OrderId, Sku};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    #[error("stored reservation record is corrupt: {0}")]
-    Corrupt(String),
+    /// A stored value that does not read back as what was written.
+    #[error("corrupt {column}: {source}")]
+    Corrupt {
+        column: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("reservation {0} has no record")]
+    NoRecord(OrderId),
+    #[error("stock of {0} vanished after it was written")]
+    Vanished(Sku),
+}
+
+/// The error for a value of `column` that does not parse.
+fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| StoreError::Corrupt { column, source: Box::new(source) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct StockLevel {
-    pub sku: String,
+    #[schema(value_type = String)]
+    #[sqlx(try_from = "String")]
+    pub sku: Sku,
     pub available: i64,
     pub reserved: i64,
 }
@@ -29,7 +49,8 @@ pub struct StockLevel {
 /// A line that could not be reserved.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Insufficient {
-    pub sku: String,
+    #[schema(value_type = String)]
+    pub sku: Sku,
     pub requested: i64,
     pub available: i64,
 }
@@ -38,7 +59,7 @@ pub struct Insufficient {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reservation {
     Reserved {
-        lines: Vec<(String, i64)>,
+        lines: Vec<(Sku, i64)>,
     },
     Rejected {
         insufficient: Vec<Insufficient>,
@@ -67,11 +88,11 @@ impl ReservationStatus {
         }
     }
 
-    fn parse(stored: &str) -> Result<Self, StoreError> {
+    fn parse(stored: &str) -> Result<Self, Invalid> {
         [Self::Reserved, Self::Rejected, Self::Released]
             .into_iter()
             .find(|status| status.as_str() == stored)
-            .ok_or_else(|| StoreError::Corrupt(format!("unknown status {stored}")))
+            .ok_or(Invalid("must be RESERVED, REJECTED or RELEASED"))
     }
 }
 
@@ -90,10 +111,10 @@ impl Store {
     }
 
     #[tracing::instrument(skip_all, fields(sku = %sku))]
-    pub async fn fetch_stock(&self, sku: &str) -> Result<Option<StockLevel>, StoreError> {
+    pub async fn fetch_stock(&self, sku: &Sku) -> Result<Option<StockLevel>, StoreError> {
         Ok(on_pool!(&self.pool, pool => {
             sqlx::query_as::<_, StockLevel>("SELECT sku, available, reserved FROM stock WHERE sku = ?")
-                .bind(sku)
+                .bind(sku.as_str())
                 .fetch_optional(pool)
                 .await?
         }))
@@ -101,7 +122,7 @@ impl Store {
 
     /// Sets the sellable count of `sku`, creating it if needed; reserved units stay reserved.
     #[tracing::instrument(skip_all, fields(sku = %sku))]
-    pub async fn set_available(&self, sku: &str, available: i64) -> Result<StockLevel, StoreError> {
+    pub async fn set_available(&self, sku: &Sku, available: i64) -> Result<StockLevel, StoreError> {
         let now = Utc::now();
         match &self.pool {
             SqlPool::MySql(pool) => {
@@ -109,7 +130,7 @@ impl Store {
                     "INSERT INTO stock (sku, available, reserved, updated_at) VALUES (?, ?, 0, ?) \
                      ON DUPLICATE KEY UPDATE available = VALUES(available), updated_at = VALUES(updated_at)",
                 )
-                .bind(sku)
+                .bind(sku.as_str())
                 .bind(available)
                 .bind(now)
                 .execute(pool)
@@ -120,20 +141,20 @@ impl Store {
                     "INSERT INTO stock (sku, available, reserved, updated_at) VALUES (?, ?, 0, ?) \
                      ON CONFLICT (sku) DO UPDATE SET available = excluded.available, updated_at = excluded.updated_at",
                 )
-                .bind(sku)
+                .bind(sku.as_str())
                 .bind(available)
                 .bind(now)
                 .execute(pool)
                 .await?;
             }
         }
-        self.fetch_stock(sku).await?.ok_or_else(|| StoreError::Corrupt(format!("{sku} vanished after upsert")))
+        self.fetch_stock(sku).await?.ok_or_else(|| StoreError::Vanished(sku.clone()))
     }
 
     /// Reserves every line or none. A repeat of `order_id` answers as the first
     /// request did and reserves nothing more. `lines` must have distinct skus.
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-    pub async fn reserve(&self, order_id: &str, lines: &BTreeMap<String, i64>) -> Result<Reservation, StoreError> {
+    pub async fn reserve(&self, order_id: OrderId, lines: &BTreeMap<Sku, i64>) -> Result<Reservation, StoreError> {
         let now = Utc::now();
         match self.try_reserve(order_id, lines, now).await? {
             Some(insufficient) if insufficient.is_empty() => {
@@ -149,15 +170,15 @@ impl Store {
     /// order id was claimed before; else the lines that were short (none: reserved).
     async fn try_reserve(
         &self,
-        order_id: &str,
-        lines: &BTreeMap<String, i64>,
+        order_id: OrderId,
+        lines: &BTreeMap<Sku, i64>,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<Insufficient>>, StoreError> {
         let attempt: Result<_, sqlx::Error> = on_pool!(&self.pool, pool => async {
             let mut tx = pool.begin().await?;
             // Claims the order id first: a concurrent repeat waits here, then sees the key.
             let claimed = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at) VALUES (?, ?, ?)")
-                .bind(order_id)
+                .bind(order_id.to_string())
                 .bind(ReservationStatus::Reserved.as_str())
                 .bind(now)
                 .execute(&mut *tx)
@@ -176,14 +197,14 @@ impl Store {
                 .bind(quantity)
                 .bind(quantity)
                 .bind(now)
-                .bind(sku)
+                .bind(sku.as_str())
                 .bind(quantity)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
                 if taken == 0 {
                     let available: Option<(i64,)> = sqlx::query_as("SELECT available FROM stock WHERE sku = ?")
-                        .bind(sku)
+                        .bind(sku.as_str())
                         .fetch_optional(&mut *tx)
                         .await?;
                     let available = available.map_or(0, |(a,)| a);
@@ -191,8 +212,8 @@ impl Store {
                     continue;
                 }
                 sqlx::query("INSERT INTO reservation_lines (order_id, sku, quantity) VALUES (?, ?, ?)")
-                    .bind(order_id)
-                    .bind(sku)
+                    .bind(order_id.to_string())
+                    .bind(sku.as_str())
                     .bind(quantity)
                     .execute(&mut *tx)
                     .await?;
@@ -207,14 +228,14 @@ impl Store {
     /// first, its record wins.
     async fn record_rejection(
         &self,
-        order_id: &str,
+        order_id: OrderId,
         insufficient: Vec<Insufficient>,
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError> {
-        let response = serde_json::to_string(&insufficient).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let response = serde_json::to_string(&insufficient).map_err(corrupt("reservation_orders.response"))?;
         let recorded = on_pool!(&self.pool, pool => {
             sqlx::query("INSERT INTO reservation_orders (order_id, status, response, created_at) VALUES (?, ?, ?, ?)")
-                .bind(order_id)
+                .bind(order_id.to_string())
                 .bind(ReservationStatus::Rejected.as_str())
                 .bind(&response)
                 .bind(now)
@@ -230,29 +251,33 @@ impl Store {
     }
 
     /// The stored outcome of an earlier request for `order_id`.
-    async fn recorded(&self, order_id: &str) -> Result<Reservation, StoreError> {
+    async fn recorded(&self, order_id: OrderId) -> Result<Reservation, StoreError> {
         let row: Option<(String, Option<String>)> = on_pool!(&self.pool, pool => {
             sqlx::query_as("SELECT status, response FROM reservation_orders WHERE order_id = ?")
-                .bind(order_id)
+                .bind(order_id.to_string())
                 .fetch_optional(pool)
                 .await?
         });
         let Some((status, response)) = row else {
-            return Err(StoreError::Corrupt(format!("{order_id} has no record")));
+            return Err(StoreError::NoRecord(order_id));
         };
-        match ReservationStatus::parse(&status)? {
+        match ReservationStatus::parse(&status).map_err(corrupt("reservation_orders.status"))? {
             ReservationStatus::Reserved => {
                 let lines: Vec<(String, i64)> = on_pool!(&self.pool, pool => {
                     sqlx::query_as("SELECT sku, CAST(quantity AS SIGNED) FROM reservation_lines WHERE order_id = ? ORDER BY sku")
-                        .bind(order_id)
+                        .bind(order_id.to_string())
                         .fetch_all(pool)
                         .await?
                 });
+                let lines = lines
+                    .into_iter()
+                    .map(|(sku, quantity)| Ok((Sku::parse(&sku).map_err(corrupt("reservation_lines.sku"))?, quantity)))
+                    .collect::<Result<_, StoreError>>()?;
                 Ok(Reservation::Reserved { lines })
             }
             ReservationStatus::Rejected => {
                 let insufficient = serde_json::from_str(response.as_deref().unwrap_or("[]"))
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    .map_err(corrupt("reservation_orders.response"))?;
                 Ok(Reservation::Rejected { insufficient })
             }
             ReservationStatus::Released => Ok(Reservation::Released),
@@ -262,12 +287,12 @@ impl Store {
     /// Returns the order's units to `available`. Idempotent; an unknown order is
     /// recorded as released so a reservation arriving late cannot take stock.
     #[tracing::instrument(skip_all, fields(order_id = %order_id))]
-    pub async fn release(&self, order_id: &str) -> Result<(), StoreError> {
+    pub async fn release(&self, order_id: OrderId) -> Result<(), StoreError> {
         let now = Utc::now();
         on_pool!(&self.pool, pool => {
             let mut tx = pool.begin().await?;
             let tombstone = sqlx::query("INSERT INTO reservation_orders (order_id, status, created_at, released_at) VALUES (?, ?, ?, ?)")
-                .bind(order_id)
+                .bind(order_id.to_string())
                 .bind(ReservationStatus::Released.as_str())
                 .bind(now)
                 .bind(now)
@@ -281,7 +306,7 @@ impl Store {
                     )
                     .bind(ReservationStatus::Released.as_str())
                     .bind(now)
-                    .bind(order_id)
+                    .bind(order_id.to_string())
                     .bind(ReservationStatus::Reserved.as_str())
                     .execute(&mut *tx)
                     .await?
@@ -289,7 +314,7 @@ impl Store {
                     if released == 1 {
                         let lines: Vec<(String, i64)> =
                             sqlx::query_as("SELECT sku, CAST(quantity AS SIGNED) FROM reservation_lines WHERE order_id = ? ORDER BY sku")
-                                .bind(order_id)
+                                .bind(order_id.to_string())
                                 .fetch_all(&mut *tx)
                                 .await?;
                         for (sku, quantity) in lines {
@@ -322,6 +347,6 @@ mod tests {
         for status in [ReservationStatus::Reserved, ReservationStatus::Rejected, ReservationStatus::Released] {
             assert_eq!(ReservationStatus::parse(status.as_str()).unwrap(), status);
         }
-        assert!(matches!(ReservationStatus::parse("reserved"), Err(StoreError::Corrupt(_))));
+        assert!(ReservationStatus::parse("reserved").is_err());
     }
 }

@@ -11,11 +11,10 @@ use common::auth::{Admin, ServiceCaller};
 use common::http::Json;
 use common::openapi::ServiceTokenScheme;
 use common::problem::FieldError;
-use contracts::Sku;
+use contracts::{OrderId, Sku};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::{OpenApi, ToSchema};
-use uuid::Uuid;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -61,10 +60,9 @@ pub fn routes(state: AppState) -> Router {
     responses((status = 200, body = StockLevel), (status = 404, content_type = "application/problem+json")))]
 #[tracing::instrument(skip_all, fields(sku = %sku))]
 async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Result<Json<StockLevel>, ApiError> {
-    if Sku::parse(&sku).is_err() {
-        return Err(ApiError::UnknownSku(sku));
-    }
-    state.store.fetch_stock(&sku).await?.map(Json).ok_or(ApiError::UnknownSku(sku))
+    // No stock is kept under a malformed sku: it is as unknown as any other.
+    let Ok(parsed) = Sku::parse(&sku) else { return Err(ApiError::UnknownSku(sku)) };
+    state.store.fetch_stock(&parsed).await?.map(Json).ok_or(ApiError::UnknownSku(sku))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -72,7 +70,7 @@ async fn get_stock(State(state): State<AppState>, Path(sku): Path<String>) -> Re
 pub struct SetStockRequest {
     /// The sellable count; reserved units are not included.
     #[schema(minimum = 0, maximum = 2_147_483_647, example = 25)]
-    #[serde(deserialize_with = "common::http::integral")]
+    #[serde(deserialize_with = "contracts::between::<_, 0, 2_147_483_647>")]
     pub available: i64,
 }
 
@@ -88,26 +86,16 @@ async fn put_stock(
     Path(sku): Path<String>,
     Json(body): Json<SetStockRequest>,
 ) -> Result<Json<StockLevel>, ApiError> {
-    let mut errors = Vec::new();
-    if let Err(invalid) = Sku::parse(&sku) {
-        errors.push(FieldError::new("sku", invalid.to_string()));
-    }
-    if body.available < 0 {
-        errors.push(FieldError::new("available", "must not be negative"));
-    }
-    if body.available > i64::from(i32::MAX) {
-        errors.push(FieldError::new("available", "is too large"));
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
+    let sku = Sku::parse(&sku).map_err(|invalid| ApiError::Validation(vec![FieldError::new("sku", invalid.0)]))?;
     Ok(Json(state.store.set_available(&sku, body.available).await?))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReserveRequest {
-    pub order_id: Uuid,
+    #[schema(value_type = Uuid)]
+    pub order_id: OrderId,
+    #[serde(deserialize_with = "reservation_lines")]
     pub lines: Vec<ReserveLine>,
 }
 
@@ -116,7 +104,18 @@ pub struct ReserveRequest {
 pub struct ReserveLine {
     #[schema(value_type = String)]
     pub sku: Sku,
+    #[serde(deserialize_with = "contracts::between::<_, 1, 1_000_000>")]
     pub quantity: i64,
+}
+
+/// 1 to [`MAX_LINES`] lines.
+fn reservation_lines<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<ReserveLine>, D::Error> {
+    use serde::de::Error;
+    let lines = Vec::<ReserveLine>::deserialize(deserializer)?;
+    if lines.is_empty() || lines.len() > MAX_LINES {
+        return Err(D::Error::invalid_length(lines.len(), &"1 to 100 lines"));
+    }
+    Ok(lines)
 }
 
 /// Reserves every line or none; the same `order_id` again answers as the first call
@@ -136,26 +135,16 @@ async fn reserve(
     _caller: ServiceCaller,
     Json(body): Json<ReserveRequest>,
 ) -> Result<Response, ApiError> {
-    let mut errors = Vec::new();
-    if body.lines.is_empty() || body.lines.len() > MAX_LINES {
-        errors.push(FieldError::new("lines", format!("must hold 1 to {MAX_LINES} lines")));
+    // The lines of one sku are reserved together, in sku order (see the store).
+    let mut lines: BTreeMap<Sku, i64> = BTreeMap::new();
+    for line in body.lines {
+        *lines.entry(line.sku).or_default() += line.quantity;
     }
-    let mut lines: BTreeMap<String, i64> = BTreeMap::new();
-    for (i, line) in body.lines.iter().enumerate() {
-        if !(1..=1_000_000).contains(&line.quantity) {
-            errors.push(FieldError::new(format!("lines[{i}].quantity"), "must be at least 1"));
-        }
-        *lines.entry(line.sku.to_string()).or_default() += line.quantity;
-    }
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let order_id = body.order_id.hyphenated().to_string();
-    let outcome = state.store.reserve(&order_id, &lines).await?;
-    Ok(reservation_response(&order_id, outcome))
+    let outcome = state.store.reserve(body.order_id, &lines).await?;
+    Ok(reservation_response(body.order_id, outcome))
 }
 
-fn reservation_response(order_id: &str, outcome: Reservation) -> Response {
+fn reservation_response(order_id: OrderId, outcome: Reservation) -> Response {
     match outcome {
         Reservation::Reserved { lines } => {
             metrics::counter!("inventory_reservations_total", "outcome" => "reserved").increment(1);
@@ -184,9 +173,9 @@ fn reservation_response(order_id: &str, outcome: Reservation) -> Response {
 async fn release(
     State(state): State<AppState>,
     _caller: ServiceCaller,
-    Path(order_id): Path<Uuid>,
+    Path(order_id): Path<OrderId>,
 ) -> Result<StatusCode, ApiError> {
-    state.store.release(&order_id.hyphenated().to_string()).await?;
+    state.store.release(order_id).await?;
     metrics::counter!("inventory_releases_total").increment(1);
     Ok(StatusCode::NO_CONTENT)
 }
