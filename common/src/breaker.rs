@@ -338,6 +338,16 @@ mod tests {
         breaker.try_acquire().map(|p| p.record(outcome))
     }
 
+    /// A breaker opened by as many failures as it needs to judge.
+    fn opened(name: &'static str) -> CircuitBreaker {
+        let breaker = CircuitBreaker::new(name, config());
+        for _ in 0..config().min_calls {
+            call(&breaker, Outcome::Failure).unwrap();
+        }
+        assert_eq!(breaker.state(), State::Open);
+        breaker
+    }
+
     #[tokio::test(start_paused = true)]
     async fn it_stays_closed_below_the_minimum_number_of_calls() {
         let breaker = CircuitBreaker::new("t1", config());
@@ -375,11 +385,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn after_the_wait_it_lets_limited_probes_through_and_closes_when_they_succeed() {
-        let breaker = CircuitBreaker::new("t4", config());
-        for _ in 0..4 {
-            call(&breaker, Outcome::Failure).unwrap();
-        }
-        assert_eq!(breaker.state(), State::Open);
+        let breaker = opened("t4");
         tokio::time::advance(Duration::from_millis(99)).await;
         assert_eq!(breaker.state(), State::Open, "half-open before the wait is over");
         tokio::time::advance(Duration::from_millis(1)).await;
@@ -394,10 +400,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_probe_opens_it_again() {
-        let breaker = CircuitBreaker::new("t5", config());
-        for _ in 0..4 {
-            call(&breaker, Outcome::Failure).unwrap();
-        }
+        let breaker = opened("t5");
         tokio::time::advance(Duration::from_millis(100)).await;
         call(&breaker, Outcome::Failure).unwrap();
         assert_eq!(breaker.state(), State::Open);
@@ -405,10 +408,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_gives_its_slot_back() {
-        let breaker = CircuitBreaker::new("t6", config());
-        for _ in 0..4 {
-            call(&breaker, Outcome::Failure).unwrap();
-        }
+        let breaker = opened("t6");
         tokio::time::advance(Duration::from_millis(100)).await;
         drop(breaker.try_acquire().unwrap());
         drop(breaker.try_acquire().unwrap());

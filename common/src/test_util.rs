@@ -348,23 +348,38 @@ async fn forward_answers(
     to: &mut tokio::net::tcp::OwnedWriteHalf,
     asked: &Asked,
 ) -> std::io::Result<()> {
-    pump(from, to, |_| asked.answered()).await
+    pump(from, to, Seen(|_: &[u8]| asked.answered())).await
 }
 
-/// Copies `from` to `to` until it ends, showing each chunk to `seen` before forwarding it.
+/// What a copy does with each chunk before forwarding it: it may wait, and ends the
+/// copy by answering `false`.
+trait BeforeForwarding: Send {
+    fn before<'a>(&'a mut self, chunk: &'a [u8]) -> impl Future<Output = bool> + Send + 'a;
+}
+
+/// Shows each chunk to a function, then forwards it.
+struct Seen<F>(F);
+
+impl<F: FnMut(&[u8]) + Send> BeforeForwarding for Seen<F> {
+    fn before<'a>(&'a mut self, chunk: &'a [u8]) -> impl Future<Output = bool> + Send + 'a {
+        (self.0)(chunk);
+        std::future::ready(true)
+    }
+}
+
+/// Copies `from` to `to` until it ends, each chunk through `hook` first.
 async fn pump(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    mut seen: impl FnMut(&[u8]),
+    mut hook: impl BeforeForwarding,
 ) -> std::io::Result<()> {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut buf = vec![0u8; 16 * 1024];
     loop {
         let n = from.read(&mut buf).await?;
-        if n == 0 {
+        if n == 0 || !hook.before(&buf[..n]).await {
             return Ok(());
         }
-        seen(&buf[..n]);
         to.write_all(&buf[..n]).await?;
     }
 }
@@ -396,34 +411,42 @@ impl Gate {
 async fn forward_held(
     from: &mut tokio::net::tcp::OwnedReadHalf,
     to: &mut tokio::net::tcp::OwnedWriteHalf,
-    mut gate: Gate,
+    gate: Gate,
     asked: &Asked,
 ) -> std::io::Result<()> {
-    use std::sync::atomic::Ordering;
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = from.read(&mut buf).await?;
-        if n == 0 {
-            return Ok(());
-        }
-        if *gate.hold.borrow() {
-            // Counted while waiting, also when a cut drops this future mid-wait.
-            struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
-            impl Drop for Waiting<'_> {
-                fn drop(&mut self) {
-                    self.0.fetch_sub(1, Ordering::SeqCst);
+    pump(from, to, Held { gate, asked }).await
+}
+
+/// A client's chunk waits while the gate is held, and counts as asked once let through.
+struct Held<'a> {
+    gate: Gate,
+    asked: &'a Asked,
+}
+
+impl BeforeForwarding for Held<'_> {
+    fn before<'a>(&'a mut self, chunk: &'a [u8]) -> impl Future<Output = bool> + Send + 'a {
+        use std::sync::atomic::Ordering;
+        async move {
+            let gate = &mut self.gate;
+            if *gate.hold.borrow() {
+                // Counted while waiting, also when a cut drops this future mid-wait.
+                struct Waiting<'a>(&'a std::sync::atomic::AtomicUsize);
+                impl Drop for Waiting<'_> {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                gate.waiting.fetch_add(1, Ordering::SeqCst);
+                let _waiting = Waiting(&gate.waiting);
+                if gate.hold.wait_for(|held| !held).await.is_err() {
+                    return false;
                 }
             }
-            gate.waiting.fetch_add(1, Ordering::SeqCst);
-            let _waiting = Waiting(&gate.waiting);
-            if gate.hold.wait_for(|held| !held).await.is_err() {
-                return Ok(());
-            }
+            self.asked.asked();
+            // A hold this chunk triggers stops the chunks after it.
+            gate.forwarded(chunk);
+            true
         }
-        asked.asked();
-        to.write_all(&buf[..n]).await?;
-        gate.forwarded(&buf[..n]);
     }
 }
 
@@ -536,11 +559,16 @@ impl Exchange {
         from: &mut tokio::net::tcp::OwnedReadHalf,
         to: &mut tokio::net::tcp::OwnedWriteHalf,
     ) -> std::io::Result<()> {
-        pump(from, to, |chunk| {
-            if let Ok(mut pending) = self.pending.lock() {
-                pending.entry(self.id).or_insert_with(|| (self.slot, chunk[..chunk.len().min(Self::HEAD)].to_vec()));
-            }
-        })
+        pump(
+            from,
+            to,
+            Seen(|chunk: &[u8]| {
+                if let Ok(mut pending) = self.pending.lock() {
+                    let head = || (self.slot, chunk[..chunk.len().min(Self::HEAD)].to_vec());
+                    pending.entry(self.id).or_insert_with(head);
+                }
+            }),
+        )
         .await
     }
 
@@ -549,7 +577,7 @@ impl Exchange {
         from: &mut tokio::net::tcp::OwnedReadHalf,
         to: &mut tokio::net::tcp::OwnedWriteHalf,
     ) -> std::io::Result<()> {
-        pump(from, to, |_| self.answered()).await
+        pump(from, to, Seen(|_: &[u8]| self.answered())).await
     }
 
     fn answered(&self) {

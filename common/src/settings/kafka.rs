@@ -47,13 +47,20 @@ impl std::str::FromStr for SecurityProtocol {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "plaintext" => Ok(Self::Plaintext),
-            "ssl" => Ok(Self::Ssl),
-            "sasl_plaintext" => Ok(Self::SaslPlaintext),
-            "sasl_ssl" => Ok(Self::SaslSsl),
-            _ => Err("expected plaintext, ssl, sasl_plaintext or sasl_ssl".into()),
-        }
+        named(s, &[Self::Plaintext, Self::Ssl, Self::SaslPlaintext, Self::SaslSsl], Self::as_str)
+    }
+}
+
+/// The one of `values` whose name is `s`, in any case; else what the names are.
+fn named<T: Copy>(s: &str, values: &[T], name: fn(T) -> &'static str) -> Result<T, String> {
+    if let Some(value) = values.iter().copied().find(|v| name(*v).eq_ignore_ascii_case(s)) {
+        return Ok(value);
+    }
+    let names: Vec<&str> = values.iter().map(|v| name(*v)).collect();
+    match names.split_last() {
+        Some((last, [])) => Err(format!("expected {last}")),
+        Some((last, rest)) => Err(format!("expected {} or {last}", rest.join(", "))),
+        None => Err("no value is accepted".into()),
     }
 }
 
@@ -80,12 +87,7 @@ impl std::str::FromStr for SaslMechanism {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_uppercase().as_str() {
-            "PLAIN" => Ok(Self::Plain),
-            "SCRAM-SHA-256" => Ok(Self::ScramSha256),
-            "SCRAM-SHA-512" => Ok(Self::ScramSha512),
-            _ => Err("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512".into()),
-        }
+        named(s, &[Self::Plain, Self::ScramSha256, Self::ScramSha512], Self::as_str)
     }
 }
 
@@ -181,6 +183,17 @@ impl KafkaSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn protocols_and_mechanisms_are_read_in_any_case_and_a_wrong_one_lists_the_accepted() {
+        assert_eq!("SASL_SSL".parse::<SecurityProtocol>(), Ok(SecurityProtocol::SaslSsl));
+        assert_eq!("scram-sha-256".parse::<SaslMechanism>(), Ok(SaslMechanism::ScramSha256));
+        assert_eq!(
+            "tls".parse::<SecurityProtocol>().unwrap_err(),
+            "expected plaintext, ssl, sasl_plaintext or sasl_ssl"
+        );
+        assert_eq!("GSSAPI".parse::<SaslMechanism>().unwrap_err(), "expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512");
+    }
 
     #[test]
     fn sasl_ssl_needs_both_credentials_and_names_the_missing_one() {
