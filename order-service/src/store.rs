@@ -101,6 +101,16 @@ pub enum KeyState {
     Mismatch,
 }
 
+/// One request's attempt at claiming a key: `key.owner`'s, for a body hashing to
+/// `request_hash`, to hold until `lease_until`, made at `now`.
+#[derive(Clone, Copy)]
+struct Claim<'a> {
+    key: &'a KeyRef,
+    request_hash: &'a str,
+    lease_until: DateTime<Utc>,
+    now: DateTime<Utc>,
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct KeyRow {
     request_hash: String,
@@ -390,11 +400,12 @@ impl Store {
     ) -> Result<KeyState, StoreError> {
         let now = Utc::now();
         self.forget_expired_key(key, now - KEY_RETENTION).await?;
-        if self.insert_key(key, request_hash, lease_until, now).await? {
+        let claim = Claim { key, request_hash, lease_until, now };
+        if self.insert_key(&claim).await? {
             return Ok(KeyState::Claimed);
         }
         // Someone used the key before: take it over if their lease ran out.
-        let taken = self.take_over_key(key, request_hash, lease_until, now).await?;
+        let taken = self.take_over_key(&claim).await?;
         let Some(row) = self.fetch_key(key).await? else {
             // Purged between the insert and the read: the client may simply retry.
             return Ok(KeyState::InProgress { until: now });
@@ -417,13 +428,8 @@ impl Store {
     }
 
     /// Records the first use of `key`; `false` if it was used before.
-    async fn insert_key(
-        &self,
-        key: &KeyRef,
-        request_hash: &str,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn insert_key(&self, claim: &Claim<'_>) -> Result<bool, StoreError> {
+        let Claim { key, request_hash, lease_until, now } = *claim;
         let inserted = on_pool!(&self.pool, pool => {
             sqlx::query(
                 "INSERT INTO idempotency_keys (user_id, idem_key, request_hash, owner, locked_until, created_at) \
@@ -447,13 +453,8 @@ impl Store {
     }
 
     /// Makes `key.owner` the holder of an unanswered key whose lease ran out by `now`.
-    async fn take_over_key(
-        &self,
-        key: &KeyRef,
-        request_hash: &str,
-        lease_until: DateTime<Utc>,
-        now: DateTime<Utc>,
-    ) -> Result<bool, StoreError> {
+    async fn take_over_key(&self, claim: &Claim<'_>) -> Result<bool, StoreError> {
+        let Claim { key, request_hash, lease_until, now } = *claim;
         let taken = on_pool!(&self.pool, pool => {
             sqlx::query(
                 "UPDATE idempotency_keys SET owner = ?, locked_until = ? WHERE user_id = ? AND idem_key = ? \
