@@ -47,6 +47,25 @@ pub fn sqlite_url(dir: &Path, name: &str) -> Url {
     format!("sqlite://{}/{name}", dir.display()).parse().unwrap()
 }
 
+/// A database for one service under test: SQLite in a folder this keeps, or one the
+/// test made (a fresh MariaDB or FerretDB database).
+pub struct Database {
+    pub url: Url,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Database {
+    /// A SQLite database file `file` in a folder of its own.
+    pub fn sqlite(file: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self { url: sqlite_url(dir.path(), file), _dir: Some(dir) }
+    }
+
+    pub fn at(url: Url) -> Self {
+        Self { url, _dir: None }
+    }
+}
+
 /// An admin to seed at start.
 pub fn admin(email: &str, password: &str) -> Option<AdminSettings> {
     Some(AdminSettings { email: email.into(), password: password.to_owned().into(), password_hash: None })
@@ -154,11 +173,37 @@ pub async fn stock(http: &reqwest::Client, base: &str, sku: &str) -> (i64, i64) 
     (body["available"].as_i64().unwrap(), body["reserved"].as_i64().unwrap())
 }
 
+/// The internal OpenAPI document of the service under `base`, once its public document
+/// is seen to list no `/internal` path.
+pub async fn internal_document(http: &reqwest::Client, base: &str) -> Value {
+    let (status, public) = send(http.get(format!("{base}/openapi.json"))).await;
+    assert_eq!(status, 200, "the public document: {public}");
+    let paths = public["paths"].as_object().unwrap();
+    assert!(paths.keys().all(|p| !p.starts_with("/internal")), "{:?}", paths.keys());
+    let (status, internal) = send(http.get(format!("{base}/internal/openapi.json"))).await;
+    assert_eq!(status, 200, "the internal document: {internal}");
+    internal
+}
+
+/// `service`, once it is ready.
+pub async fn ready(service: Running) -> Running {
+    service.ready().await;
+    service
+}
+
 /// Waits until `service` is ready, then stops it; panics if it never becomes ready or
 /// does not stop cleanly.
 pub async fn becomes_ready_and_stops(service: Running) {
     service.ready().await;
     service.stop().await.unwrap();
+}
+
+/// The three callers a service tells apart, each with its access token.
+pub struct Callers {
+    pub admin: String,
+    pub customer: String,
+    /// What order-service presents: a service token.
+    pub service: String,
 }
 
 /// A real auth-service for a suite that needs tokens: seeds [`ADMIN_EMAIL`] and
@@ -212,6 +257,12 @@ impl Auth {
 
     pub async fn service_token(&self) -> String {
         service_token(&self.http, &self.url(""), &self.service_secret).await
+    }
+
+    /// The admin, a new customer `email` and a service, each with a token.
+    pub async fn callers(&self, email: &str) -> Callers {
+        let (_, customer) = self.customer(email, "customer-password", "Customer").await;
+        Callers { admin: self.admin_token().await, customer, service: self.service_token().await }
     }
 
     /// Restarts auth-service on its address signing with a new key, the old one gone
