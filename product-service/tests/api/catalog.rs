@@ -1,13 +1,10 @@
 use serde_json::{Value, json};
 
-use crate::support::{self, Catalog, product};
+use crate::support::{Catalog, product};
 
 #[tokio::test]
 async fn admins_create_replace_and_delete_products_with_api_md_status_codes() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()) {
-        let catalog = Catalog::start(url).await;
-
+    for catalog in Catalog::on_each_backend().await {
         let created = catalog.create(product("MUG-1", "Mug", "kitchen", 1299)).await;
         assert_eq!(created.status(), 201);
         let location = created.headers()["location"].to_str().unwrap().to_owned();
@@ -50,55 +47,24 @@ async fn admins_create_replace_and_delete_products_with_api_md_status_codes() {
         assert_eq!(float_price.status(), 422, "money is never a float");
 
         let url = catalog.service.url(&location);
-        let replaced = catalog
-            .http
-            .put(&url)
-            .bearer_auth(&catalog.admin)
-            .json(&product("MUG-2", "Big mug", "kitchen", 1599))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(replaced.status(), 200);
-        let replaced: Value = replaced.json().await.unwrap();
+        let (status, replaced) = catalog.replace(&url, product("MUG-2", "Big mug", "kitchen", 1599)).await;
+        assert_eq!(status, 200, "{replaced}");
         assert_eq!(
             (replaced["sku"].as_str(), replaced["created_at"].clone()),
             (Some("MUG-2"), body["created_at"].clone())
         );
 
         let missing = catalog.service.url(&format!("/api/products/{}", uuid::Uuid::now_v7()));
-        let put_missing = catalog
-            .http
-            .put(&missing)
-            .bearer_auth(&catalog.admin)
-            .json(&product("Z-1", "z", "", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(put_missing.status(), 404);
+        assert_eq!(catalog.replace(&missing, product("Z-1", "z", "", 1)).await.0, 404);
         catalog.create(product("TAKEN-1", "Taken", "", 1)).await;
-        let clash = catalog
-            .http
-            .put(&url)
-            .bearer_auth(&catalog.admin)
-            .json(&product("TAKEN-1", "Mug", "", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(clash.status(), 409);
-        let bad =
-            catalog.http.put(&url).bearer_auth(&catalog.admin).json(&json!({"sku": "MUG-2"})).send().await.unwrap();
-        assert_eq!(bad.status(), 422);
+        assert_eq!(catalog.replace(&url, product("TAKEN-1", "Mug", "", 1)).await.0, 409);
+        assert_eq!(catalog.replace(&url, json!({"sku": "MUG-2"})).await.0, 422);
 
         let customer_delete = catalog.http.delete(&url).bearer_auth(&catalog.customer).send().await.unwrap();
         assert_eq!(customer_delete.status(), 403);
-        let anonymous_create = catalog
-            .http
-            .post(catalog.service.url("/api/products"))
-            .json(&product("A-9", "a", "", 1))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(anonymous_create.status(), 401);
+        let anonymous_create =
+            catalog.http.post(catalog.service.url("/api/products")).json(&product("A-9", "a", "", 1));
+        assert_eq!(test_support::send(anonymous_create).await.0, 401);
         assert_eq!(catalog.http.delete(&url).bearer_auth(&catalog.admin).send().await.unwrap().status(), 204);
         assert_eq!(catalog.http.delete(&url).bearer_auth(&catalog.admin).send().await.unwrap().status(), 404);
         assert_eq!(catalog.http.get(&url).send().await.unwrap().status(), 404);
@@ -112,9 +78,7 @@ async fn admins_create_replace_and_delete_products_with_api_md_status_codes() {
 
 #[tokio::test]
 async fn listing_filters_sorts_and_pages_and_rejects_bad_parameters() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()) {
-        let catalog = Catalog::start(url).await;
+    for catalog in Catalog::on_each_backend().await {
         for (sku, name, category, amount) in [
             ("A-1", "Alpha lamp", "home", 500),
             ("B-1", "Beta mug", "kitchen", 1500),

@@ -5,7 +5,7 @@ use common::settings::ServerSettings;
 use common::test_util::{Running, real_dependency, unique_name};
 use product_service::Settings;
 use serde_json::{Value, json};
-use test_support::Auth;
+use test_support::{Auth, Callers, Database, ready};
 use url::Url;
 
 pub fn settings(database_url: Url, jwks: Url) -> Settings {
@@ -23,13 +23,18 @@ pub fn mongo_url(base: &str) -> Url {
     url
 }
 
+/// Settings on `database_url` for a service that never fetches a key set.
+pub fn offline_settings(database_url: Url) -> Settings {
+    settings(database_url, "http://127.0.0.1:9/".parse().unwrap())
+}
+
 /// SQLite always; FerretDB too when the real stack is configured.
-pub fn backends(dir: &std::path::Path) -> Vec<Url> {
-    let mut urls = vec![format!("sqlite://{}/products.db", dir.display()).parse().unwrap()];
+pub fn backends() -> Vec<Database> {
+    let mut backends = vec![Database::sqlite("products.db")];
     if let Some(base) = real_dependency("ECOM_TEST_MONGODB_URL") {
-        urls.push(mongo_url(&base));
+        backends.push(Database::at(mongo_url(&base)));
     }
-    urls
+    backends
 }
 
 pub struct Catalog {
@@ -40,22 +45,38 @@ pub struct Catalog {
     pub customer: String,
     /// What order-service would present: a service token from auth-service.
     pub service_token: String,
+    _database: Database,
 }
 
 impl Catalog {
-    pub async fn start(database_url: Url) -> Self {
+    pub async fn start(database: Database) -> Self {
         let auth = Auth::start().await;
-        let admin = auth.admin_token().await;
-        let (_, customer) = auth.customer("shopper@example.com", "shopper-password", "Shopper").await;
-        let service_token = auth.service_token().await;
-        let settings = settings(database_url, auth.jwks_url());
-        let service = Running::spawn(move |l, s| product_service::run(settings, l, s)).await;
-        service.ready().await;
-        Self { service, auth, http: reqwest::Client::new(), admin, customer, service_token }
+        let Callers { admin, customer, service: service_token } = auth.callers("shopper@example.com").await;
+        let settings = settings(database.url.clone(), auth.jwks_url());
+        let service = ready(Running::spawn(move |l, s| product_service::run(settings, l, s)).await).await;
+        Self { service, auth, http: reqwest::Client::new(), admin, customer, service_token, _database: database }
+    }
+
+    /// product-service on each backend.
+    pub async fn on_each_backend() -> Vec<Self> {
+        let mut started = Vec::new();
+        for backend in backends() {
+            started.push(Self::start(backend).await);
+        }
+        started
+    }
+
+    pub async fn on_sqlite() -> Self {
+        Self::start(Database::sqlite("products.db")).await
     }
 
     pub async fn create(&self, body: Value) -> reqwest::Response {
         self.http.post(self.service.url("/api/products")).bearer_auth(&self.admin).json(&body).send().await.unwrap()
+    }
+
+    /// Replaces the product at `url` with `body`, as the admin.
+    pub async fn replace(&self, url: &str, body: Value) -> (u16, Value) {
+        test_support::send(self.http.put(url).bearer_auth(&self.admin).json(&body)).await
     }
 
     pub async fn list(&self, query: &str) -> Value {
@@ -66,11 +87,8 @@ impl Catalog {
 
     /// `GET /internal/products?skus=...` with `token` (none: anonymous).
     pub async fn lookup_as(&self, token: Option<&str>, skus: &str) -> reqwest::Response {
-        let mut request = self.http.get(self.service.url(&format!("/internal/products?skus={skus}")));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
+        let request = self.http.get(self.service.url(&format!("/internal/products?skus={skus}")));
+        test_support::bearer(request, token).send().await.unwrap()
     }
 
     pub async fn stop(self) {
