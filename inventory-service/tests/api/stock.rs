@@ -1,12 +1,10 @@
 use serde_json::json;
 
-use crate::support::{self, Inventory};
+use crate::support::Inventory;
 
 #[tokio::test]
 async fn an_admin_sets_stock_and_anyone_reads_it_while_customers_and_strangers_cannot_set_it() {
-    let dir = tempfile::tempdir().unwrap();
-    for url in support::backends(dir.path()).await {
-        let inventory = Inventory::start(url).await;
+    for inventory in Inventory::on_each_backend(&[]).await {
         let missing = inventory.http.get(inventory.service.url("/api/inventory/NOPE-1")).send().await.unwrap();
         assert_eq!(missing.status(), 404);
         assert_eq!(missing.headers()["content-type"], "application/problem+json");

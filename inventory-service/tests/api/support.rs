@@ -7,7 +7,7 @@ use common::settings::ServerSettings;
 use common::test_util::{Running, fresh_mysql_database, real_dependency};
 use inventory_service::Settings;
 use serde_json::{Value, json};
-use test_support::Auth;
+use test_support::{Auth, Callers, Database, bearer, ready, send};
 use url::Url;
 
 pub struct Inventory {
@@ -18,6 +18,7 @@ pub struct Inventory {
     pub customer_token: String,
     /// What order-service would present: a service token from auth-service.
     pub service_token: String,
+    _database: Database,
 }
 
 pub fn settings(database_url: Url, jwks: Url) -> Settings {
@@ -30,24 +31,42 @@ pub fn settings(database_url: Url, jwks: Url) -> Settings {
 }
 
 /// SQLite always; MariaDB too when the real stack is configured.
-pub async fn backends(dir: &std::path::Path) -> Vec<Url> {
-    let mut urls = vec![format!("sqlite://{}/inventory.db", dir.display()).parse().unwrap()];
+pub async fn backends() -> Vec<Database> {
+    let mut backends = vec![Database::sqlite("inventory.db")];
     if let Some(base) = real_dependency("ECOM_TEST_MYSQL_URL") {
-        urls.push(fresh_mysql_database(&base).await);
+        backends.push(Database::at(fresh_mysql_database(&base).await));
     }
-    urls
+    backends
 }
 
 impl Inventory {
-    pub async fn start(database_url: Url) -> Self {
+    /// inventory-service on `backend`, with `stock` of each sku set.
+    pub async fn start(database: Database, stock: &[(&str, i64)]) -> Self {
         let auth = Auth::start().await;
-        let admin_token = auth.admin_token().await;
-        let (_, customer_token) = auth.customer("customer@example.com", "customer-password", "Customer").await;
-        let service_token = auth.service_token().await;
-        let settings = settings(database_url, auth.jwks_url());
-        let service = Running::spawn(move |l, s| inventory_service::run(settings, l, s)).await;
-        service.ready().await;
-        Self { service, auth, http: reqwest::Client::new(), admin_token, customer_token, service_token }
+        let Callers { admin: admin_token, customer: customer_token, service: service_token } =
+            auth.callers("customer@example.com").await;
+        let settings = settings(database.url.clone(), auth.jwks_url());
+        let service = ready(Running::spawn(move |l, s| inventory_service::run(settings, l, s)).await).await;
+        let http = reqwest::Client::new();
+        let inventory = Self { service, auth, http, admin_token, customer_token, service_token, _database: database };
+        for (sku, available) in stock {
+            assert_eq!(inventory.set_stock(sku, *available).await.status(), 200, "{sku}");
+        }
+        inventory
+    }
+
+    /// inventory-service on each backend, with `stock` of each sku set.
+    pub async fn on_each_backend(stock: &[(&str, i64)]) -> Vec<Self> {
+        let mut started = Vec::new();
+        for backend in backends().await {
+            started.push(Self::start(backend, stock).await);
+        }
+        started
+    }
+
+    /// inventory-service on SQLite, with `stock` of each sku set.
+    pub async fn on_sqlite(stock: &[(&str, i64)]) -> Self {
+        Self::start(Database::sqlite("inventory.db"), stock).await
     }
 
     pub async fn set_stock(&self, sku: &str, available: i64) -> reqwest::Response {
@@ -62,16 +81,7 @@ impl Inventory {
 
     /// `(available, reserved)` of `sku`.
     pub async fn stock(&self, sku: &str) -> (i64, i64) {
-        let body: Value = self
-            .http
-            .get(self.service.url(&format!("/api/inventory/{sku}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        (body["available"].as_i64().unwrap(), body["reserved"].as_i64().unwrap())
+        test_support::stock(&self.http, &self.service.url(""), sku).await
     }
 
     /// A reservation as order-service makes it.
@@ -79,19 +89,19 @@ impl Inventory {
         self.reserve_as(Some(&self.service_token), order_id, lines).await
     }
 
+    /// Reserves `lines` for a new order, as order-service does; the order's id.
+    pub async fn reserved(&self, lines: &[(&str, i64)]) -> String {
+        let order = order_id();
+        let (status, body) = self.reserve(&order, lines).await;
+        assert_eq!(status, 201, "{body}");
+        order
+    }
+
     /// A reservation with `token` (none: anonymous).
     pub async fn reserve_as(&self, token: Option<&str>, order_id: &str, lines: &[(&str, i64)]) -> (u16, Value) {
         let lines: Vec<Value> = lines.iter().map(|(sku, q)| json!({"sku": sku, "quantity": q})).collect();
-        let mut request = self
-            .http
-            .post(self.service.url("/internal/reservations"))
-            .json(&json!({"order_id": order_id, "lines": lines}));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let request = self.http.post(self.service.url("/internal/reservations"));
+        send(bearer(request, token).json(&json!({"order_id": order_id, "lines": lines}))).await
     }
 
     /// A release as order-service makes it.
@@ -101,11 +111,8 @@ impl Inventory {
 
     /// A release with `token` (none: anonymous).
     pub async fn release_as(&self, token: Option<&str>, order_id: &str) -> reqwest::Response {
-        let mut request = self.http.delete(self.service.url(&format!("/internal/reservations/{order_id}")));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
+        let request = self.http.delete(self.service.url(&format!("/internal/reservations/{order_id}")));
+        bearer(request, token).send().await.unwrap()
     }
 
     pub async fn stop(self) {
