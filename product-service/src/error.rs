@@ -34,8 +34,8 @@ impl IntoResponse for ApiError {
             Self::Validation(errors) => Problem::validation(errors),
             Self::NotFound => Problem::not_found(self.to_string()),
             Self::Store(StoreError::DuplicateSku) => Problem::conflict("a product with this sku already exists"),
-            Self::Store(StoreError::Backend(reason)) => {
-                tracing::error!(error = %reason, "catalog store failed");
+            Self::Store(err) => {
+                tracing::error!(error = %err, "catalog store failed");
                 Problem::internal()
             }
         }

@@ -22,7 +22,14 @@ pub enum StoreError {
     #[error("a product with this sku already exists")]
     DuplicateSku,
     #[error("catalog backend: {0}")]
-    Backend(String),
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A stored value that does not read back as what was written.
+    #[error("corrupt {column}: {source}")]
+    Corrupt {
+        column: &'static str,
+        #[source]
+        source: contracts::Invalid,
+    },
 }
 
 /// Timestamps are kept to the millisecond, the precision both backends store.
@@ -48,12 +55,11 @@ struct Stored {
 
 impl Stored {
     fn into_product(self) -> Result<Product, StoreError> {
-        let corrupt = |what: String| StoreError::Backend(format!("stored {what}"));
-        let currency = Currency::parse(&self.price_currency)
-            .map_err(|e| corrupt(format!("currency {}: {e}", self.price_currency)))?;
+        let corrupt = |column| move |source| StoreError::Corrupt { column, source };
+        let currency = Currency::parse(&self.price_currency).map_err(corrupt("price_currency"))?;
         Ok(Product {
-            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.to_string()))?,
-            sku: Sku::parse(&self.sku).map_err(|e| corrupt(format!("sku {}: {e}", self.sku)))?,
+            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.into()))?,
+            sku: Sku::parse(&self.sku).map_err(corrupt("sku"))?,
             name: self.name,
             description: self.description,
             category: self.category,

@@ -182,7 +182,7 @@ pub fn is_duplicate_key(err: &mongodb::error::Error) -> bool {
 }
 
 fn backend(err: mongodb::error::Error) -> StoreError {
-    if is_duplicate_key(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.to_string()) }
+    if is_duplicate_key(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.into()) }
 }
 
 /// A regular expression matching `text` literally.

@@ -16,7 +16,7 @@ pub struct SqliteCatalog {
 const COLUMNS: &str = "id, sku, name, description, category, price_amount, price_currency, created_at, updated_at";
 
 fn backend(err: sqlx::Error) -> StoreError {
-    if common::db::is_unique_violation(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.to_string()) }
+    if common::db::is_unique_violation(&err) { StoreError::DuplicateSku } else { StoreError::Backend(err.into()) }
 }
 
 /// Binds what a write sets, in the order both statements name it: sku, name,
