@@ -43,12 +43,14 @@ static POOL: LazyLock<Pool> =
 #[derive(Debug, thiserror::Error)]
 pub enum PasswordError {
     #[error("password hashing failed: {0}")]
-    Hash(String),
+    Hash(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("cannot start a hashing thread: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 impl PasswordError {
-    fn hash(err: impl std::fmt::Display) -> Self {
-        Self::Hash(err.to_string())
+    fn hash(err: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Hash(err.into())
     }
 }
 
@@ -95,7 +97,7 @@ fn verify_with(password: &SecretString, stored: &str, memory: &mut Vec<Block>) -
     let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from).map_err(PasswordError::hash)?;
     let params = Params::try_from(&parsed).map_err(PasswordError::hash)?;
     let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
-        return Err(PasswordError::Hash("the stored hash has no salt or no output".to_owned()));
+        return Err(PasswordError::hash("the stored hash has no salt or no output"));
     };
     let mut salt_bytes = [0u8; 64];
     let salt_bytes = salt.decode_b64(&mut salt_bytes).map_err(PasswordError::hash)?;
@@ -111,7 +113,7 @@ fn verify_with(password: &SecretString, stored: &str, memory: &mut Vec<Block>) -
 /// The first `count` blocks of `memory`, grown to that size if it is smaller.
 fn blocks(memory: &mut Vec<Block>, count: usize) -> Result<&mut [Block], PasswordError> {
     if count > MAX_BLOCKS {
-        return Err(PasswordError::Hash(format!("the stored hash asks for {count} KiB of memory")));
+        return Err(PasswordError::hash(format!("the stored hash asks for {count} KiB of memory")));
     }
     if memory.len() < count {
         memory.resize(count, Block::new());
@@ -151,7 +153,7 @@ impl Pool {
             }
             let _ = tx.send(work(memory));
         }))?;
-        rx.await.map_err(|_| PasswordError::Hash("the hashing thread stopped".to_owned()))?
+        rx.await.map_err(|_| PasswordError::hash("the hashing thread stopped"))?
     }
 
     fn submit(&'static self, job: Job) -> Result<(), PasswordError> {
@@ -170,7 +172,7 @@ impl Pool {
                 // Nobody would ever take these: their callers get an error instead.
                 state.queue.clear();
             }
-            return Err(PasswordError::hash(format_args!("cannot start a hashing thread: {err}")));
+            return Err(PasswordError::Thread(err));
         }
         Ok(())
     }
