@@ -347,22 +347,29 @@ start_mariadb() {
     --max-allowed-packet=64M
 }
 
+# SQL that drops the anonymous accounts and makes $MYSQL_USER, from every host, with
+# `password`, any account options ("REQUIRE SSL") and global privileges (tests create
+# a database per test). Idempotent.
+mariadb_users_sql() { # password [account-options]
+  local h options="${2:+ $2}"
+  # 10.11's install-db has no --skip-auth-anonymous-user: drop anonymous
+  # accounts here (they can shadow real users on some host patterns).
+  printf '%s' "DELETE FROM mysql.global_priv WHERE User='';"
+  for h in '%' localhost 127.0.0.1; do
+    printf '%s' "CREATE USER IF NOT EXISTS '$MYSQL_USER'@'$h' IDENTIFIED BY '$1'$options;" \
+      "ALTER USER '$MYSQL_USER'@'$h' IDENTIFIED BY '$1'$options;" \
+      "GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'$h' WITH GRANT OPTION;"
+  done
+}
+
 # Idempotent: users, grants and databases the tests expect. Runs on every
 # `up` (cheap) so a dropped database or user comes back.
 bootstrap_mariadb() {
-  local sql="" h db
-  # 10.11's install-db has no --skip-auth-anonymous-user: drop anonymous
-  # accounts here (they can shadow real users on some host patterns).
-  sql+="DELETE FROM mysql.global_priv WHERE User='';"
+  local sql db
+  sql="$(mariadb_users_sql "$MYSQL_PASSWORD")"
   # install-db adds a proxy grant for root@<hostname>, which only produces a
   # warning per connection under --skip-name-resolve.
   sql+="DELETE FROM mysql.proxies_priv WHERE Host NOT IN ('localhost', '127.0.0.1', '%');"
-  for h in '%' localhost 127.0.0.1; do
-    sql+="CREATE USER IF NOT EXISTS '$MYSQL_USER'@'$h' IDENTIFIED BY '$MYSQL_PASSWORD';"
-    sql+="ALTER USER '$MYSQL_USER'@'$h' IDENTIFIED BY '$MYSQL_PASSWORD';"
-    # Tests create a database per test, hence global privileges.
-    sql+="GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'$h' WITH GRANT OPTION;"
-  done
   for db in "${MYSQL_DATABASES[@]}"; do
     sql+="CREATE DATABASE IF NOT EXISTS \`$db\` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"
   done

@@ -107,19 +107,13 @@ start_mariadb-tls() {
 }
 
 ready_mariadb-tls() {
-  local deadline=$((SECONDS + READY_TIMEOUT)) sql="" h
+  local deadline=$((SECONDS + READY_TIMEOUT)) sql
   until mariadb-admin --no-defaults --socket="$(mariadb_tls_socket)" -uroot ping >/dev/null 2>&1; do
     [[ -n "$(component_pid mariadb-tls)" ]] || { warn "mariadb-tls exited during startup"; return 1; }
     ((SECONDS < deadline)) || { warn "mariadb-tls not answering ping after ${READY_TIMEOUT}s"; return 1; }
     sleep 0.3
   done
-  sql+="DELETE FROM mysql.global_priv WHERE User='';"
-  for h in '%' localhost 127.0.0.1; do
-    sql+="CREATE USER IF NOT EXISTS '$MYSQL_USER'@'$h' IDENTIFIED BY '$MYSQL_TLS_PASSWORD' REQUIRE SSL;"
-    sql+="ALTER USER '$MYSQL_USER'@'$h' IDENTIFIED BY '$MYSQL_TLS_PASSWORD' REQUIRE SSL;"
-    sql+="GRANT ALL PRIVILEGES ON *.* TO '$MYSQL_USER'@'$h' WITH GRANT OPTION;"
-  done
-  sql+="FLUSH PRIVILEGES;"
+  sql="$(mariadb_users_sql "$MYSQL_TLS_PASSWORD" "REQUIRE SSL")FLUSH PRIVILEGES;"
   mariadb --no-defaults --socket="$(mariadb_tls_socket)" -uroot -e "$sql" || return 1
   wait_ready mariadb-tls 20
 }
