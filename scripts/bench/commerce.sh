@@ -93,7 +93,9 @@ ECOM_SERVICE_CLIENT_SECRET="$(openssl rand -hex 32)"
 export ECOM_SERVICE_CLIENT_SECRET
 common_env=(RUST_LOG=warn ECOM_LOG_FORMAT=json ECOM_JWKS_URL=http://127.0.0.1:19081/.well-known/jwks.json)
 # BENCH_OTLP=1: export spans to the test stack's trace backend (costs some CPU; off for the numbers).
-[[ "${BENCH_OTLP:-0}" == 1 ]] && common_env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$ECOM_TEST_OTLP_ENDPOINT")
+# Batches go out every 200 ms (not 5 s), so the spans are in soon after the run.
+[[ "${BENCH_OTLP:-0}" == 1 ]] &&
+    common_env+=(OTEL_EXPORTER_OTLP_ENDPOINT="$ECOM_TEST_OTLP_ENDPOINT" OTEL_BSP_SCHEDULE_DELAY=200)
 start() {
     local name=$1 port=$2
     shift 2
@@ -202,7 +204,6 @@ awk -v u="$(tail -n 1 "$WORK/orders.time")" -v c="${sent:-0}" -v total="$total" 
     if (c > 0) { printf "| load generator (ecom-bench) | %.2f |\n", gen / c;
                  printf "| **all of the above** | **%.2f** |\n", (total * 1000 / t + gen) / c } }'
 if [[ "${BENCH_OTLP:-0}" == 1 ]]; then
-    sleep 5 # the batch exporters flush every few seconds
     echo
     echo "Spans of the run's placements (self = duration less the time its children cover):"
     echo

@@ -4,13 +4,28 @@
 Reads the api-gateway traces of the window from Jaeger's query API, keeps those of an
 order placement (a gateway root with order-service spans below it), and prints a
 Markdown table: per (service, span name), the median and p90 of its duration and of
-its self time (its duration less the time its children cover). Standard library only;
+its self time (its duration less the time its children cover), once the window's spans
+have stopped arriving. Standard library only;
 scripts/bench/commerce.sh runs it with BENCH_OTLP=1."""
-import json, sys, urllib.request, urllib.parse, statistics, collections
+import json, sys, time, urllib.request, urllib.parse, statistics, collections
 base, start, end = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 limit = int(sys.argv[4]) if len(sys.argv) > 4 else 300
 q = urllib.parse.urlencode({"service": "api-gateway", "start": start, "end": end, "limit": limit})
-data = json.load(urllib.request.urlopen(f"{base}/api/traces?{q}", timeout=60))["data"]
+def fetch():
+    return json.load(urllib.request.urlopen(f"{base}/api/traces?{q}", timeout=60))["data"]
+# The services' batch exporters send their last spans after the run: read until the
+# window's span count has stayed the same for QUIET seconds (several export periods
+# of OTEL_BSP_SCHEDULE_DELAY, which commerce.sh sets to 200 ms), or DEADLINE passes.
+QUIET, DEADLINE = 1.0, 60.0
+data, seen, since, began = fetch(), -1, time.monotonic(), time.monotonic()
+while time.monotonic() - began < DEADLINE:
+    spans = sum(len(t["spans"]) for t in data)
+    if spans != seen or spans == 0:
+        seen, since = spans, time.monotonic()
+    elif time.monotonic() - since >= QUIET:
+        break
+    time.sleep(0.2)
+    data = fetch()
 dur = collections.defaultdict(list); selft = collections.defaultdict(list); roots = []
 def union(iv):
     iv = sorted(iv); tot = 0; cs = ce = None
@@ -39,6 +54,8 @@ for t in data:
         ch = [(c["startTime"], c["startTime"] + c["duration"]) for c in kids[s["spanID"]]]
         selft[key].append(s["duration"] - union(ch))
 def p(v, q): v = sorted(v); return v[min(len(v) - 1, int(q * len(v)))] / 1000
+if not roots:
+    sys.exit(f"no order placement among the {len(data)} api-gateway traces of the window")
 print(f"{len(roots)} placements; gateway span p50 {p(roots, .5):.1f} ms p90 {p(roots, .9):.1f} ms")
 print("| service | span | count | duration p50 ms | p90 ms | self time p50 ms | p90 ms |")
 print("|---|---|---:|---:|---:|---:|---:|")
