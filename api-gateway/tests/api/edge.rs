@@ -3,7 +3,7 @@ use std::time::{Duration, Instant};
 use common::test_util::Running;
 use serde_json::json;
 
-use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Platform, gateway_settings};
+use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Platform, gateway_settings, stall_six_bodies};
 
 #[tokio::test]
 async fn admin_routes_need_a_token_and_the_admin_role() {
@@ -195,17 +195,6 @@ async fn the_merged_openapi_document_and_the_docs_page_are_served_without_a_cdn(
     assert_eq!(bundle.status(), 200);
 }
 
-/// Sends the headers of a POST announcing a body, then a part of it, and stalls.
-async fn stall_a_body(gateway: &str, path: &str) -> tokio::net::TcpStream {
-    use tokio::io::AsyncWriteExt as _;
-    let mut socket = tokio::net::TcpStream::connect(gateway).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"refresh_token\""
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    socket
-}
-
 #[tokio::test]
 async fn clients_that_stall_their_bodies_get_408_and_never_open_the_upstreams_breaker() {
     let platform = Platform::start(&[
@@ -214,29 +203,9 @@ async fn clients_that_stall_their_bodies_get_408_and_never_open_the_upstreams_br
         ("ECOM_UPSTREAM_TIMEOUT_MS", "300"),
     ])
     .await;
-    let addr = platform.gateway.url("").trim_start_matches("http://").trim_end_matches('/').to_owned();
-    let mut stalled = Vec::new();
-    for _ in 0..6 {
-        stalled.push(tokio::spawn({
-            let addr = addr.clone();
-            async move {
-                use tokio::io::AsyncReadExt as _;
-                let mut socket = stall_a_body(&addr, "/api/auth/logout").await;
-                let mut answer = vec![0; 1024];
-                let n = socket.read(&mut answer).await.unwrap();
-                String::from_utf8_lossy(&answer[..n]).into_owned()
-            }
-        }));
-    }
-    for stall in stalled {
+    for stall in stall_six_bodies(platform.gateway.addr) {
         let answer = stall.await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
-    // auth-service's breaker is still closed (open, it would refuse for the default
-    // 5 s): the admin logs in through the gateway right away.
-    for _ in 0..3 {
-        let response =
-            platform.post("/api/auth/login", json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}), None).await;
-        assert_eq!(response.status(), 200);
-    }
+    platform.admin_logs_in_right_away().await;
 }

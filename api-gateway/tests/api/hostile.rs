@@ -6,27 +6,14 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use serde_json::json;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, timeout};
 
-use crate::support::{ADMIN_EMAIL, ADMIN_PASSWORD, Platform};
+use crate::support::{Platform, read_until_closed, stall_six_bodies};
 
 const STANDARD_METHODS: [&str; 10] =
     ["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "_OTHER"];
-
-/// Reads until the peer closes the connection (end of stream or reset); what arrived.
-async fn read_until_closed(socket: &mut TcpStream) -> Vec<u8> {
-    let mut received = Vec::new();
-    let mut buf = [0; 4096];
-    loop {
-        match socket.read(&mut buf).await {
-            Ok(0) | Err(_) => return received,
-            Ok(n) => received.extend_from_slice(&buf[..n]),
-        }
-    }
-}
 
 /// Reads one response with a `content-length` body; the text of head and body.
 async fn read_response(socket: &mut TcpStream) -> String {
@@ -232,16 +219,6 @@ async fn an_idle_kept_alive_connection_outlives_the_header_timeout_and_closes_at
     );
 }
 
-/// Sends the head of a POST announcing a body, then part of the body, and stalls.
-async fn stall_a_body(addr: SocketAddr, path: &str) -> TcpStream {
-    let mut socket = TcpStream::connect(addr).await.unwrap();
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"refresh_token\""
-    );
-    socket.write_all(head.as_bytes()).await.unwrap();
-    socket
-}
-
 #[tokio::test]
 async fn a_stalled_body_is_answered_408_within_the_body_read_timeout_and_never_opens_a_breaker() {
     let platform = Platform::start(&[
@@ -251,16 +228,8 @@ async fn a_stalled_body_is_answered_408_within_the_body_read_timeout_and_never_o
         ("ECOM_BREAKER_WINDOW", "4"),
     ])
     .await;
-    let addr = platform.gateway.addr;
     let started = Instant::now();
-    let stalls: Vec<_> = (0..6)
-        .map(|_| {
-            tokio::spawn(async move {
-                let mut socket = stall_a_body(addr, "/api/auth/logout").await;
-                String::from_utf8_lossy(&read_until_closed(&mut socket).await).into_owned()
-            })
-        })
-        .collect();
+    let stalls = stall_six_bodies(platform.gateway.addr);
     for stall in stalls {
         let answer =
             timeout(Duration::from_secs(9), stall).await.expect("no answer before the upstream timeout").unwrap();
@@ -271,12 +240,7 @@ async fn a_stalled_body_is_answered_408_within_the_body_read_timeout_and_never_o
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_millis(500) + Duration::from_secs(2), "{elapsed:?}");
 
-    // auth-service's breaker is still closed: the admin logs in right away.
-    for _ in 0..3 {
-        let response =
-            platform.post("/api/auth/login", json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}), None).await;
-        assert_eq!(response.status(), 200);
-    }
+    platform.admin_logs_in_right_away().await;
 }
 
 #[tokio::test]

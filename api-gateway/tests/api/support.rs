@@ -7,7 +7,9 @@ use api_gateway::Settings;
 use common::server::Listeners;
 use common::settings::{Env, ServerSettings};
 use common::test_util::Running;
-use serde_json::Value;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
 
 pub use test_support::{ADMIN_EMAIL, ADMIN_PASSWORD, auth_settings};
 
@@ -80,5 +82,41 @@ impl Platform {
 
     pub async fn me(&self, authorization: &str) -> reqwest::Response {
         self.http.get(self.url("/api/auth/me")).header("authorization", authorization).send().await.unwrap()
+    }
+}
+
+/// Reads from `socket` until the peer closes it; everything received.
+pub async fn read_until_closed(socket: &mut TcpStream) -> Vec<u8> {
+    let mut received = Vec::new();
+    let mut buf = [0; 4096];
+    loop {
+        match socket.read(&mut buf).await {
+            Ok(0) | Err(_) => return received,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Six clients each send the gateway at `addr` the head of a logout announcing a body,
+/// then part of the body, and stall; what each reads until its connection is closed.
+pub fn stall_six_bodies(addr: SocketAddr) -> Vec<tokio::task::JoinHandle<String>> {
+    let head = "POST /api/auth/logout HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{\"refresh_token\"";
+    let stall = move || async move {
+        let mut socket = TcpStream::connect(addr).await.unwrap();
+        socket.write_all(head.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&read_until_closed(&mut socket).await).into_owned()
+    };
+    (0..6).map(|_| tokio::spawn(stall())).collect()
+}
+
+impl Platform {
+    /// The admin logs in through the gateway three times at once: auth-service's breaker
+    /// is closed (open, it would refuse for the default 5 s).
+    pub async fn admin_logs_in_right_away(&self) {
+        for _ in 0..3 {
+            let response =
+                self.post("/api/auth/login", json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}), None).await;
+            assert_eq!(response.status(), 200);
+        }
     }
 }
