@@ -37,6 +37,11 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over their few names costs less than a lookup
+    // of each hop-by-hop name.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -303,7 +308,75 @@ fn is_body_too_large(err: &SendError) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use std::io;
+
+    use common::breaker::{BreakerConfig, CircuitBreaker, State};
+
     use super::*;
+    use crate::upstream::PoolConfig;
+
+    /// An upstream whose breaker opens at its first failure.
+    fn touchy_upstream() -> Upstream {
+        let config = BreakerConfig { window: 1, min_calls: 1, ..BreakerConfig::default() };
+        let pool = PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 };
+        Upstream::new("test-service", &"http://127.0.0.1:9".parse().unwrap(), CircuitBreaker::new("test", config), pool)
+    }
+
+    fn settled(answer: Failure, body_complete: bool) -> (ApiError, State) {
+        let upstream = touchy_upstream();
+        let sent = BodyProgress::default();
+        if body_complete {
+            sent.set(BodyProgress::COMPLETE);
+        }
+        let permit = upstream.breaker.try_acquire().unwrap();
+        let Err(err) = settle(&upstream, permit, Err(answer), &sent) else { panic!("no answer came") };
+        (err, upstream.breaker.state())
+    }
+
+    #[test]
+    fn an_upstream_that_does_not_answer_in_time_is_blamed_unless_the_body_was_still_arriving() {
+        let limit = Duration::from_millis(10);
+        let (err, state) = settled(Failure::TimedOut(limit), true);
+        assert!(matches!(err, ApiError::UpstreamTimeout { upstream: "test-service" }), "{err:?}");
+        assert_eq!(state, State::Open);
+
+        let (err, state) = settled(Failure::TimedOut(limit), false);
+        assert!(matches!(err, ApiError::SlowBody), "{err:?}");
+        assert_eq!(state, State::Closed, "the client's slowness is not the upstream's");
+    }
+
+    #[test]
+    fn an_unreachable_upstream_is_blamed() {
+        let refused = SendError::Connect(io::Error::from(io::ErrorKind::ConnectionRefused));
+        let (err, state) = settled(Failure::Send(refused), true);
+        assert!(matches!(err, ApiError::Unreachable { upstream: "test-service" }), "{err:?}");
+        assert_eq!(state, State::Open);
+    }
+
+    #[test]
+    fn a_body_announced_over_the_limit_is_refused_before_anything_is_sent() {
+        let mut headers = HeaderMap::new();
+        assert!(refuse_oversized(&headers).is_ok());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(MAX_BODY_BYTES as u64));
+        assert!(refuse_oversized(&headers).is_ok());
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(MAX_BODY_BYTES as u64 + 1));
+        assert!(matches!(refuse_oversized(&headers), Err(ApiError::PayloadTooLarge)));
+    }
+
+    #[test]
+    fn the_upstream_learns_the_client_address_after_any_proxy_before_it_and_never_the_host() {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::HOST, HeaderValue::from_static("shop.example"));
+        headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
+        forwarding_headers(&mut headers, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.7, 10.0.0.2");
+        assert_eq!(headers[&X_FORWARDED_PROTO], "http");
+        assert!(!headers.contains_key(header::HOST));
+
+        let mut headers = HeaderMap::new();
+        forwarding_headers(&mut headers, Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(headers[&X_FORWARDED_FOR], "10.0.0.2");
+    }
 
     #[test]
     fn only_a_5xx_the_upstream_owns_after_the_whole_request_counts_against_it() {

@@ -273,9 +273,37 @@ impl Drop for UpstreamBody {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use common::breaker::BreakerConfig;
+    use http_body_util::{BodyExt as _, Full};
 
     use super::*;
+
+    /// An HTTP/1.1 server on port 0 answering `hello` to everything; counts the
+    /// connections it accepted.
+    async fn counting_server() -> (Url, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let service = hyper::service::service_fn(|_req| async {
+                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(b"hello"))))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service),
+                );
+            }
+        });
+        (url, accepted)
+    }
+
+    fn get() -> Request<Body> {
+        Request::builder().uri("/").body(Body::empty()).unwrap()
+    }
 
     fn upstream(base: &str) -> Upstream {
         let config = PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 };
@@ -295,5 +323,26 @@ mod tests {
         assert_eq!(host("http://127.0.0.1:8082"), "127.0.0.1:8082");
         assert_eq!(host("http://product-service"), "product-service");
         assert_eq!(host("http://[::1]:8082/svc"), "[::1]:8082");
+    }
+
+    #[tokio::test]
+    async fn answers_read_to_their_end_leave_their_connection_for_the_next_request() {
+        let (url, accepted) = counting_server().await;
+        let pool = Pool::new(&url, PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 });
+        for _ in 0..3 {
+            let body = pool.send(get()).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "hello");
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn an_answer_dropped_before_its_end_takes_its_connection_with_it() {
+        let (url, accepted) = counting_server().await;
+        let pool = Pool::new(&url, PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 });
+        drop(pool.send(get()).await.unwrap());
+        let body = pool.send(get()).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "hello");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
 }
