@@ -18,7 +18,7 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
-use crate::mailer::MailError;
+use crate::mailer::{Cause, MailError};
 use crate::retry::{self, Schedule};
 use crate::templates::Templates;
 
@@ -36,15 +36,38 @@ pub enum HandleError {
     /// Not the event's fault (mail server or database unreachable): retried for as
     /// long as it takes, since giving up would dead-letter every event of an outage.
     #[error("transient: {0}")]
-    Transient(String),
+    Transient(#[source] Cause),
     /// The mail server deferred this email (a 4xx reply to the message or its
     /// recipient): retried a few times, then dead-lettered, so that one recipient
     /// cannot hold back everyone else's email.
     #[error("deferred: {0}")]
-    Deferred(String),
+    Deferred(#[source] Cause),
     /// Retrying cannot help (malformed event, rejected address): dead-letter it.
     #[error("permanent: {0}")]
-    Permanent(String),
+    Permanent(#[source] Cause),
+}
+
+/// A step of handling an event that failed, and the error it failed with.
+#[derive(Debug, thiserror::Error)]
+#[error("{step}: {source}")]
+pub struct Failed {
+    step: &'static str,
+    #[source]
+    source: Cause,
+}
+
+/// The cause of a failure at `step`.
+fn at<E: Into<Cause>>(step: &'static str) -> impl FnOnce(E) -> Cause {
+    move |source| Box::new(Failed { step, source: source.into() })
+}
+
+/// A deferred email given up on after `attempts`.
+#[derive(Debug, thiserror::Error)]
+#[error("{source} (gave up after {attempts} attempts)")]
+pub struct GaveUp {
+    attempts: u32,
+    #[source]
+    source: Cause,
 }
 
 impl From<MailError> for HandleError {
@@ -83,29 +106,31 @@ const DEAD_LETTER_RETRY: Schedule = Schedule::unbounded(Duration::from_millis(20
 #[tracing::instrument(skip_all, fields(event_id, order_id))]
 pub async fn handle(state: &AppState, templates: &Templates, payload: &[u8]) -> Result<Handled, HandleError> {
     let event: OrderEvent =
-        serde_json::from_slice(payload).map_err(|e| HandleError::Permanent(format!("not an order event: {e}")))?;
+        serde_json::from_slice(payload).map_err(at("not an order event")).map_err(HandleError::Permanent)?;
     let span = tracing::Span::current();
     span.record("event_id", tracing::field::display(event.id));
     span.record("order_id", tracing::field::display(event.data.id));
     let event_id = event.id.to_string();
-    let transient = |e: sqlx::Error| HandleError::Transient(format!("database: {e}"));
+    let transient = |e: sqlx::Error| HandleError::Transient(at("database")(e));
     if state.store.already_handled(&event_id).await.map_err(transient)? {
         metrics::counter!("notification_duplicates_skipped_total").increment(1);
         return Ok(Handled::Duplicate);
     }
-    let rendered = templates.render(&event).map_err(|e| HandleError::Permanent(format!("template: {e}")))?;
+    let rendered = templates.render(&event).map_err(at("template")).map_err(HandleError::Permanent)?;
     let Some(rendered) = rendered else {
-        return Err(HandleError::Permanent(format!("unknown event type {:?}", event.kind)));
+        return Err(HandleError::Permanent(format!("unknown event type {:?}", event.kind).into()));
     };
     let to = recipient(&event.data.customer_name, &event.data.customer_email)
-        .map_err(|e| HandleError::Permanent(format!("recipient: {e}")))?;
+        .map_err(at("recipient"))
+        .map_err(HandleError::Permanent)?;
     let message = Message::builder()
         .from(state.mailer.from().clone())
         .to(to)
         .subject(rendered.subject)
         .message_id(Some(format!("<{}@ecom>", event.id)))
         .multipart(MultiPart::alternative_plain_html(rendered.text, rendered.html))
-        .map_err(|e| HandleError::Permanent(format!("message: {e}")))?;
+        .map_err(at("message"))
+        .map_err(HandleError::Permanent)?;
     let started = Instant::now();
     state.mailer.send(message).await?;
     metrics::histogram!("notification_email_send_duration_seconds").record(started.elapsed().as_secs_f64());
@@ -166,8 +191,8 @@ pub async fn handle_with_retry(
     )
     .await;
     match outcome {
-        Some(Err(HandleError::Deferred(reason))) => {
-            Some(Err(HandleError::Deferred(format!("{reason} (gave up after {} attempts)", deferred.failures()))))
+        Some(Err(HandleError::Deferred(source))) => {
+            Some(Err(HandleError::Deferred(Box::new(GaveUp { attempts: deferred.failures(), source }))))
         }
         other => other,
     }

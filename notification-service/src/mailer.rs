@@ -11,20 +11,23 @@ use crate::smtp::{Encryption, SetupStage, SmtpPool};
 
 use crate::settings::{MailSettings, MailTransport};
 
+/// The error a mail failure carries, whatever its kind.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum MailError {
     /// Not this message's fault: the server cannot be reached, is not accepting mail
     /// (421, 4.3.x, 4.4.x) or could not be set up (greeting, TLS, authentication).
     /// Worth retrying for as long as it takes.
     #[error("transient mail failure: {0}")]
-    Transient(String),
+    Transient(#[source] Cause),
     /// The server answered this message or its recipient with a temporary refusal
     /// (4xx during the mail transaction): worth a few more attempts, not many.
     #[error("mail deferred: {0}")]
-    Deferred(String),
+    Deferred(#[source] Cause),
     /// Retrying will not help: the server rejected the message (5xx) or it is malformed.
     #[error("permanent mail failure: {0}")]
-    Permanent(String),
+    Permanent(#[source] Cause),
 }
 
 impl MailError {
@@ -33,21 +36,17 @@ impl MailError {
     /// [`crate::smtp::SetupError`]. A 4xx reply is about this message unless it speaks
     /// for the whole server: 421 (closing), 454 (TLS or authentication unavailable), or
     /// an enhanced status of class 4.3 (mail system) or 4.4 (network, routing).
-    pub fn from_smtp(err: &lettre::transport::smtp::Error) -> Self {
+    pub fn from_smtp(err: lettre::transport::smtp::Error) -> Self {
         // A client error in the transaction is the message's own (a non-ASCII address
         // the server cannot take): no retry can help.
         if err.is_permanent() || err.is_client() {
-            return Self::Permanent(err.to_string());
+            return Self::Permanent(err.into());
         }
         let Some(code) = err.status().filter(|_| err.is_transient()) else {
-            return Self::Transient(err.to_string());
+            return Self::Transient(err.into());
         };
-        let text = std::error::Error::source(err).map(ToString::to_string).unwrap_or_default();
-        if speaks_for_the_server(code.into(), &text) {
-            Self::Transient(err.to_string())
-        } else {
-            Self::Deferred(err.to_string())
-        }
+        let text = std::error::Error::source(&err).map(ToString::to_string).unwrap_or_default();
+        if speaks_for_the_server(code.into(), &text) { Self::Transient(err.into()) } else { Self::Deferred(err.into()) }
     }
 }
 
@@ -172,7 +171,7 @@ impl Mailer {
         match &self.transport {
             Transport::Smtp { pool, .. } => pool.send(message.envelope(), &message.formatted()).await,
             Transport::Files(files) => {
-                files.send(message).await.map(drop).map_err(|err| MailError::Transient(err.to_string()))
+                files.send(message).await.map(drop).map_err(|err| MailError::Transient(err.into()))
             }
         }
     }

@@ -73,6 +73,8 @@ impl std::fmt::Display for SetupError {
     }
 }
 
+impl std::error::Error for SetupError {}
+
 /// The trust the server's certificate is checked against: the public web roots, plus
 /// the CAs of `ECOM_SMTP_CA_FILE`.
 struct Trust {
@@ -204,14 +206,14 @@ impl SmtpPool {
                 }
                 // A set-up error is about the server, never about a message, whatever
                 // the reply: retried for as long as it takes.
-                None => return self.open().await.map_err(|e| MailError::Transient(e.to_string())),
+                None => return self.open().await.map_err(|e| MailError::Transient(e.into())),
             }
         }
     }
 
     /// Sends one message; the connection goes back to the pool unless it failed.
     pub async fn send(&self, envelope: &Envelope, message: &[u8]) -> Result<(), MailError> {
-        let _slot = self.slots.acquire().await.map_err(|e| MailError::Transient(format!("pool: {e}")))?;
+        let _slot = self.slots.acquire().await.map_err(|e| MailError::Transient(e.into()))?;
         let mut connection = self.checkout().await?;
         match connection.send(envelope, message).await {
             Ok(_) => {
@@ -220,14 +222,14 @@ impl SmtpPool {
             }
             Err(err) => {
                 connection.abort().await;
-                Err(MailError::from_smtp(&err))
+                Err(MailError::from_smtp(err))
             }
         }
     }
 
     /// Whether the server accepts a connection and answers, for readiness.
     pub async fn check(&self) -> Result<(), MailError> {
-        let _slot = self.slots.acquire().await.map_err(|e| MailError::Transient(format!("pool: {e}")))?;
+        let _slot = self.slots.acquire().await.map_err(|e| MailError::Transient(e.into()))?;
         let connection = self.checkout().await?;
         self.idle.lock().await.push(connection);
         Ok(())
