@@ -33,18 +33,14 @@ COPY . .
 RUN cargo chef prepare --recipe-path recipe.json
 
 FROM chef AS builder
+# The six services: each a crate, a binary and a target below.
+ARG SERVICES="api-gateway auth-service product-service order-service inventory-service notification-service"
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --recipe-path recipe.json \
-      -p api-gateway -p auth-service -p product-service \
-      -p order-service -p inventory-service -p notification-service
+RUN cargo chef cook --release --locked --recipe-path recipe.json $(printf -- '-p %s ' ${SERVICES})
 COPY . .
-RUN cargo build --release --locked \
-      -p api-gateway -p auth-service -p product-service \
-      -p order-service -p inventory-service -p notification-service \
+RUN cargo build --release --locked $(printf -- '-p %s ' ${SERVICES}) \
  && mkdir -p /out/bin /out/var/lib/ecom/keys \
- && cp target/release/api-gateway target/release/auth-service target/release/product-service \
-       target/release/order-service target/release/inventory-service \
-       target/release/notification-service /out/bin/
+ && for service in ${SERVICES}; do cp "target/release/${service}" /out/bin/; done
 
 # A statically linked busybox; installed under the name wget it runs only that applet.
 FROM busybox:1.37.0-uclibc AS probe

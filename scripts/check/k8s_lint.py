@@ -133,17 +133,16 @@ def check_build(name, path, pinned, external_secrets, external_names=(), no_plac
     # References from every workload: ConfigMaps and Secrets exist (or are documented).
     for d in workloads:
         spec = d["spec"]["template"]["spec"]
+        # (the key naming it, its kind, the field holding its name) in a volume and in envFrom.
         for v in spec.get("volumes", []):
-            if "secret" in v:
-                resolve("Secret", v["secret"]["secretName"], d)
-            if "configMap" in v:
-                resolve("ConfigMap", v["configMap"]["name"], d)
+            for key, kind, field in (("secret", "Secret", "secretName"), ("configMap", "ConfigMap", "name")):
+                if key in v:
+                    resolve(kind, v[key][field], d)
         for c in spec.get("containers", []):
             for e in c.get("envFrom", []):
-                if "configMapRef" in e:
-                    resolve("ConfigMap", e["configMapRef"]["name"], d)
-                if "secretRef" in e:
-                    resolve("Secret", e["secretRef"]["name"], d)
+                for key, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                    if key in e:
+                        resolve(kind, e[key]["name"], d)
             for e in c.get("env", []):
                 ref = e.get("valueFrom", {})
                 if "secretKeyRef" in ref:

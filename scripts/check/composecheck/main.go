@@ -60,6 +60,14 @@ func (c *checker) fail(format string, args ...any) {
 	c.problems = append(c.problems, fmt.Sprintf(format, args...))
 }
 
+// failed reports err, if any, as a failure of the check about name; whether it did.
+func (c *checker) failed(name string, err error) bool {
+	if err != nil {
+		c.fail("%s: %v", name, err)
+	}
+	return err != nil
+}
+
 func main() {
 	root := flag.String("root", ".", "repository root")
 	composeFile := flag.String("compose", "docker-compose.yml", "compose file, relative to root")
@@ -117,8 +125,7 @@ func (c *checker) rustVariables() (map[string]bool, map[string]bool) {
 				return nil
 			}
 			data, err := os.ReadFile(path)
-			if err != nil {
-				c.fail("%s: %v", path, err)
+			if c.failed(path, err) {
 				return nil
 			}
 			text := string(data)
@@ -243,8 +250,7 @@ type stageInfo struct {
 func (c *checker) checkDockerfile(ctx context.Context, name string) map[string]stageInfo {
 	path := filepath.Join(c.root, name)
 	dt, err := os.ReadFile(path)
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return nil
 	}
 
@@ -274,13 +280,11 @@ func (c *checker) checkDockerfile(ctx context.Context, name string) map[string]s
 
 	// The shape of each service stage, following FROM <earlier stage> chains.
 	ast, err := parser.Parse(strings.NewReader(string(dt)))
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return nil
 	}
 	stages, metaArgs, err := instructions.Parse(ast.AST, nil)
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return nil
 	}
 	byName := map[string]instructions.Stage{}
@@ -390,13 +394,11 @@ func (c *checker) checkCompose(ctx context.Context, name string, rustVars map[st
 	//    there; every password required (${VAR:?message}) and a placeholder in the example.
 	rawOpts, err := cli.NewProjectOptions([]string{composePath},
 		cli.WithWorkingDirectory(c.root), cli.WithInterpolation(false))
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return
 	}
 	model, err := rawOpts.LoadModel(ctx)
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return
 	}
 	used := template.ExtractVariables(model, template.DefaultPattern)
@@ -427,13 +429,11 @@ func (c *checker) checkCompose(ctx context.Context, name string, rustVars map[st
 		cli.WithConsistency(true),
 		cli.WithResolvedPaths(true),
 	)
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return
 	}
 	project, err := opts.LoadProject(ctx)
-	if err != nil {
-		c.fail("%s: %v", name, err)
+	if c.failed(name, err) {
 		return
 	}
 
