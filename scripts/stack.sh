@@ -733,6 +733,22 @@ take_lock() {
   fi
 }
 
+# cmd_up's step 3: waits for each of its components that did not fail already; adds
+# those never ready to its `failed` (it reads cmd_up's comps, started and t0).
+up_await_ready() {
+  local c
+  for c in "${comps[@]}"; do
+    [[ " ${failed[*]} " == *" $c "* ]] && continue
+    if component_ready "$c"; then
+      log "$c: ready ($((SECONDS - t0))s)${started[$c]:+ [started]}"
+    else
+      warn "$c: NOT ready — log: $(log_file "$c")"
+      show_tail "$(log_file "$c")"
+      failed+=("$c")
+    fi
+  done
+}
+
 cmd_up() {
   local -a comps failed=()
   mapfile -t comps < <(select_components "$@")
@@ -780,16 +796,7 @@ cmd_up() {
 
   # 3. Wait for real readiness of everything (already-running ones too: a
   #    healthy one passes at once and is left alone).
-  for c in "${comps[@]}"; do
-    [[ " ${failed[*]} " == *" $c "* ]] && continue
-    if component_ready "$c"; then
-      log "$c: ready ($((SECONDS - t0))s)${started[$c]:+ [started]}"
-    else
-      warn "$c: NOT ready — log: $(log_file "$c")"
-      show_tail "$(log_file "$c")"
-      failed+=("$c")
-    fi
-  done
+  up_await_ready
 
   if ((${#failed[@]})); then
     warn "up finished in $((SECONDS - t0))s with FAILED components: ${failed[*]}"
@@ -855,9 +862,33 @@ EOF
   tls_env
 }
 
+# cmd_selftest's Jaeger check: an OTLP/HTTP JSON span in, the same trace out of the
+# query API (reports through cmd_selftest's ok and bad).
+selftest_jaeger() {
+  local id span now deadline body
+  id="$(hex 16)"; span="$(hex 8)"; now="$(date +%s%N)"
+  body=$(cat <<JSON
+{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ecom-stack-selftest"}}]},
+ "scopeSpans":[{"scope":{"name":"stack.sh"},"spans":[{"traceId":"$id","spanId":"$span","name":"selftest-span","kind":1,
+ "startTimeUnixNano":"$((now - 5000000))","endTimeUnixNano":"$now"}]}]}]}
+JSON
+)
+  if curl -fsS -m 5 -H 'Content-Type: application/json' -d "$body" \
+       "http://$HOST:$OTLP_HTTP_PORT/v1/traces" >/dev/null; then
+    deadline=$((SECONDS + 15))
+    until curl -fsS -m 3 "http://$HOST:$JAEGER_UI_PORT/api/traces/$id" 2>/dev/null | grep -q "$span"; do
+      ((SECONDS < deadline)) || break; sleep 0.5
+    done
+    if ((SECONDS < deadline)) &&
+       curl -fsS -m 3 "http://$HOST:$JAEGER_UI_PORT/api/traces?service=ecom-stack-selftest&limit=20" | grep -q "$id"; then
+      ok "jaeger: OTLP/HTTP span $id queryable (/api/traces/<id> and ?service=)"
+    else bad "jaeger: span $id not found in query API"; fi
+  else bad "jaeger: OTLP/HTTP POST /v1/traces"; fi
+}
+
 # End-to-end checks through each dependency's real protocol.
 cmd_selftest() {
-  local fails=0 pass=0 deadline id span now
+  local fails=0 pass=0 deadline id
   ok()  { printf 'selftest: ok    %s\n' "$*"; pass=$((pass + 1)); }
   bad() { printf 'selftest: FAIL  %s\n' "$*"; fails=$((fails + 1)); }
   hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
@@ -906,26 +937,7 @@ cmd_selftest() {
     else bad "mailpit: sent message not found via API"; fi
   else bad "mailpit: SMTP send"; fi
 
-  # Jaeger: OTLP/HTTP JSON span in, same trace out of the query API.
-  id="$(hex 16)"; span="$(hex 8)"; now="$(date +%s%N)"
-  local body
-  body=$(cat <<JSON
-{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"ecom-stack-selftest"}}]},
- "scopeSpans":[{"scope":{"name":"stack.sh"},"spans":[{"traceId":"$id","spanId":"$span","name":"selftest-span","kind":1,
- "startTimeUnixNano":"$((now - 5000000))","endTimeUnixNano":"$now"}]}]}]}
-JSON
-)
-  if curl -fsS -m 5 -H 'Content-Type: application/json' -d "$body" \
-       "http://$HOST:$OTLP_HTTP_PORT/v1/traces" >/dev/null; then
-    deadline=$((SECONDS + 15))
-    until curl -fsS -m 3 "http://$HOST:$JAEGER_UI_PORT/api/traces/$id" 2>/dev/null | grep -q "$span"; do
-      ((SECONDS < deadline)) || break; sleep 0.5
-    done
-    if ((SECONDS < deadline)) &&
-       curl -fsS -m 3 "http://$HOST:$JAEGER_UI_PORT/api/traces?service=ecom-stack-selftest&limit=20" | grep -q "$id"; then
-      ok "jaeger: OTLP/HTTP span $id queryable (/api/traces/<id> and ?service=)"
-    else bad "jaeger: span $id not found in query API"; fi
-  else bad "jaeger: OTLP/HTTP POST /v1/traces"; fi
+  selftest_jaeger
 
   printf '%s passed, %s failed\n' "$pass" "$fails"
   ((fails == 0))
