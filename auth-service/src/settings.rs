@@ -85,7 +85,7 @@ impl Settings {
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.database_url("sqlite://data/auth.db", common::db::SCHEMES)?,
-            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            pool: PoolSettings::from_env(env)?,
             admin,
             keys: KeySettings {
                 signing_key_file: env.or("ECOM_JWT_SIGNING_KEY_FILE", "data/jwt-signing-key.pem".into())?,

@@ -9,7 +9,7 @@ use sqlx::migrate::Migrator;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
-use crate::settings::SecretUrl;
+use crate::settings::{Env, SecretUrl, SettingsError};
 
 /// The URL schemes a SQL `DATABASE_URL` may use.
 pub const SCHEMES: &[&str] = &["mysql", "sqlite"];
@@ -36,6 +36,13 @@ pub struct PoolSettings {
 impl Default for PoolSettings {
     fn default() -> Self {
         Self { max_connections: 10, acquire_timeout: Duration::from_secs(5) }
+    }
+}
+
+impl PoolSettings {
+    /// `ECOM_DB_MAX_CONNECTIONS` (10); the rest as by default.
+    pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
+        Ok(Self { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..Self::default() })
     }
 }
 
@@ -271,6 +278,23 @@ macro_rules! on_pool {
             $crate::db::SqlPool::Sqlite($p) => $body,
         }
     };
+}
+
+/// A stored value that does not read back as what was written: the row is corrupt.
+#[derive(Debug, thiserror::Error)]
+#[error("corrupt {column}: {source}")]
+pub struct Corrupt {
+    column: &'static str,
+    #[source]
+    source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+/// For `map_err`: the error for a value read from `column` that does not parse.
+pub fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> Corrupt
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    move |source| Corrupt { column, source: Box::new(source) }
 }
 
 /// Whether `err` is a unique-key violation (by error code, on either backend).

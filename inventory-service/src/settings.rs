@@ -22,7 +22,7 @@ impl Settings {
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.database_url("sqlite://data/inventory.db", common::db::SCHEMES)?,
-            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            pool: PoolSettings::from_env(env)?,
             verifier: VerifierSettings::from_env(env)?,
         })
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use common::db::SqlPool;
+use common::db::{Corrupt, SqlPool, corrupt};
 use common::on_pool;
 use contracts::{Invalid, OrderId, Sku};
 use serde::{Deserialize, Serialize};
@@ -16,25 +16,12 @@ use serde::{Deserialize, Serialize};
 pub enum StoreError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    /// A stored value that does not read back as what was written.
-    #[error("corrupt {column}: {source}")]
-    Corrupt {
-        column: &'static str,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
     #[error("reservation {0} has no record")]
     NoRecord(OrderId),
     #[error("stock of {0} vanished after it was written")]
     Vanished(Sku),
-}
-
-/// The error for a value of `column` that does not parse.
-fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    move |source| StoreError::Corrupt { column, source: Box::new(source) }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]

@@ -78,7 +78,7 @@ impl Settings {
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.database_url("sqlite://data/notifications.db", common::db::SCHEMES)?,
-            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            pool: PoolSettings::from_env(env)?,
             bus: BusConfig::Kafka(KafkaSettings::from_env(env)?),
             orders_topic: env.or("ECOM_ORDERS_TOPIC", common::events::ORDERS_TOPIC.to_owned())?,
             kafka_group: env.or("ECOM_KAFKA_GROUP", "notification-service".to_owned())?,

@@ -45,7 +45,7 @@ impl Settings {
         Ok(Self {
             server: ServerSettings::from_env(env, DEFAULT_PORT)?,
             database_url: env.database_url("sqlite://data/orders.db", common::db::SCHEMES)?,
-            pool: PoolSettings { max_connections: env.or("ECOM_DB_MAX_CONNECTIONS", 10)?, ..PoolSettings::default() },
+            pool: PoolSettings::from_env(env)?,
             product_url: env.secret_url("ECOM_PRODUCT_URL", "http://127.0.0.1:8082", &["http", "https"])?,
             inventory_url: env.secret_url("ECOM_INVENTORY_URL", "http://127.0.0.1:8084", &["http", "https"])?,
             auth_url: env.secret_url("ECOM_AUTH_URL", "http://127.0.0.1:8081", &["http", "https"])?,

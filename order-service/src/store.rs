@@ -1,7 +1,7 @@
 //! The only code that talks to the orders database.
 
 use chrono::{DateTime, Utc};
-use common::db::SqlPool;
+use common::db::{Corrupt, SqlPool, corrupt};
 use common::on_pool;
 use uuid::Uuid;
 
@@ -12,13 +12,8 @@ use crate::idempotency::KEY_RETENTION;
 pub enum StoreError {
     #[error(transparent)]
     Database(#[from] sqlx::Error),
-    /// A stored value that does not read back as what was written.
-    #[error("corrupt {column}: {source}")]
-    Corrupt {
-        column: &'static str,
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
     /// An event that did not serialise for the outbox.
     #[error("event payload: {0}")]
     Encode(#[from] serde_json::Error),
@@ -172,14 +167,6 @@ const ORDER_COLUMNS: &str = "id, user_id, status, currency, total_amount, custom
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlPool,
-}
-
-/// The error for a value of `column` that does not parse.
-fn corrupt<E>(column: &'static str) -> impl FnOnce(E) -> StoreError
-where
-    E: std::error::Error + Send + Sync + 'static,
-{
-    move |source| StoreError::Corrupt { column, source: Box::new(source) }
 }
 
 impl Store {
@@ -387,7 +374,8 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        ids.into_iter().map(|(id,)| OrderId::parse(&id).map_err(corrupt("orders.id"))).collect()
+        let ids = ids.into_iter().map(|(id,)| OrderId::parse(&id).map_err(corrupt("orders.id")));
+        Ok(ids.collect::<Result<_, _>>()?)
     }
 
     /// Claims `key` for the request `owner` until `lease_until`, takes it over when
