@@ -1,3 +1,4 @@
+use common::settings::Env;
 use common::test_util::Running;
 
 use crate::support;
@@ -26,4 +27,21 @@ async fn the_gateway_is_not_ready_until_it_holds_the_signing_keys_of_auth_servic
     gateway.stop().await.unwrap();
     shutdown.cancel();
     auth.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn the_gateway_takes_its_metrics_listener_from_the_common_setting_and_refuses_the_old_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = test_support::start_auth(support::auth_settings(dir.path())).await;
+    let mut settings = support::gateway_settings(auth.addr, &[]);
+    settings.server.metrics_bind_addr = Some("127.0.0.1:0".parse().unwrap());
+    let gateway = Running::spawn(move |l, s| api_gateway::run(settings, l, s)).await;
+    gateway.ready().await;
+    let metrics = reqwest::get(gateway.url("/metrics")).await.unwrap();
+    assert_eq!(metrics.status(), 404, "never on the public listener");
+    gateway.stop().await.unwrap();
+
+    let old = Env::from_pairs([("ECOM_OPS_BIND_ADDR", "127.0.0.1:9080")]);
+    let err = api_gateway::Settings::from_env(&old).unwrap_err();
+    assert!(err.to_string().contains("ECOM_METRICS_BIND_ADDR"), "{err}");
 }
