@@ -11,7 +11,8 @@
 #
 # The backend is an nginx answering 200 {"id":"bench","ok":true}. The reverse proxy is a
 # second nginx (upstream keepalive 64, HTTP/1.1, Connection "", access_log off,
-# worker_processes = nproc). Spring Cloud Gateway is bench/spring-cloud-gateway (Boot
+# worker_processes = nproc); the gateway likewise serves its connections on nproc
+# single-threaded runtimes (ECOM_CONNECTION_THREADS, its default, set here explicitly). Spring Cloud Gateway is bench/spring-cloud-gateway (Boot
 # 3.5.7, Spring Cloud 2025.0.0, Java 17, default JVM settings), verifying the same
 # auth-service tokens (EdDSA) against the same JWKS with Spring Security and Nimbus + Tink.
 #
@@ -239,6 +240,7 @@ env -i PATH="$PATH" \
     ECOM_AUTH_URL="http://127.0.0.1:$AUTH_PORT" \
     ECOM_PRODUCT_URL="$BACKEND_URL" ECOM_ORDER_URL="$BACKEND_URL" ECOM_INVENTORY_URL="$BACKEND_URL" \
     ECOM_RATE_LIMIT_PER_SECOND=100000000 ECOM_RATE_LIMIT_AUTH_PER_MINUTE=100000 \
+    ECOM_CONNECTION_THREADS="$CORES" \
     "$GATEWAY_BIN" >"$WORK/gateway.log" 2>&1 &
 GATEWAY_PID=$!
 PIDS+=("$GATEWAY_PID")
@@ -372,6 +374,14 @@ measure() {
     done
     log "$key: warm-up $warmup"
     wrk_run "$key-warmup" "$url" "$warmup" "${header[@]}"
+    saturate "$key" "$url"
+    rated "$key" "$url"
+}
+
+# saturate KEY URL: best of SAT_RUNS wrk runs at saturation, the CPU each side spent and
+# the rate of the rated runs (RATE_PERCENT of the best). Reads measure's pids and header.
+saturate() {
+    local key=$1 url=$2
     local best=0 best_run="" run total_requests=0 total_target=0 total_backend=0 span_total=0 other_total=0 lg_total=0
     local bm tm am ta before_t before_b before_lg
     for run in $(seq "$SAT_RUNS"); do
@@ -416,7 +426,13 @@ measure() {
     [[ $key == direct ]] && US[$key]="$(awk -v t="$total_backend" -v n="$total_requests" -v hz="$TCK" 'BEGIN{printf "%.0f", n ? t*1e6/hz/n : 0}')"
     RATE[$key]=$((RPS[$key] * RATE_PERCENT / 100))
     ((RATE[$key] > 0)) || die "$key: no throughput"
+}
 
+# rated KEY URL: REPEATS open-loop runs at RATE[KEY], each followed by the backend alone
+# at the same rate, and their medians. Reads measure's pids and header.
+rated() {
+    local key=$1 url=$2
+    local bm tm am ta before_t before_b before_lg
     children_secs
     before_lg="$LG_SECS"
     read -r bm tm <<<"$(machine_ticks)"
