@@ -204,7 +204,8 @@ async fn clients_that_stall_their_bodies_get_408_and_never_open_the_upstreams_br
     ])
     .await;
     for stall in stall_six_bodies(platform.gateway.addr) {
-        let answer = stall.await.unwrap();
+        let answer =
+            tokio::time::timeout(Duration::from_secs(30), stall).await.expect("no answer, or never closed").unwrap();
         assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     }
     platform.admin_logs_in_right_away().await;
