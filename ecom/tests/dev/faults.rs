@@ -442,6 +442,76 @@ struct Fault {
 }
 
 /// A replica of a pair behind a balancer, and the moment it should be killed in.
+/// The service of which two replicas run behind a balancer.
+#[derive(Debug, Clone, Copy)]
+enum Tier {
+    Order,
+    Inventory,
+}
+
+/// A replica killed during the run.
+struct Kill {
+    /// Seconds into the run.
+    at: u64,
+    name: &'static str,
+    tier: Tier,
+    slot: usize,
+    /// See [`Victim`].
+    during: &'static str,
+    calling: Option<(Tier, &'static str)>,
+}
+
+const REPLICA_KILLS: [Kill; 3] = [
+    Kill {
+        at: 15,
+        name: "order-service replica 1 killed",
+        tier: Tier::Order,
+        slot: 0,
+        during: "POST /api/orders HTTP",
+        calling: None,
+    },
+    Kill {
+        at: 25,
+        name: "inventory-service replica 2 killed",
+        tier: Tier::Inventory,
+        slot: 1,
+        during: "POST /internal/reservations",
+        calling: None,
+    },
+    // This time in a cancellation that committed and is releasing its stock: the
+    // answer is lost, so its client asks again about an order already cancelled.
+    Kill {
+        at: 35,
+        name: "order-service replica 2 killed",
+        tier: Tier::Order,
+        slot: 1,
+        during: "/cancel HTTP",
+        calling: Some((Tier::Inventory, "DELETE /internal/reservations/")),
+    },
+];
+
+impl Platform {
+    fn victim(&mut self, kill: &Kill) -> Victim<'_> {
+        let Self { orders, inventories, order_balancer, inventory_balancer, .. } = self;
+        let balancer = |tier| match tier {
+            Tier::Order => &*order_balancer,
+            Tier::Inventory => &*inventory_balancer,
+        };
+        let replicas = match kill.tier {
+            Tier::Order => orders,
+            Tier::Inventory => inventories,
+        };
+        Victim {
+            name: kill.name,
+            replica: &mut replicas[kill.slot],
+            balancer: balancer(kill.tier),
+            slot: kill.slot,
+            during: kill.during,
+            calling: kill.calling.map(|(tier, request)| (balancer(tier), request)),
+        }
+    }
+}
+
 struct Victim<'a> {
     name: &'static str,
     replica: &'a mut ChildService,
@@ -568,44 +638,10 @@ async fn inject_faults(
     at(5).await;
     let (fault, emails_resumed) = kill_notification(platform, mail).await;
     faults.push(fault);
-    at(15).await;
-    faults.push(
-        kill_replica(Victim {
-            name: "order-service replica 1 killed",
-            replica: &mut platform.orders[0],
-            balancer: &platform.order_balancer,
-            slot: 0,
-            during: "POST /api/orders HTTP",
-            calling: None,
-        })
-        .await,
-    );
-    at(25).await;
-    faults.push(
-        kill_replica(Victim {
-            name: "inventory-service replica 2 killed",
-            replica: &mut platform.inventories[1],
-            balancer: &platform.inventory_balancer,
-            slot: 1,
-            during: "POST /internal/reservations",
-            calling: None,
-        })
-        .await,
-    );
-    at(35).await;
-    // This time in a cancellation that committed and is releasing its stock: the
-    // answer is lost, so its client asks again about an order already cancelled.
-    faults.push(
-        kill_replica(Victim {
-            name: "order-service replica 2 killed",
-            replica: &mut platform.orders[1],
-            balancer: &platform.order_balancer,
-            slot: 1,
-            during: "/cancel HTTP",
-            calling: Some((&platform.inventory_balancer, "DELETE /internal/reservations/")),
-        })
-        .await,
-    );
+    for kill in &REPLICA_KILLS {
+        at(kill.at).await;
+        faults.push(kill_replica(platform.victim(kill)).await);
+    }
     at(45).await;
     faults.push(stop_broker_for("Kafka stopped 15 s", Duration::from_secs(15)).await);
     (faults, emails_resumed)

@@ -2,7 +2,39 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
+use common::test_util::real_dependency;
+use serde_json::{Value, json};
+
+use crate::platform::Platform;
+
+/// The trace backend's query URL, when the stack has one and services can export to it.
+pub(crate) fn backend() -> Option<String> {
+    let jaeger = real_dependency("ECOM_TEST_JAEGER_URL")?;
+    real_dependency("ECOM_TEST_OTLP_ENDPOINT")?;
+    Some(jaeger)
+}
+
+/// The client's span, the parent of the gateway's.
+pub(crate) const CLIENT_SPAN: &str = "00f067aa0ba902b7";
+
+/// Places one unit of `sku` as the customer of `token`, the client starting the trace
+/// (the platform must continue it); the trace's id, to look it up.
+pub(crate) async fn place_traced(platform: &Platform, token: &str, sku: &str) -> String {
+    let trace_id = uuid::Uuid::new_v4().simple().to_string();
+    let placed = platform
+        .http
+        .post(platform.gateway.url("/api/orders"))
+        .bearer_auth(token)
+        .header("traceparent", format!("00-{trace_id}-{CLIENT_SPAN}-01"))
+        .json(&json!({"lines": [{"sku": sku, "quantity": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(placed.status(), 201);
+    let answered = placed.headers().get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(answered.contains(&trace_id), "the answer continues the client's trace: {answered:?}");
+    trace_id
+}
 
 /// One span of a trace.
 #[derive(Debug)]

@@ -85,10 +85,17 @@ struct Stack {
     run: Run,
 }
 
+/// A customer of the shop: (email, access token).
+type Customer = (String, String);
+
 impl Stack {
-    async fn start(b: &Backends) -> Self {
+    /// The platform with `sku` in stock and a new customer named `name`.
+    async fn shop(b: &Backends, (sku, amount, stock): (&str, i64, i64), name: &str) -> (Self, Customer) {
         let (services, run) = b.services("e2e").await;
-        Self { platform: Platform::start(services, Host::InProcess).await, run }
+        let platform = Platform::start(services, Host::InProcess).await;
+        platform.product(sku, amount, stock).await;
+        let customer = platform.customer(name).await;
+        (Self { platform, run }, customer)
     }
 
     async fn unsent_events(&self) -> i64 {
@@ -123,10 +130,8 @@ async fn message_text(mailpit: &str, address: &str, subject_part: &str) -> Value
 async fn an_order_through_the_gateway_sends_one_confirmation_and_its_cancellation_one_cancellation_email() {
     let Some(b) = backends() else { return };
     let _broker = BROKER.lock().await;
-    let stack = Stack::start(&b).await;
+    let (stack, (email, token)) = Stack::shop(&b, ("E2E-MUG", 1299, 100), "Grace Hopper").await;
     let platform = &stack.platform;
-    platform.product("E2E-MUG", 1299, 100).await;
-    let (email, token) = platform.customer("Grace Hopper").await;
 
     let lines = json!({"lines": [{"sku": "E2E-MUG", "quantity": 2}]});
     let (status, order) = platform.call(reqwest::Method::POST, "/api/orders", &token, Some(lines)).await;
@@ -172,10 +177,8 @@ async fn with_the_broker_stopped_fifty_orders_are_placed_and_fifty_emails_arrive
     let Some(b) = backends() else { return };
     common::test_util::init_telemetry();
     let _broker = BROKER.lock().await;
-    let stack = Stack::start(&b).await;
+    let (stack, (email, token)) = Stack::shop(&b, ("E2E-DOWN", 500, 100), "Katherine Johnson").await;
     let platform = &stack.platform;
-    platform.product("E2E-DOWN", 500, 100).await;
-    let (email, token) = platform.customer("Katherine Johnson").await;
 
     let stopped = tokio::task::spawn_blocking(BrokerStopped::new).await.unwrap();
     let mut ids = Vec::new();
@@ -208,30 +211,13 @@ async fn with_the_broker_stopped_fifty_orders_are_placed_and_fifty_emails_arrive
 #[tokio::test]
 async fn one_placed_order_is_one_trace_in_the_trace_backend_from_the_gateway_to_the_email() {
     let Some(b) = backends() else { return };
-    let Some(jaeger) = real_dependency("ECOM_TEST_JAEGER_URL") else { return };
-    if real_dependency("ECOM_TEST_OTLP_ENDPOINT").is_none() {
-        return;
-    }
+    let Some(jaeger) = jaeger::backend() else { return };
     common::test_util::init_telemetry();
     let _broker = BROKER.lock().await;
-    let stack = Stack::start(&b).await;
+    let (stack, (email, token)) = Stack::shop(&b, ("E2E-TRACE", 700, 10), "Barbara Liskov").await;
     let platform = &stack.platform;
-    platform.product("E2E-TRACE", 700, 10).await;
-    let (email, token) = platform.customer("Barbara Liskov").await;
 
-    // The client starts the trace: its id is the one to look up.
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let response = platform
-        .http
-        .post(platform.gateway.url("/api/orders"))
-        .bearer_auth(&token)
-        .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-01"))
-        .json(&json!({"lines": [{"sku": "E2E-TRACE", "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    assert!(response.headers()["traceparent"].to_str().unwrap().contains(&trace_id));
+    let trace_id = jaeger::place_traced(platform, &token, "E2E-TRACE").await;
     let emailed = eventually(Duration::from_secs(60), || async {
         (!mailpit_subjects(&b.mailpit, &email).await.is_empty()).then_some(())
     })

@@ -7,15 +7,11 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use common::test_util::{eventually, real_dependency};
-use serde_json::json;
 
 use crate::BROKER;
-use crate::jaeger::{self, Span};
+use crate::jaeger::{self, CLIENT_SPAN, Span};
 use crate::platform::{Host, Platform};
 use crate::real_stack::backends;
-
-/// The client's span, the parent of the gateway's.
-const CLIENT_SPAN: &str = "00f067aa0ba902b7";
 
 /// What the trace should hold: (service, span name, kind), the server spans named by
 /// method and route.
@@ -39,10 +35,7 @@ fn holds(spans: &[Span], (service, name, kind): (&str, &str, &str)) -> bool {
 #[tokio::test]
 async fn an_order_placed_across_separate_processes_is_one_trace_from_the_client_to_the_email() {
     let Some(b) = backends() else { return };
-    let Some(jaeger) = real_dependency("ECOM_TEST_JAEGER_URL") else { return };
-    if real_dependency("ECOM_TEST_OTLP_ENDPOINT").is_none() {
-        return;
-    }
+    let Some(jaeger) = jaeger::backend() else { return };
     let _broker = BROKER.lock().await;
     let (services, _run) = b.services("traces").await;
     let telemetry = vec![
@@ -55,17 +48,7 @@ async fn an_order_placed_across_separate_processes_is_one_trace_from_the_client_
     platform.product("TRACE-MUG", 700, 5).await;
     let (_, token) = platform.customer("Trace Customer").await;
 
-    let trace_id = uuid::Uuid::new_v4().simple().to_string();
-    let placed = platform
-        .http
-        .post(platform.gateway.url("/api/orders"))
-        .bearer_auth(&token)
-        .header("traceparent", format!("00-{trace_id}-{CLIENT_SPAN}-01"))
-        .json(&json!({"lines": [{"sku": "TRACE-MUG", "quantity": 1}]}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(placed.status(), 201);
+    let trace_id = jaeger::place_traced(&platform, &token, "TRACE-MUG").await;
 
     let complete = eventually(Duration::from_secs(20), || async {
         let spans = jaeger::trace(&jaeger, &trace_id).await;

@@ -174,10 +174,15 @@ fn assert_names(message: &str, expected: &[&str]) {
     }
 }
 
-fn inventory(pairs: Vec<(&'static str, String)>) -> inventory_service::Settings {
-    let mut pairs = pairs;
+/// How inventory-service fails to start on a fresh database of the TLS server, its
+/// `DATABASE_URL` and `ECOM_DB_PASSWORD_FILE` changed by `change`.
+async fn mysql_start_error(t: &Tls, change: impl FnOnce(&mut String, &mut String)) -> String {
+    let mut pairs = t.database().await;
+    let [(_, url), (_, password_file)] = &mut pairs[..] else { panic!("a URL and a password file") };
+    change(url, password_file);
     pairs.push(("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json".into()));
-    inventory_service::Settings::from_env(&env(pairs)).unwrap()
+    let settings = inventory_service::Settings::from_env(&env(pairs)).unwrap();
+    start_failure(move |l, s| inventory_service::run(settings, l, s)).await
 }
 
 fn orders(pairs: Vec<(&'static str, String)>) -> order_service::Settings {
@@ -247,31 +252,21 @@ async fn notification_service_is_ready_with_starttls_and_smtp_auth() {
 #[tokio::test]
 async fn mysql_with_a_wrong_ca_fails_at_start_naming_the_variable() {
     let Some(t) = tls() else { return };
-    let mut pairs = t.database().await;
-    let url = pairs[0].1.replace(&urlencode(&t.ca), &urlencode(&t.other_ca));
-    pairs[0].1 = url;
-    let settings = inventory(pairs);
-    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    let message = mysql_start_error(&t, |url, _| *url = url.replace(&urlencode(&t.ca), &urlencode(&t.other_ca))).await;
     assert_names(&message, &["DATABASE_URL", "MySQL", "does not chain to a CA"]);
 }
 
 #[tokio::test]
 async fn mysql_under_a_wrong_host_name_fails_at_start_naming_the_variable() {
     let Some(t) = tls() else { return };
-    let mut pairs = t.database().await;
-    pairs[0].1 = wrong_host(&pairs[0].1.parse().unwrap()).to_string();
-    let settings = inventory(pairs);
-    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    let message = mysql_start_error(&t, |url, _| *url = wrong_host(&url.parse().unwrap()).to_string()).await;
     assert_names(&message, &["DATABASE_URL", "MySQL", "not issued for the host name"]);
 }
 
 #[tokio::test]
 async fn mysql_with_a_wrong_password_fails_at_start_naming_the_variable() {
     let Some(t) = tls() else { return };
-    let mut pairs = t.database().await;
-    pairs[1].1 = t.secret_file("not-the-password");
-    let settings = inventory(pairs);
-    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    let message = mysql_start_error(&t, |_, password_file| *password_file = t.secret_file("not-the-password")).await;
     assert_names(&message, &["DATABASE_URL", "ECOM_DB_PASSWORD", "MySQL", "refused"]);
     assert!(!message.contains("not-the-password"), "{message}");
 }
@@ -279,12 +274,12 @@ async fn mysql_with_a_wrong_password_fails_at_start_naming_the_variable() {
 #[tokio::test]
 async fn mysql_without_tls_is_refused_by_the_server_at_start() {
     let Some(t) = tls() else { return };
-    let mut pairs = t.database().await;
-    let mut url: url::Url = pairs[0].1.parse().unwrap();
-    url.set_query(Some("ssl-mode=disabled"));
-    pairs[0].1 = url.to_string();
-    let settings = inventory(pairs);
-    let message = start_failure(move |l, s| inventory_service::run(settings, l, s)).await;
+    let without_tls = |url: &mut String| {
+        let mut parsed: url::Url = url.parse().unwrap();
+        parsed.set_query(Some("ssl-mode=disabled"));
+        *url = parsed.to_string();
+    };
+    let message = mysql_start_error(&t, |url, _| without_tls(url)).await;
     assert_names(&message, &["DATABASE_URL", "cannot connect to MySQL", "without TLS", "may require TLS"]);
 }
 
@@ -341,21 +336,25 @@ async fn kafka_under_a_wrong_host_name_fails_at_start_naming_the_variable() {
     assert_names(&message, &["ECOM_KAFKA_", "Kafka", "127.0.0.1"]);
 }
 
+/// order-service with `user` and a wrong password over `mechanism` fails to start,
+/// naming the variable, Kafka and the mechanism, never the password.
+async fn kafka_refuses_a_wrong_password(t: &Tls, mechanism: &str, user: &str) {
+    let wrong = (user.to_owned(), "not-the-password".to_owned());
+    let message = order_start_error(t, t.kafka(&t.brokers, &t.ca, mechanism, &wrong)).await;
+    assert_names(&message, &["ECOM_KAFKA_SASL_PASSWORD", "Kafka refused the SASL credentials", mechanism]);
+    assert!(!message.contains("not-the-password"), "{message}");
+}
+
 #[tokio::test]
 async fn kafka_with_a_wrong_scram_password_fails_at_start_naming_the_variable() {
     let Some(t) = tls() else { return };
-    let wrong = (t.scram.0.clone(), "not-the-password".to_owned());
-    let message = order_start_error(&t, t.kafka(&t.brokers, &t.ca, "SCRAM-SHA-512", &wrong)).await;
-    assert_names(&message, &["ECOM_KAFKA_SASL_PASSWORD", "Kafka", "SCRAM-SHA-512"]);
-    assert!(!message.contains("not-the-password"), "{message}");
+    kafka_refuses_a_wrong_password(&t, "SCRAM-SHA-512", &t.scram.0).await;
 }
 
 #[tokio::test]
 async fn kafka_with_a_wrong_plain_password_fails_at_start_naming_the_variable() {
     let Some(t) = tls() else { return };
-    let wrong = (t.plain.0.clone(), "not-the-password".to_owned());
-    let message = order_start_error(&t, t.kafka(&t.brokers, &t.ca, "PLAIN", &wrong)).await;
-    assert_names(&message, &["ECOM_KAFKA_SASL_PASSWORD", "Kafka", "PLAIN"]);
+    kafka_refuses_a_wrong_password(&t, "PLAIN", &t.plain.0).await;
 }
 
 // ------------------------------------------------------------------- SMTP --
