@@ -42,43 +42,17 @@ fi
 source scripts/check/lib/venv.bash
 pinned_venv browser "$REQUIREMENTS"
 
-echo "building ecom"
-cargo build --quiet --locked -p ecom
-ecom="${CARGO_TARGET_DIR:-target}/debug/ecom"
-
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-  done
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/check/lib/ecom-dev.bash
+source scripts/check/lib/ecom-dev.bash
+ecom_dev_prepare
 
 # start NAME ARGS...: `ecom dev ARGS` on a fresh $work/NAME; sets $gateway once the
 # banner is out. The platform's own defaults otherwise (rate limits included).
 start() {
   local name=$1
   shift
-  env -u ECOM_ADMIN_EMAIL -u ECOM_ADMIN_PASSWORD RUST_LOG="${RUST_LOG:-warn}" ECOM_LOG_FORMAT=json \
-    OTEL_EXPORTER_OTLP_ENDPOINT= \
-    "$ecom" dev --data-dir "$work/$name" --any-ports "$@" >"$work/$name.banner" 2>"$work/$name.log" &
-  pids+=($!)
-  gateway=
-  for _ in $(seq 600); do
-    if grep -q 'Ctrl-C stops it' "$work/$name.banner"; then
-      gateway=$(awk '$1 == "gateway" && $2 ~ /^http:/ { print $2 }' "$work/$name.banner")
-      break
-    fi
-    kill -0 "${pids[-1]}" 2>/dev/null || break
-    sleep 0.1
-  done
-  if [ -z "$gateway" ]; then
-    cat "$work/$name.banner" "$work/$name.log" >&2
-    fail "ecom dev $* did not start"
-  fi
+  ecom_dev_start "$work/$name.banner" "$work/$name.log" -u ECOM_ADMIN_EMAIL -u ECOM_ADMIN_PASSWORD -- \
+    --data-dir "$work/$name" "$@" || fail "ecom dev $* did not start"
 }
 fail() { echo "demo check: $*" >&2; exit 1; }
 
@@ -127,8 +101,8 @@ token=$(curl -sSf "$gateway/api/auth/login" -H 'content-type: application/json' 
 
 echo "== ecom dev again on the same data directory"
 first_password=$(head -1 "$work/first/admin-password")
-kill "${pids[0]}"
-wait "${pids[0]}" 2>/dev/null || true
+kill "${ecom_pids[0]}"
+wait "${ecom_pids[0]}" 2>/dev/null || true
 mv "$work/first.log" "$work/first-run.log"
 start first
 grep -q "admin password $first_password  (kept in $work/first/admin-password)" "$work/first.banner" ||

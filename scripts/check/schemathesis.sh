@@ -31,37 +31,13 @@ source scripts/check/lib/venv.bash
 pinned_venv schemathesis "$REQUIREMENTS"
 st="$venv/bin/st"
 
-echo "building ecom"
-cargo build --quiet --locked -p ecom
-ecom="${CARGO_TARGET_DIR:-target}/debug/ecom"
-
-work=$(mktemp -d)
-ecom_pid=
-cleanup() {
-  if [ -n "$ecom_pid" ]; then
-    kill "$ecom_pid" 2>/dev/null || true
-    wait "$ecom_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
+# shellcheck source=scripts/check/lib/ecom-dev.bash
+source scripts/check/lib/ecom-dev.bash
+ecom_dev_prepare
 
 admin_password=$(python3 -c 'import secrets; print(secrets.token_urlsafe(18))')
-ECOM_ADMIN_EMAIL=admin@ecom.local ECOM_ADMIN_PASSWORD="$admin_password" \
-  ECOM_RATE_LIMIT_PER_SECOND=100000 ECOM_RATE_LIMIT_AUTH_PER_MINUTE=1000000 \
-  RUST_LOG="${RUST_LOG:-warn}" ECOM_LOG_FORMAT=json OTEL_EXPORTER_OTLP_ENDPOINT= \
-  "$ecom" dev --data-dir "$work/data" --any-ports >"$work/banner" 2>"$work/log" &
-ecom_pid=$!
-
-gateway=
-for _ in $(seq 600); do
-  gateway=$(awk '$1 == "gateway" && $2 ~ /^http:/ { print $2 }' "$work/banner")
-  [ -n "$gateway" ] && break
-  if ! kill -0 "$ecom_pid" 2>/dev/null; then break; fi
-  sleep 0.1
-done
-if [ -z "$gateway" ]; then
-  cat "$work/banner" "$work/log" >&2
+if ! ecom_dev_start "$work/banner" "$work/log" ECOM_ADMIN_EMAIL=admin@ecom.local ECOM_ADMIN_PASSWORD="$admin_password" \
+  ECOM_RATE_LIMIT_PER_SECOND=100000 ECOM_RATE_LIMIT_AUTH_PER_MINUTE=1000000 -- --data-dir "$work/data"; then
   echo "schemathesis: ecom dev did not start" >&2
   exit 1
 fi
