@@ -348,6 +348,14 @@ mod tests {
         breaker
     }
 
+    /// A breaker opened as [`opened`] does, its wait over: half-open.
+    async fn half_opened(name: &'static str) -> CircuitBreaker {
+        let breaker = opened(name);
+        tokio::time::advance(config().open_for).await;
+        assert_eq!(breaker.state(), State::HalfOpen);
+        breaker
+    }
+
     #[tokio::test(start_paused = true)]
     async fn it_stays_closed_below_the_minimum_number_of_calls() {
         let breaker = CircuitBreaker::new("t1", config());
@@ -400,16 +408,14 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_failed_probe_opens_it_again() {
-        let breaker = opened("t5");
-        tokio::time::advance(Duration::from_millis(100)).await;
+        let breaker = half_opened("t5").await;
         call(&breaker, Outcome::Failure).unwrap();
         assert_eq!(breaker.state(), State::Open);
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_abandoned_probe_gives_its_slot_back() {
-        let breaker = opened("t6");
-        tokio::time::advance(Duration::from_millis(100)).await;
+        let breaker = half_opened("t6").await;
         drop(breaker.try_acquire().unwrap());
         drop(breaker.try_acquire().unwrap());
         assert!(breaker.try_acquire().is_ok());
