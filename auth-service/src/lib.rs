@@ -28,7 +28,7 @@ pub const DEFAULT_PORT: u16 = 8081;
 
 /// The service's routes inside the standard stack, with its readiness checks.
 pub fn router(state: AppState, settings: &Settings) -> Router {
-    let health = Health::new().database(state.store.pool().clone());
+    let health = Health::new().database(state.store.pool.clone());
     server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 

@@ -47,7 +47,7 @@ impl AppState {
         let pool = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
         let dummy_hash = crate::password::unmatchable_hash()?;
         let state = Self {
-            store: Store::new(pool),
+            store: Store { pool },
             keys,
             verifier,
             tokens: TokenSettings {
@@ -72,6 +72,6 @@ impl AppState {
 
 impl common::runtime::Close for AppState {
     async fn close(&self) {
-        self.store.pool().close().await;
+        self.store.pool.close().await;
     }
 }

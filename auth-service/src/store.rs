@@ -42,20 +42,13 @@ pub struct NewUser<'a> {
     pub roles: &'a [&'a str],
 }
 
+/// The service's queries, over its database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlPool,
+    pub pool: SqlPool,
 }
 
 impl Store {
-    pub fn new(pool: SqlPool) -> Self {
-        Self { pool }
-    }
-
-    pub fn pool(&self) -> &SqlPool {
-        &self.pool
-    }
-
     #[tracing::instrument(skip_all)]
     pub async fn fetch_user_by_email(&self, email: &str) -> Result<Option<UserRow>, StoreError> {
         let normalized = normalize_email(email);

@@ -21,12 +21,12 @@ impl AppState {
     pub async fn connect(settings: &Settings) -> anyhow::Result<Self> {
         let db = SqlPool::connect("DATABASE_URL", &settings.database_url, &settings.pool, &MYSQL, &SQLITE).await?;
         let verifier = settings.verifier.verifier().map_err(|e| anyhow::anyhow!("ECOM_JWKS_URL: {e}"))?;
-        Ok(Self { store: Store::new(db), verifier })
+        Ok(Self { store: Store { pool: db }, verifier })
     }
 }
 
 impl common::runtime::Close for AppState {
     async fn close(&self) {
-        self.store.pool().close().await;
+        self.store.pool.close().await;
     }
 }

@@ -83,20 +83,13 @@ impl ReservationStatus {
     }
 }
 
+/// The service's queries, over its database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlPool,
+    pub pool: SqlPool,
 }
 
 impl Store {
-    pub fn new(pool: SqlPool) -> Self {
-        Self { pool }
-    }
-
-    pub fn pool(&self) -> &SqlPool {
-        &self.pool
-    }
-
     #[tracing::instrument(skip_all, fields(sku = %sku))]
     pub async fn fetch_stock(&self, sku: &Sku) -> Result<Option<StockLevel>, StoreError> {
         Ok(on_pool!(&self.pool, pool => {

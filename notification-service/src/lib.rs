@@ -29,7 +29,7 @@ pub const DEFAULT_PORT: u16 = 8085;
 pub fn router(state: AppState, settings: &Settings) -> Router {
     register_metrics();
     let mailer = state.mailer.clone();
-    let mut health = Health::new().database(state.store.pool().clone()).check("mail", move || {
+    let mut health = Health::new().database(state.store.pool.clone()).check("mail", move || {
         let mailer = mailer.clone();
         async move { mailer.check().await }
     });

@@ -28,12 +28,12 @@ impl AppState {
         if let BusConfig::Kafka(kafka) = &settings.bus {
             common::kafka::verify(kafka).await?;
         }
-        Ok(Self { store: Store::new(db), mailer, retry: RetryPolicy::new(settings.mail.max_attempts) })
+        Ok(Self { store: Store { pool: db }, mailer, retry: RetryPolicy::new(settings.mail.max_attempts) })
     }
 }
 
 impl common::runtime::Close for AppState {
     async fn close(&self) {
-        self.store.pool().close().await;
+        self.store.pool.close().await;
     }
 }

@@ -6,20 +6,13 @@ use common::db::SqlPool;
 use common::events::OrderEvent;
 use common::on_pool;
 
+/// The service's queries, over its database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlPool,
+    pub pool: SqlPool,
 }
 
 impl Store {
-    pub fn new(pool: SqlPool) -> Self {
-        Self { pool }
-    }
-
-    pub fn pool(&self) -> &SqlPool {
-        &self.pool
-    }
-
     /// Whether the email for `event_id` has gone out already.
     pub async fn already_handled(&self, event_id: &str) -> Result<bool, sqlx::Error> {
         let row: Option<(String,)> = on_pool!(&self.pool, pool => {

@@ -30,7 +30,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     register_metrics();
     // Kafka is deliberately not a readiness check: while the broker is away, orders are
     // still accepted and their events wait in the outbox (the backlog metrics show it).
-    let health = Health::new().database(state.store.pool().clone());
+    let health = Health::new().database(state.store.pool.clone());
     server::stack(routes::routes(state), health, server::stack_config(SERVICE, &settings.server))
 }
 
@@ -41,7 +41,7 @@ pub fn workers(state: AppState, settings: &Settings, shutdown: CancellationToken
     let mut set = JoinSet::new();
     set.spawn(state.products.token.clone().keep_renewed(shutdown.clone()));
     set.spawn(events::run_relay(
-        state.store.pool().clone(),
+        state.store.pool.clone(),
         state.publisher.clone(),
         state.outbox_wake.clone(),
         shutdown.clone(),

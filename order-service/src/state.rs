@@ -48,7 +48,7 @@ impl AppState {
         )
         .map_err(|e| anyhow::anyhow!("ECOM_AUTH_URL: {e}"))?;
         Ok(Self {
-            store: Store::new(db),
+            store: Store { pool: db },
             verifier,
             products: Products {
                 client: ResilientClient::new("product-service", &settings.client)?,
@@ -80,6 +80,6 @@ impl AppState {
 
 impl common::runtime::Close for AppState {
     async fn close(&self) {
-        self.store.pool().close().await;
+        self.store.pool.close().await;
     }
 }

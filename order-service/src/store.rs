@@ -164,20 +164,13 @@ struct LineRow {
 
 const ORDER_COLUMNS: &str = "id, user_id, status, currency, total_amount, customer_email, customer_name, CAST(version AS SIGNED) AS version, created_at, updated_at";
 
+/// The service's queries, over its database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlPool,
+    pub pool: SqlPool,
 }
 
 impl Store {
-    pub fn new(pool: SqlPool) -> Self {
-        Self { pool }
-    }
-
-    pub fn pool(&self) -> &SqlPool {
-        &self.pool
-    }
-
     /// Writes a new `PENDING` order with its lines.
     #[tracing::instrument(skip_all, fields(order_id = %order.id))]
     pub async fn insert_pending(&self, order: &Order) -> Result<(), StoreError> {
@@ -498,32 +491,28 @@ impl Store {
 
     /// Stores the final answer for `key`; later requests with it replay this answer.
     pub async fn complete_key(&self, key: &KeyRef, status: u16, body: &str) -> Result<(), StoreError> {
-        on_pool!(&self.pool, pool => {
-            sqlx::query(
-                "UPDATE idempotency_keys SET status_code = ?, response = ?, locked_until = NULL \
-                 WHERE user_id = ? AND idem_key = ? AND owner = ? AND status_code IS NULL",
-            )
-            .bind(i64::from(status))
-            .bind(body)
-            .bind(key.user.to_string())
-            .bind(&key.key)
-            .bind(key.owner.to_string())
-            .execute(pool)
-            .await
-            .map(drop)?
-        });
-        Ok(())
+        self.end_lease(key, Some((status, body))).await
     }
 
     /// Ends the lease of `key` without an answer (nothing final was decided, or the
     /// request was dropped): the next request with the key takes it over at once and
     /// settles whatever order it recorded.
     pub async fn release_key(&self, key: &KeyRef) -> Result<(), StoreError> {
+        self.end_lease(key, None).await
+    }
+
+    /// Ends `key.owner`'s lease on the unanswered `key`, storing the `answer` (status
+    /// and body) when there is one. Without one the answer columns stay empty, as they
+    /// are on every unanswered key.
+    async fn end_lease(&self, key: &KeyRef, answer: Option<(u16, &str)>) -> Result<(), StoreError> {
+        let (status, body) = answer.map_or((None, None), |(status, body)| (Some(i64::from(status)), Some(body)));
         on_pool!(&self.pool, pool => {
             sqlx::query(
-                "UPDATE idempotency_keys SET locked_until = NULL WHERE user_id = ? AND idem_key = ? AND owner = ? \
-                 AND status_code IS NULL",
+                "UPDATE idempotency_keys SET status_code = ?, response = ?, locked_until = NULL \
+                 WHERE user_id = ? AND idem_key = ? AND owner = ? AND status_code IS NULL",
             )
+            .bind(status)
+            .bind(body)
             .bind(key.user.to_string())
             .bind(&key.key)
             .bind(key.owner.to_string())

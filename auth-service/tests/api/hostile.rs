@@ -17,10 +17,10 @@ fn with_admin(settings: Settings, email: &str, password: &str) -> Settings {
 /// Runs `sql` with `bind` against the service's database, as an operator would.
 async fn execute(settings: &Settings, sql: &'static str, bind: chrono::DateTime<chrono::Utc>) {
     let state = AppState::connect(&Settings { admin: None, ..settings.clone() }).await.unwrap();
-    common::on_pool!(state.store.pool(), pool => {
+    common::on_pool!(&state.store.pool, pool => {
         sqlx::query(sql).bind(bind).execute(pool).await.unwrap();
     });
-    state.store.pool().close().await;
+    state.store.pool.close().await;
 }
 
 fn fields(problem: &Value) -> Vec<&str> {

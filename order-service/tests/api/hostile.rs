@@ -10,7 +10,7 @@ const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-
 /// The trace context stored with the order's outbox event.
 async fn outbox_trace_context(shop: &Shop, order_id: &str) -> Value {
     let state = shop.state().await;
-    let stored = common::on_pool!(state.store.pool(), pool => {
+    let stored = common::on_pool!(&state.store.pool, pool => {
         let (context,): (String,) = sqlx::query_as("SELECT trace_context FROM outbox WHERE event_key = ?")
             .bind(order_id)
             .fetch_one(pool)
@@ -18,7 +18,7 @@ async fn outbox_trace_context(shop: &Shop, order_id: &str) -> Value {
             .unwrap();
         context
     });
-    state.store.pool().close().await;
+    state.store.pool.close().await;
     serde_json::from_str(&stored).unwrap()
 }
 

@@ -46,7 +46,7 @@ impl ClaimedKey {
     }
 
     async fn stop(self) {
-        self.state.store.pool().close().await;
+        self.state.store.pool.close().await;
     }
 }
 
@@ -139,7 +139,7 @@ async fn the_sweeper_purges_keys_past_their_retention() {
         }
         let state = shop.state().await;
         let long_ago = chrono::Utc::now() - chrono::Duration::days(2);
-        common::on_pool!(state.store.pool(), pool => {
+        common::on_pool!(&state.store.pool, pool => {
             sqlx::query("UPDATE idempotency_keys SET created_at = ? WHERE idem_key = 'old-1'")
                 .bind(long_ago)
                 .execute(pool)
@@ -147,7 +147,7 @@ async fn the_sweeper_purges_keys_past_their_retention() {
                 .unwrap();
         });
         saga::sweep_once(&state).await.unwrap();
-        let keys: Vec<(String,)> = common::on_pool!(state.store.pool(), pool => {
+        let keys: Vec<(String,)> = common::on_pool!(&state.store.pool, pool => {
             sqlx::query_as("SELECT idem_key FROM idempotency_keys").fetch_all(pool).await.unwrap()
         });
         assert_eq!(keys, vec![("new-1".to_owned(),)]);
@@ -159,6 +159,6 @@ async fn the_sweeper_purges_keys_past_their_retention() {
         .await;
         assert!(placed.is_some());
         assert_eq!(shop.orders_in("CONFIRMED").await, 3);
-        state.store.pool().close().await;
+        state.store.pool.close().await;
     }
 }

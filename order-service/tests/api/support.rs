@@ -214,11 +214,11 @@ impl Shop {
 
     async fn count(&self, sql: &'static str, value: &str) -> i64 {
         let state = self.state().await;
-        let count = common::on_pool!(state.store.pool(), pool => {
+        let count = common::on_pool!(&state.store.pool, pool => {
             let (n,): (i64,) = sqlx::query_as(sql).bind(value).fetch_one(pool).await.unwrap();
             n
         });
-        state.store.pool().close().await;
+        state.store.pool.close().await;
         count
     }
 }
