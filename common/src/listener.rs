@@ -80,7 +80,9 @@ pub async fn serve(
         // At the cap this one waits (and the next ones in the listen queue) for a slot.
         let Some(slot) = next_slot(&slots, &pressure, &shutdown, &mut cap_warning, addr).await else { break };
         let _ = stream.set_nodelay(true);
-        let connection = Connection { peer, limits, shutdown: shutdown.clone(), pressure: pressure_seen.clone() };
+        let accepted = Instant::now();
+        let connection =
+            Connection { peer, accepted, limits, shutdown: shutdown.clone(), pressure: pressure_seen.clone() };
         let app = app.clone();
         match threads.next() {
             None => {
@@ -261,6 +263,8 @@ impl CapWarning {
 /// One accepted connection and what bounds it.
 struct Connection {
     peer: SocketAddr,
+    /// Its clock starts here, not when a connection thread gets to it.
+    accepted: Instant,
     limits: ConnectionLimits,
     shutdown: CancellationToken,
     /// Bumped by the listener when it is at the cap.
@@ -276,7 +280,7 @@ impl Connection {
     }
 
     async fn serve(mut self, stream: TcpStream, app: Router, _slot: OwnedSemaphorePermit) {
-        let clock = Arc::new(Clock::new(self.limits));
+        let clock = Arc::new(Clock::new(self.limits, self.accepted));
         let io = TokioIo::new(ClockedIo { inner: stream, clock: clock.clone() });
         let service = ConnectionService { app, peer: self.peer, clock: clock.clone() };
         let mut builder = http1::Builder::new();
@@ -345,8 +349,7 @@ struct Clock {
 }
 
 impl Clock {
-    fn new(limits: ConnectionLimits) -> Self {
-        let since = Instant::now();
+    fn new(limits: ConnectionLimits, since: Instant) -> Self {
         let until = since + limits.header_read_timeout;
         Self { phase: Mutex::new(Phase::Waiting { since, until, kept_alive: false }), changed: Notify::new(), limits }
     }
@@ -559,7 +562,7 @@ mod tests {
     #[test]
     fn a_connection_moves_from_head_to_answering_to_idle_with_the_deadline_of_each() {
         let before = Instant::now();
-        let clock = Clock::new(limits());
+        let clock = Clock::new(limits(), Instant::now());
         assert!(due_in(clock.deadline(), before, Duration::from_secs(10)));
         assert!(!clock.is_idle(), "a new connection is not idle: it may be about to send");
         assert!(!clock.is_stale(), "nor stale before it had a second to send");
@@ -597,7 +600,7 @@ mod tests {
 
     #[test]
     fn a_request_in_flight_keeps_the_connection_busy_until_its_response_is_dropped() {
-        let clock = Arc::new(Clock::new(limits()));
+        let clock = Arc::new(Clock::new(limits(), Instant::now()));
         let first = InFlight::start(clock.clone());
         let second = InFlight::start(clock.clone());
         drop(first);
