@@ -1,11 +1,16 @@
 //! What the gateway applies to every request on its public listener, whatever the path:
 //! the per-client rate budget and the security headers of every answer.
 
+use std::task::{Context, Poll};
+
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use futures::FutureExt as _;
+use futures::future::Map;
 use governor::clock::{Clock as _, DefaultClock};
 use http::header::{self, HeaderValue};
+use tower::{Layer, Service};
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -47,18 +52,53 @@ const DOCS_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'sel
     img-src 'self' data:; font-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; \
     form-action 'none'";
 
-/// Middleware: the security headers of every answer, the gateway's own and the services'.
+/// Layer: the security headers of every answer, the gateway's own and the services'.
+/// A plain service rather than a `from_fn` middleware, so a request pays no boxed future
+/// and no clone of the stack below for it.
 ///
 /// No `Strict-Transport-Security`: the gateway speaks plain HTTP behind whatever
 /// terminates TLS, and HSTS is that terminator's to send (docs/decisions.md).
-pub async fn security_headers(req: Request, next: Next) -> Response {
-    let docs = req.uri().path().starts_with(DOCS_PREFIX);
-    let mut response = next.run(req).await;
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecurityHeadersLayer;
+
+impl<S> Layer<S> for SecurityHeadersLayer {
+    type Service = SecurityHeaders<S>;
+
+    fn layer(&self, inner: S) -> SecurityHeaders<S> {
+        SecurityHeaders(inner)
+    }
+}
+
+/// The service of [`SecurityHeadersLayer`].
+#[derive(Debug, Clone)]
+pub struct SecurityHeaders<S>(S);
+
+type Answer<E> = Result<Response, E>;
+
+impl<S: Service<Request, Response = Response>> Service<Request> for SecurityHeaders<S> {
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Map<S::Future, fn(Answer<S::Error>) -> Answer<S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let secure: fn(Answer<S::Error>) -> Answer<S::Error> = if req.uri().path().starts_with(DOCS_PREFIX) {
+            |answer| answer.map(|response| secured(response, DOCS_POLICY))
+        } else {
+            |answer| answer.map(|response| secured(response, API_POLICY))
+        };
+        self.0.call(req).map(secure)
+    }
+}
+
+fn secured(mut response: Response, policy: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    headers
-        .insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(if docs { DOCS_POLICY } else { API_POLICY }));
+    headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(policy));
     response
 }

@@ -42,7 +42,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     }
     let budget = move |router: Router| router.layer(middleware::from_fn_with_state(state, edge::rate_limit));
     server::edge_stack(routes, health, server::stack_config(SERVICE, &settings.server), budget)
-        .layer(middleware::from_fn(edge::security_headers))
+        .layer(edge::SecurityHeadersLayer)
 }
 
 /// `/metrics` and `/health/*`, for the metrics listener (`ECOM_METRICS_BIND_ADDR`).
