@@ -253,29 +253,8 @@ func (c *checker) checkDockerfile(ctx context.Context, name string) map[string]s
 	if c.failed(name, err) {
 		return nil
 	}
-
-	// BuildKit's linter, as `docker build --check` runs it, over every stage.
-	main := llb.Local("context")
-	opt := dockerfile2llb.ConvertOpt{
-		Config:       dockerui.Config{},
-		MainContext:  &main,
-		SourceMap:    &llb.SourceMap{Definition: &llb.Definition{}, Filename: name, Language: "Dockerfile", Data: dt},
-		MetaResolver: offlineResolver{},
-	}
-	results, err := dockerfile2llb.DockerfileLint(ctx, dt, opt)
-	if err != nil {
-		c.fail("%s: lint: %v", name, err)
+	if !c.lintDockerfile(ctx, name, dt) {
 		return nil
-	}
-	for _, w := range results.Warnings {
-		line := 0
-		if w.Location != nil && len(w.Location.Ranges) > 0 {
-			line = int(w.Location.Ranges[0].Start.Line)
-		}
-		c.fail("%s:%d: %s: %s (%s)", name, line, w.RuleName, w.Detail, w.URL)
-	}
-	if results.Error != nil {
-		c.fail("%s: %s", name, results.Error.Message)
 	}
 
 	// The shape of each service stage, following FROM <earlier stage> chains.
@@ -291,8 +270,51 @@ func (c *checker) checkDockerfile(ctx context.Context, name string) map[string]s
 	for _, s := range stages {
 		byName[s.Name] = s
 	}
+	c.checkPinnedBases(name, stages, metaArgs, byName)
+	infos := map[string]stageInfo{}
+	for _, svc := range services {
+		s, ok := byName[svc]
+		if !ok {
+			c.fail("%s: no stage named %s (the build target of that service)", name, svc)
+			continue
+		}
+		infos[svc] = stageOf(byName, s, 0)
+		c.checkServiceStage(name, svc, infos[svc])
+	}
+	return infos
+}
 
-	// Base images pinned to a version (ARG defaults before the first FROM expanded).
+// lintDockerfile runs BuildKit's linter, as `docker build --check` runs it, over every
+// stage; false when the linter itself could not run.
+func (c *checker) lintDockerfile(ctx context.Context, name string, dt []byte) bool {
+	main := llb.Local("context")
+	opt := dockerfile2llb.ConvertOpt{
+		Config:       dockerui.Config{},
+		MainContext:  &main,
+		SourceMap:    &llb.SourceMap{Definition: &llb.Definition{}, Filename: name, Language: "Dockerfile", Data: dt},
+		MetaResolver: offlineResolver{},
+	}
+	results, err := dockerfile2llb.DockerfileLint(ctx, dt, opt)
+	if err != nil {
+		c.fail("%s: lint: %v", name, err)
+		return false
+	}
+	for _, w := range results.Warnings {
+		line := 0
+		if w.Location != nil && len(w.Location.Ranges) > 0 {
+			line = int(w.Location.Ranges[0].Start.Line)
+		}
+		c.fail("%s:%d: %s: %s (%s)", name, line, w.RuleName, w.Detail, w.URL)
+	}
+	if results.Error != nil {
+		c.fail("%s: %s", name, results.Error.Message)
+	}
+	return true
+}
+
+// checkPinnedBases: every base image that is not an earlier stage is pinned to a
+// version (ARG defaults before the first FROM expanded).
+func (c *checker) checkPinnedBases(name string, stages []instructions.Stage, metaArgs []instructions.ArgCommand, byName map[string]instructions.Stage) {
 	args := map[string]string{}
 	for _, a := range metaArgs {
 		for _, kv := range a.Args {
@@ -313,51 +335,46 @@ func (c *checker) checkDockerfile(ctx context.Context, name string) map[string]s
 			c.fail("%s: stage %s: FROM %s: %v", name, s.Name, image, err)
 		}
 	}
-	var collect func(s instructions.Stage, depth int) stageInfo
-	collect = func(s instructions.Stage, depth int) stageInfo {
-		var info stageInfo
-		if base, ok := byName[s.BaseName]; ok && depth < 10 {
-			info = collect(base, depth+1)
-		}
-		for _, cmd := range s.Commands {
-			switch cmd := cmd.(type) {
-			case *instructions.ExposeCommand:
-				info.exposed = append(info.exposed, cmd.Ports...)
-			case *instructions.HealthCheckCommand:
-				info.healthcheck = cmd.Health.Test
-			case *instructions.UserCommand:
-				info.user = cmd.User
-			case *instructions.EntrypointCommand:
-				info.entrypoint = cmd.CmdLine
-			}
-		}
-		return info
+}
+
+// stageOf is what stage s ends up with, its earlier stages' instructions included.
+func stageOf(byName map[string]instructions.Stage, s instructions.Stage, depth int) stageInfo {
+	var info stageInfo
+	if base, ok := byName[s.BaseName]; ok && depth < 10 {
+		info = stageOf(byName, base, depth+1)
 	}
-	infos := map[string]stageInfo{}
-	for _, svc := range services {
-		s, ok := byName[svc]
-		if !ok {
-			c.fail("%s: no stage named %s (the build target of that service)", name, svc)
-			continue
-		}
-		info := collect(s, 0)
-		infos[svc] = info
-		if len(info.exposed) != 1 {
-			c.fail("%s: stage %s exposes %v, want exactly its own port", name, svc, info.exposed)
-		}
-		if len(info.healthcheck) == 0 || info.healthcheck[0] == "NONE" {
-			c.fail("%s: stage %s has no HEALTHCHECK", name, svc)
-		} else if len(info.exposed) == 1 && !strings.Contains(strings.Join(info.healthcheck, " "), ":"+info.exposed[0]+"/health/ready") {
-			c.fail("%s: stage %s: HEALTHCHECK %v does not probe /health/ready on port %s", name, svc, info.healthcheck, info.exposed[0])
-		}
-		if u := strings.Split(info.user, ":")[0]; u == "" || u == "root" || u == "0" {
-			c.fail("%s: stage %s runs as root (USER %q)", name, svc, info.user)
-		}
-		if len(info.entrypoint) == 0 || filepath.Base(info.entrypoint[0]) != svc {
-			c.fail("%s: stage %s: ENTRYPOINT %v does not run the %s binary", name, svc, info.entrypoint, svc)
+	for _, cmd := range s.Commands {
+		switch cmd := cmd.(type) {
+		case *instructions.ExposeCommand:
+			info.exposed = append(info.exposed, cmd.Ports...)
+		case *instructions.HealthCheckCommand:
+			info.healthcheck = cmd.Health.Test
+		case *instructions.UserCommand:
+			info.user = cmd.User
+		case *instructions.EntrypointCommand:
+			info.entrypoint = cmd.CmdLine
 		}
 	}
-	return infos
+	return info
+}
+
+// checkServiceStage: a service's stage exposes its one port, probes /health/ready on
+// it, runs as a user other than root and runs the service's binary.
+func (c *checker) checkServiceStage(name, svc string, info stageInfo) {
+	if len(info.exposed) != 1 {
+		c.fail("%s: stage %s exposes %v, want exactly its own port", name, svc, info.exposed)
+	}
+	if len(info.healthcheck) == 0 || info.healthcheck[0] == "NONE" {
+		c.fail("%s: stage %s has no HEALTHCHECK", name, svc)
+	} else if len(info.exposed) == 1 && !strings.Contains(strings.Join(info.healthcheck, " "), ":"+info.exposed[0]+"/health/ready") {
+		c.fail("%s: stage %s: HEALTHCHECK %v does not probe /health/ready on port %s", name, svc, info.healthcheck, info.exposed[0])
+	}
+	if u := strings.Split(info.user, ":")[0]; u == "" || u == "root" || u == "0" {
+		c.fail("%s: stage %s runs as root (USER %q)", name, svc, info.user)
+	}
+	if len(info.entrypoint) == 0 || filepath.Base(info.entrypoint[0]) != svc {
+		c.fail("%s: stage %s: ENTRYPOINT %v does not run the %s binary", name, svc, info.entrypoint, svc)
+	}
 }
 
 func (c *checker) checkDockerignore() {
@@ -389,17 +406,43 @@ func (c *checker) checkCompose(ctx context.Context, name string, rustVars map[st
 		c.fail(".env.example: %v", err)
 		return
 	}
+	if !c.checkComposeVariables(ctx, name, composePath, example) {
+		return
+	}
+	project, ok := c.loadProject(ctx, name, composePath, envExample)
+	if !ok {
+		return
+	}
 
+	// 3. The project's rules.
+	oneShot := map[string]bool{}
+	for _, svc := range project.Services {
+		if svc.Restart == types.RestartPolicyNo && svc.HealthCheck != nil && svc.HealthCheck.Disable {
+			oneShot[svc.Name] = true
+		}
+	}
+	for _, want := range services {
+		if _, ok := project.Services[want]; !ok {
+			c.fail("%s: service %s is missing", name, want)
+		}
+	}
+	for _, svcName := range sortedKeys(project.Services) {
+		c.checkComposeService(name, svcName, project.Services[svcName], oneShot, rustVars, doc, stages)
+	}
+}
+
+// checkComposeVariables: false when the file could not be read.
+func (c *checker) checkComposeVariables(ctx context.Context, name, composePath string, example map[string]string) bool {
 	// 1. The variables compose interpolates: all listed in .env.example and nothing else
 	//    there; every password required (${VAR:?message}) and a placeholder in the example.
 	rawOpts, err := cli.NewProjectOptions([]string{composePath},
 		cli.WithWorkingDirectory(c.root), cli.WithInterpolation(false))
 	if c.failed(name, err) {
-		return
+		return false
 	}
 	model, err := rawOpts.LoadModel(ctx)
 	if c.failed(name, err) {
-		return
+		return false
 	}
 	used := template.ExtractVariables(model, template.DefaultPattern)
 	for _, v := range sortedKeys(used) {
@@ -418,7 +461,11 @@ func (c *checker) checkCompose(ctx context.Context, name string, rustVars map[st
 			c.fail(".env.example: %s must be a change-me placeholder, not a real value", v)
 		}
 	}
+	return true
+}
 
+// loadProject loads the file as `docker compose config` does; false when it cannot.
+func (c *checker) loadProject(ctx context.Context, name, composePath, envExample string) (*types.Project, bool) {
 	// 2. Schema validation, interpolation and consistency, as `docker compose config` does,
 	//    with exactly the variables of .env.example (not this machine's environment).
 	opts, err := cli.NewProjectOptions([]string{composePath},
@@ -430,11 +477,11 @@ func (c *checker) checkCompose(ctx context.Context, name string, rustVars map[st
 		cli.WithResolvedPaths(true),
 	)
 	if c.failed(name, err) {
-		return
+		return nil, false
 	}
 	project, err := opts.LoadProject(ctx)
 	if c.failed(name, err) {
-		return
+		return nil, false
 	}
 
 	// Without the required variables the file must refuse to load.
@@ -445,78 +492,74 @@ func (c *checker) checkCompose(ctx context.Context, name string, rustVars map[st
 			c.fail("%s loads without any secret set: required secrets must use ${VAR:?message}", name)
 		}
 	}
+	return project, true
+}
 
-	// 3. The project's rules.
-	oneShot := map[string]bool{}
-	for _, svc := range project.Services {
-		if svc.Restart == types.RestartPolicyNo && svc.HealthCheck != nil && svc.HealthCheck.Disable {
-			oneShot[svc.Name] = true
+// checkComposeService holds one service of the project to the project's rules.
+func (c *checker) checkComposeService(name, svcName string, svc types.ServiceConfig, oneShot map[string]bool, rustVars map[string]bool, doc map[string]docVar, stages map[string]stageInfo) {
+	where := fmt.Sprintf("%s: service %s", name, svcName)
+	built := svc.Build != nil
+	if built {
+		c.checkBuiltService(where, svc, stages)
+	} else if err := pinned(svc.Image); err != nil {
+		c.fail("%s: image %q: %v", where, svc.Image, err)
+	}
+	if !oneShot[svcName] {
+		hc := svc.HealthCheck
+		if hc == nil || hc.Disable || len(hc.Test) == 0 {
+			c.fail("%s has no health check", where)
 		}
 	}
-	for _, want := range services {
-		if _, ok := project.Services[want]; !ok {
-			c.fail("%s: service %s is missing", name, want)
+	for dep, d := range svc.DependsOn {
+		switch {
+		case d.Condition == types.ServiceConditionHealthy && !oneShot[dep]:
+		case d.Condition == types.ServiceConditionCompletedSuccessfully && oneShot[dep]:
+		default:
+			c.fail("%s: depends_on %s with condition %q: want service_healthy (service_completed_successfully for a one-shot job)", where, dep, d.Condition)
 		}
 	}
-	for _, svcName := range sortedKeys(project.Services) {
-		svc := project.Services[svcName]
-		where := fmt.Sprintf("%s: service %s", name, svcName)
+	c.checkMounts(where, svc)
+	c.checkEnvironment(where, svcName, svc, built, rustVars, doc)
+}
 
-		built := svc.Build != nil
-		if built {
-			c.checkBuiltService(where, svc, stages)
-		} else if err := pinned(svc.Image); err != nil {
-			c.fail("%s: image %q: %v", where, svc.Image, err)
+// checkMounts: every file a service mounts from the repository exists (and parses, for YAML).
+func (c *checker) checkMounts(where string, svc types.ServiceConfig) {
+	for _, vol := range svc.Volumes {
+		if vol.Type != types.VolumeTypeBind {
+			continue
 		}
-
-		if !oneShot[svcName] {
-			hc := svc.HealthCheck
-			if hc == nil || hc.Disable || len(hc.Test) == 0 {
-				c.fail("%s has no health check", where)
-			}
+		rel, err := filepath.Rel(c.root, vol.Source)
+		if err != nil || strings.HasPrefix(rel, "..") {
+			continue // a host path such as the Docker socket
 		}
-		for dep, d := range svc.DependsOn {
-			switch {
-			case d.Condition == types.ServiceConditionHealthy && !oneShot[dep]:
-			case d.Condition == types.ServiceConditionCompletedSuccessfully && oneShot[dep]:
-			default:
-				c.fail("%s: depends_on %s with condition %q: want service_healthy (service_completed_successfully for a one-shot job)", where, dep, d.Condition)
+		if _, err := os.Stat(vol.Source); err != nil {
+			c.fail("%s mounts %s, which does not exist in the repository", where, rel)
+			continue
+		}
+		if ext := filepath.Ext(vol.Source); ext == ".yaml" || ext == ".yml" {
+			if err := parseYAML(vol.Source); err != nil {
+				c.fail("%s mounts %s: %v", where, rel, err)
 			}
 		}
+	}
+}
 
-		for _, vol := range svc.Volumes {
-			if vol.Type != types.VolumeTypeBind {
-				continue
-			}
-			rel, err := filepath.Rel(c.root, vol.Source)
-			if err != nil || strings.HasPrefix(rel, "..") {
-				continue // a host path such as the Docker socket
-			}
-			if _, err := os.Stat(vol.Source); err != nil {
-				c.fail("%s mounts %s, which does not exist in the repository", where, rel)
-				continue
-			}
-			if ext := filepath.Ext(vol.Source); ext == ".yaml" || ext == ".yml" {
-				if err := parseYAML(vol.Source); err != nil {
-					c.fail("%s mounts %s: %v", where, rel, err)
-				}
-			}
+// checkEnvironment: every variable a service is given is read by the Rust sources and,
+// for the six services, by that service according to docs/configuration.md.
+func (c *checker) checkEnvironment(where, svcName string, svc types.ServiceConfig, built bool, rustVars map[string]bool, doc map[string]docVar) {
+	// Configuration drift against the Rust sources and docs/configuration.md.
+	for _, key := range sortedKeys(svc.Environment) {
+		ours := strings.HasPrefix(key, "ECOM_") || strings.HasPrefix(key, "OTEL_") || key == "RUST_LOG"
+		if (!ours && !built) || notOurs[key] {
+			continue
 		}
-
-		// Configuration drift against the Rust sources and docs/configuration.md.
-		for _, key := range sortedKeys(svc.Environment) {
-			ours := strings.HasPrefix(key, "ECOM_") || strings.HasPrefix(key, "OTEL_") || key == "RUST_LOG"
-			if (!ours && !built) || notOurs[key] {
-				continue
-			}
-			if !rustVars[key] {
-				c.fail("%s sets %s, which no Rust source reads", where, key)
-				continue
-			}
-			if built && doc != nil {
-				if dv, ok := doc[key]; ok && !dv.readBy[svcName] {
-					c.fail("%s sets %s, which docs/configuration.md says %s does not read", where, key, svcName)
-				}
+		if !rustVars[key] {
+			c.fail("%s sets %s, which no Rust source reads", where, key)
+			continue
+		}
+		if built && doc != nil {
+			if dv, ok := doc[key]; ok && !dv.readBy[svcName] {
+				c.fail("%s sets %s, which docs/configuration.md says %s does not read", where, key, svcName)
 			}
 		}
 	}
