@@ -131,20 +131,18 @@ impl ServiceToken {
         }
     }
 
-    /// The renewal worker: renews the token whenever it is due, until `shutdown`.
+    /// The renewal worker: renews the token whenever it is due, until `shutdown` (which
+    /// also ends a renewal under way: nothing waits for it).
     pub async fn keep_renewed(self, shutdown: CancellationToken) {
-        loop {
-            let next = self.renew_if_due(Instant::now()).await;
-            tokio::select! {
-                () = async {
-                    match next {
-                        Some(at) => tokio::time::sleep_until(at).await,
-                        None => self.fetched.notified().await,
-                    }
-                } => {}
-                () = shutdown.cancelled() => return,
+        let renewing = async {
+            loop {
+                match self.renew_if_due(Instant::now()).await {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => self.fetched.notified().await,
+                }
             }
-        }
+        };
+        shutdown.run_until_cancelled(renewing).await;
     }
 
     /// Drops `token` if it is still the cached one (a service refused it).
