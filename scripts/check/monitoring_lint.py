@@ -157,55 +157,74 @@ def check_dashboards():
         except (OSError, ValueError) as err:
             problem(path, f"not valid JSON: {err}")
             continue
-        uid = board.get("uid")
-        if not uid or not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", str(uid)):
-            problem(path, f"uid {uid!r} missing or not a stable short id")
-        elif uid in uids:
-            problem(path, f"uid {uid} is also the uid of {os.path.relpath(uids[uid], ROOT)}")
-        else:
-            uids[uid] = path
-        if not board.get("title"):
-            problem(path, "no title")
-        if not isinstance(board.get("schemaVersion"), int) or board["schemaVersion"] < 36:
-            problem(path, "schemaVersion missing or older than 36")
-        if board.get("id") is not None:
-            problem(path, "id must be null (Grafana assigns it; the uid identifies the dashboard)")
-        ids = set()
-        for panel in walk_panels(board.get("panels")):
-            title = panel.get("title", "?")
-            pid = panel.get("id")
-            if pid in ids:
-                problem(path, f"panel id {pid} used twice")
-            ids.add(pid)
-            if "gridPos" not in panel:
-                problem(path, f"panel {title!r} has no gridPos")
-            if panel.get("type") == "row":
-                continue
-            panel_ds = datasource_uid(panel.get("datasource"))
-            if panel_ds not in allowed:
-                problem(path, f"panel {title!r}: data source {panel_ds!r} is not a provisioned uid")
-            if not panel.get("targets"):
-                problem(path, f"panel {title!r} has no query")
-            for target in panel.get("targets") or []:
-                ds = datasource_uid(target.get("datasource")) or panel_ds
-                if ds not in allowed:
-                    problem(path, f"panel {title!r}: query data source {ds!r} is not a provisioned uid")
-                expr = target.get("expr")
-                if not expr:
-                    problem(path, f"panel {title!r}: a query without expr")
-                elif ds == DATASOURCE_UIDS["prometheus"]:
-                    promql.append((path, title, expr))
-        for var in (board.get("templating") or {}).get("list") or []:
-            if var.get("type") != "query":
-                continue
-            ds = datasource_uid(var.get("datasource"))
+        check_board(path, board, uids)
+        promql += panel_queries(path, board, allowed)
+        promql += variable_queries(path, board, allowed)
+    return promql
+
+
+def check_board(path, board, uids):
+    """A stable uid of its own, a title, a current schema and no id."""
+    uid = board.get("uid")
+    if not uid or not re.fullmatch(r"[A-Za-z0-9_-]{1,40}", str(uid)):
+        problem(path, f"uid {uid!r} missing or not a stable short id")
+    elif uid in uids:
+        problem(path, f"uid {uid} is also the uid of {os.path.relpath(uids[uid], ROOT)}")
+    else:
+        uids[uid] = path
+    if not board.get("title"):
+        problem(path, "no title")
+    if not isinstance(board.get("schemaVersion"), int) or board["schemaVersion"] < 36:
+        problem(path, "schemaVersion missing or older than 36")
+    if board.get("id") is not None:
+        problem(path, "id must be null (Grafana assigns it; the uid identifies the dashboard)")
+
+
+def panel_queries(path, board, allowed):
+    """Checks each panel; the PromQL of their queries."""
+    promql = []
+    ids = set()
+    for panel in walk_panels(board.get("panels")):
+        title = panel.get("title", "?")
+        pid = panel.get("id")
+        if pid in ids:
+            problem(path, f"panel id {pid} used twice")
+        ids.add(pid)
+        if "gridPos" not in panel:
+            problem(path, f"panel {title!r} has no gridPos")
+        if panel.get("type") == "row":
+            continue
+        panel_ds = datasource_uid(panel.get("datasource"))
+        if panel_ds not in allowed:
+            problem(path, f"panel {title!r}: data source {panel_ds!r} is not a provisioned uid")
+        if not panel.get("targets"):
+            problem(path, f"panel {title!r} has no query")
+        for target in panel.get("targets") or []:
+            ds = datasource_uid(target.get("datasource")) or panel_ds
             if ds not in allowed:
-                problem(path, f"variable {var.get('name')}: data source {ds!r} is not a provisioned uid")
-            query = var.get("query")
-            query = query.get("query") if isinstance(query, dict) else query
-            m = re.fullmatch(r"\s*label_values\((.*),\s*(\w+)\s*\)\s*", query or "")
-            if ds == DATASOURCE_UIDS["prometheus"] and m:
-                promql.append((path, f"variable {var.get('name')}", m.group(1)))
+                problem(path, f"panel {title!r}: query data source {ds!r} is not a provisioned uid")
+            expr = target.get("expr")
+            if not expr:
+                problem(path, f"panel {title!r}: a query without expr")
+            elif ds == DATASOURCE_UIDS["prometheus"]:
+                promql.append((path, title, expr))
+    return promql
+
+
+def variable_queries(path, board, allowed):
+    """Checks each query variable; the PromQL inside their label_values()."""
+    promql = []
+    for var in (board.get("templating") or {}).get("list") or []:
+        if var.get("type") != "query":
+            continue
+        ds = datasource_uid(var.get("datasource"))
+        if ds not in allowed:
+            problem(path, f"variable {var.get('name')}: data source {ds!r} is not a provisioned uid")
+        query = var.get("query")
+        query = query.get("query") if isinstance(query, dict) else query
+        m = re.fullmatch(r"\s*label_values\((.*),\s*(\w+)\s*\)\s*", query or "")
+        if ds == DATASOURCE_UIDS["prometheus"] and m:
+            promql.append((path, f"variable {var.get('name')}", m.group(1)))
     return promql
 
 
