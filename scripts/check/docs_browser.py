@@ -67,38 +67,9 @@ def main():
         page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
         page.on("request", lambda r: sent.append((r.method, r.url, r.headers.get("authorization"))))
 
-        page.goto(f"{gateway}/api/docs/")
-        page.wait_for_selector(".opblock")
-        page.wait_for_load_state("networkidle")
-        rendered = set()
-        for block in page.locator(".opblock").all():
-            method = block.locator(".opblock-summary-method").inner_text().strip().upper()
-            path = block.locator(".opblock-summary-path").get_attribute("data-path")
-            rendered.add((method, path))
-        if rendered != expected:
-            fail(f"operations on the page differ from the document: missing {sorted(expected - rendered)}, "
-                 f"extra {sorted(rendered - expected)}")
-        print(f"docs page: all {len(rendered)} operations render")
-
-        page.locator("button.authorize").first.click()
-        dialog = page.locator(".dialog-ux")
-        dialog.locator("input[type=text], input[type=password]").first.fill(token)
-        dialog.locator("button.authorize").click()
-        dialog.locator("button.btn-done, button.close-modal").first.click()
-        print("docs page: authorized with a bearer token")
-
-        products = json.loads(execute(page, "products-list_products", 200))
-        if products.get("total", 0) < 1:
-            fail(f"GET /api/products from the page listed no product: {products}")
-        print(f"docs page: GET /api/products answered 200 with {products['total']} products")
-
-        me = json.loads(execute(page, "auth-me", 200))
-        if me.get("email") != email:
-            fail(f"GET /api/auth/me from the page answered another user: {me}")
-        with_token = [u for m, u, auth in sent if u.endswith("/api/auth/me") and auth == f"Bearer {token}"]
-        if not with_token:
-            fail("GET /api/auth/me was not sent with the token")
-        print(f"docs page: GET /api/auth/me (authorized) answered 200 for {email}")
+        check_operations(page, gateway, expected)
+        authorize(page, token)
+        try_it_out(page, token, email, sent)
 
         if screenshot:
             page.screenshot(path=screenshot, full_page=False)
@@ -109,6 +80,48 @@ def main():
     print(f"docs page: {len(sent)} requests, all to {host}")
     if console_errors:
         fail(f"the page logged errors: {console_errors}")
+
+
+def check_operations(page, gateway, expected):
+    """Every operation of the document renders on the page, and no other."""
+    page.goto(f"{gateway}/api/docs/")
+    page.wait_for_selector(".opblock")
+    page.wait_for_load_state("networkidle")
+    rendered = set()
+    for block in page.locator(".opblock").all():
+        method = block.locator(".opblock-summary-method").inner_text().strip().upper()
+        path = block.locator(".opblock-summary-path").get_attribute("data-path")
+        rendered.add((method, path))
+    if rendered != expected:
+        fail(f"operations on the page differ from the document: missing {sorted(expected - rendered)}, "
+             f"extra {sorted(rendered - expected)}")
+    print(f"docs page: all {len(rendered)} operations render")
+
+
+def authorize(page, token):
+    """Authorize takes the bearer token."""
+    page.locator("button.authorize").first.click()
+    dialog = page.locator(".dialog-ux")
+    dialog.locator("input[type=text], input[type=password]").first.fill(token)
+    dialog.locator("button.authorize").click()
+    dialog.locator("button.btn-done, button.close-modal").first.click()
+    print("docs page: authorized with a bearer token")
+
+
+def try_it_out(page, token, email, sent):
+    """GET /api/products and GET /api/auth/me executed from the page, the latter with the token."""
+    products = json.loads(execute(page, "products-list_products", 200))
+    if products.get("total", 0) < 1:
+        fail(f"GET /api/products from the page listed no product: {products}")
+    print(f"docs page: GET /api/products answered 200 with {products['total']} products")
+
+    me = json.loads(execute(page, "auth-me", 200))
+    if me.get("email") != email:
+        fail(f"GET /api/auth/me from the page answered another user: {me}")
+    with_token = [u for m, u, auth in sent if u.endswith("/api/auth/me") and auth == f"Bearer {token}"]
+    if not with_token:
+        fail("GET /api/auth/me was not sent with the token")
+    print(f"docs page: GET /api/auth/me (authorized) answered 200 for {email}")
 
 
 def fail(message):
