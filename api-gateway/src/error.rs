@@ -52,8 +52,12 @@ impl IntoResponse for ApiError {
                     .detail(detail)
                     .header(header::RETRY_AFTER, HeaderValue::from(whole_seconds(retry_after)))
             }
+            // The rest of the body may still be on its way: the connection is closed after
+            // the answer rather than kept for a next request that would race with it.
             Self::PayloadTooLarge => {
-                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large").detail(detail)
+                Problem::new(StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large")
+                    .detail(detail)
+                    .header(header::CONNECTION, HeaderValue::from_static("close"))
             }
             Self::BadTarget | Self::BrokenBody => Problem::bad_request(detail),
             Self::SlowBody => Problem::request_timeout(detail),
@@ -102,5 +106,11 @@ mod tests {
             assert_eq!(response.status(), status);
             assert_eq!(response.headers()[header::CONTENT_TYPE], common::problem::CONTENT_TYPE);
         }
+    }
+
+    #[test]
+    fn a_body_refused_unread_closes_its_connection() {
+        let response = ApiError::PayloadTooLarge.into_response();
+        assert_eq!(response.headers()[header::CONNECTION], "close");
     }
 }
