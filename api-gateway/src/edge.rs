@@ -3,11 +3,10 @@
 
 use std::task::{Context, Poll};
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt as _;
-use futures::future::Map;
+use futures::future::{Either, Map, Ready, ready};
 use governor::clock::{Clock as _, DefaultClock};
 use http::header::{self, HeaderValue};
 use tower::{Layer, Service};
@@ -21,22 +20,55 @@ use crate::proxy::client_ip;
 /// the docs and `/health/*` included, draws from the general budget.
 const AUTH_BUDGET_ROUTES: [&str; 3] = ["/api/auth/login", "/api/auth/register", "/api/auth/refresh"];
 
-/// Middleware: 429 with `Retry-After` once the client address has spent its budget.
-pub async fn rate_limit(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let Some(ip) = client_ip(&req, state.trust_forwarded_for) else {
-        return next.run(req).await;
-    };
+/// Layer: 429 with `Retry-After` once the client address has spent its budget. A plain
+/// service rather than a `from_fn` middleware, so a request pays no boxed future and no
+/// clone of the stack below for it.
+#[derive(Debug, Clone)]
+pub struct RateLimitLayer(pub AppState);
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimit<S>;
+
+    fn layer(&self, inner: S) -> RateLimit<S> {
+        RateLimit { state: self.0.clone(), inner }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Debug, Clone)]
+pub struct RateLimit<S> {
+    state: AppState,
+    inner: S,
+}
+
+impl<S: Service<Request, Response = Response>> Service<Request> for RateLimit<S> {
+    type Response = Response;
+    type Error = S::Error;
+    type Future = Either<Ready<Answer<S::Error>>, S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        match over_budget(&self.state, &req) {
+            Some(refusal) => Either::Left(ready(Ok(refusal.into_response()))),
+            None => Either::Right(self.inner.call(req)),
+        }
+    }
+}
+
+/// The refusal of a request whose client address has spent its budget.
+fn over_budget(state: &AppState, req: &Request) -> Option<ApiError> {
+    let ip = client_ip(req, state.trust_forwarded_for)?;
     let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
     let limiter = if route.is_some_and(|route| AUTH_BUDGET_ROUTES.contains(&route)) {
         &state.auth_limit
     } else {
         &state.general_limit
     };
-    if let Err(not_until) = limiter.check_key(&ip) {
-        let retry_after = not_until.wait_time_from(DefaultClock::default().now());
-        return ApiError::RateLimited { retry_after }.into_response();
-    }
-    next.run(req).await
+    let not_until = limiter.check_key(&ip).err()?;
+    Some(ApiError::RateLimited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) })
 }
 
 /// The interactive API page and its assets, served by the gateway itself.

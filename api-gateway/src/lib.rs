@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::Router;
-use axum::middleware;
 use common::health::Health;
 use common::listener::ConnectionThreads;
 use common::server::{self, Apps, Listeners};
@@ -40,7 +39,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     if let Some(cors) = cors(&settings.cors_origins) {
         routes = routes.layer(cors);
     }
-    let budget = move |router: Router| router.layer(middleware::from_fn_with_state(state, edge::rate_limit));
+    let budget = move |router: Router| router.layer(edge::RateLimitLayer(state));
     server::edge_stack(routes, health, server::stack_config(SERVICE, &settings.server), budget)
         .layer(edge::SecurityHeadersLayer)
 }
