@@ -441,7 +441,6 @@ struct Fault {
     over: Instant,
 }
 
-/// A replica of a pair behind a balancer, and the moment it should be killed in.
 /// The service of which two replicas run behind a balancer.
 #[derive(Debug, Clone, Copy)]
 enum Tier {
@@ -512,6 +511,7 @@ impl Platform {
     }
 }
 
+/// A replica of a pair behind a balancer, and the moment it should be killed in.
 struct Victim<'a> {
     name: &'static str,
     replica: &'a mut ChildService,
