@@ -119,7 +119,8 @@ impl ErrorCounts {
 impl ErrorLog {
     pub fn report(&self, error: &KafkaError, reason: &str) {
         let kind = error.to_string();
-        let Ok(mut counts) = self.0.lock() else { return };
+        // A panic elsewhere while the counts were held must not silence every later error.
+        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(left_out) = counts.due(&kind, std::time::Instant::now()) {
             tracing::error!(error = %kind, reason, left_out, "Kafka client error; the client keeps reconnecting");
         }
