@@ -12,7 +12,7 @@ use std::fmt;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -172,17 +172,20 @@ impl Pool {
         .await
     }
 
-    fn give_back(&self, mut connection: Connection) {
-        let mut cx = Context::from_waker(Waker::noop());
-        if !connection.is_reusable(&mut cx) {
+    /// Keeps `connection` for a next request. Whether it is still open and done with
+    /// this exchange is checked when it is taken again ([`Self::checkout`]), by the
+    /// request that will be woken by it.
+    fn give_back(&self, connection: Connection) {
+        if connection.closed {
             return;
         }
+        let now = Instant::now();
         let mut idle = self.idle().lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.first().is_some_and(|oldest| oldest.since.elapsed() >= IDLE_TIMEOUT) {
+        if idle.first().is_some_and(|oldest| now.duration_since(oldest.since) >= IDLE_TIMEOUT) {
             idle.remove(0);
         }
         if idle.len() < MAX_IDLE {
-            idle.push(Idle { connection, since: Instant::now() });
+            idle.push(Idle { connection, since: now });
         }
     }
 
