@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::test_util::{
-    ChildService, TcpBalancer, TcpProxy, eventually, fresh_mysql_database, kafka_group_caught_up, mailpit_subjects,
+    ChildService, TcpBalancer, TcpProxy, eventually, fresh_mysql_database, kafka_group_settles, mailpit_subjects,
     unique_name,
 };
 use serde_json::{Value, json};
@@ -716,15 +716,8 @@ async fn settle(b: &Backends, platform: &Platform, orders: &sqlx::MySqlPool) -> 
              {releases} releases pending"
         ));
     }
-    let consumed = eventually(SETTLE_BUDGET, || {
-        let (brokers, group, topic) = (b.brokers.clone(), platform.group.clone(), platform.topic.clone());
-        async move {
-            let caught_up = tokio::task::spawn_blocking(move || kafka_group_caught_up(&brokers, &group, &topic));
-            caught_up.await.ok()?.then_some(())
-        }
-    })
-    .await;
-    if consumed.is_none() {
+    let consumed = kafka_group_settles(&b.brokers, &platform.group, &platform.topic, SETTLE_BUDGET).await;
+    if !consumed {
         failures.push(format!("notification-service did not catch up with the topic within {SETTLE_BUDGET:?}"));
     }
     eprintln!(
