@@ -17,16 +17,17 @@ use crate::service_token::ServiceToken;
 #[error("{service} unavailable: {reason}")]
 pub struct Unavailable {
     pub service: &'static str,
-    pub reason: String,
+    #[source]
+    pub reason: Box<dyn std::error::Error + Send + Sync>,
     pub retry_after_secs: u64,
 }
 
-fn unavailable(service: &'static str, err: &CallError) -> Unavailable {
-    Unavailable { service, reason: err.to_string(), retry_after_secs: err.retry_after_secs() }
+fn unavailable(service: &'static str, err: CallError) -> Unavailable {
+    Unavailable { service, retry_after_secs: err.retry_after_secs(), reason: err.into() }
 }
 
 fn bad_status(service: &'static str, status: reqwest::StatusCode) -> Unavailable {
-    Unavailable { service, reason: format!("answered {status}"), retry_after_secs: 1 }
+    Unavailable { service, reason: format!("answered {status}").into(), retry_after_secs: 1 }
 }
 
 /// Sends the request `build` makes with the service token. A 401 means the service
@@ -39,13 +40,13 @@ async fn send_as_service(
     build: impl Fn() -> reqwest::RequestBuilder,
 ) -> Result<reqwest::Response, Unavailable> {
     let bearer = token.bearer().await?;
-    let response = client.send(build().bearer_auth(&bearer)).await.map_err(|e| unavailable(service, &e))?;
+    let response = client.send(build().bearer_auth(&bearer)).await.map_err(|e| unavailable(service, e))?;
     if response.status() != reqwest::StatusCode::UNAUTHORIZED {
         return Ok(response);
     }
     token.forget(&bearer);
     let bearer = token.bearer().await?;
-    let response = client.send(build().bearer_auth(&bearer)).await.map_err(|e| unavailable(service, &e))?;
+    let response = client.send(build().bearer_auth(&bearer)).await.map_err(|e| unavailable(service, e))?;
     if matches!(response.status().as_u16(), 401 | 403) {
         tracing::error!(service, status = %response.status(), "the service refused order-service's service token");
     }
@@ -85,17 +86,14 @@ impl Products {
         if !response.status().is_success() {
             return Err(bad_status(NAME, response.status()));
         }
-        let lookup: Lookup = response.json().await.map_err(|e| Unavailable {
-            service: NAME,
-            reason: format!("unreadable answer: {e}"),
-            retry_after_secs: 1,
-        })?;
+        let lookup: Lookup =
+            response.json().await.map_err(|e| Unavailable { service: NAME, reason: e.into(), retry_after_secs: 1 })?;
         Ok(lookup.items.into_iter().map(|p| (p.sku.clone(), p)).collect())
     }
 }
 
 fn bad_url(service: &'static str, err: &url::ParseError) -> Unavailable {
-    Unavailable { service, reason: format!("bad URL: {err}"), retry_after_secs: 1 }
+    Unavailable { service, reason: Box::new(*err), retry_after_secs: 1 }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]

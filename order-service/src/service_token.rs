@@ -177,8 +177,8 @@ impl ServiceToken {
             .form(&[("grant_type", "client_credentials")]);
         let response = self.client.send(request).await.map_err(|err| Unavailable {
             service: NAME,
-            reason: err.to_string(),
             retry_after_secs: err.retry_after_secs(),
+            reason: err.into(),
         })?;
         let status = response.status();
         if status == reqwest::StatusCode::UNAUTHORIZED || status == reqwest::StatusCode::BAD_REQUEST {
@@ -193,15 +193,12 @@ impl ServiceToken {
         if !status.is_success() {
             return Err(Unavailable {
                 service: NAME,
-                reason: format!("token request answered {status}"),
+                reason: format!("token request answered {status}").into(),
                 retry_after_secs: 1,
             });
         }
-        let body: TokenResponse = response.json().await.map_err(|e| Unavailable {
-            service: NAME,
-            reason: format!("unreadable token answer: {e}"),
-            retry_after_secs: 1,
-        })?;
+        let body: TokenResponse =
+            response.json().await.map_err(|e| Unavailable { service: NAME, reason: e.into(), retry_after_secs: 1 })?;
         let lifetime = Duration::from_secs(body.expires_in);
         let cached = Cached {
             token: body.access_token.clone(),
