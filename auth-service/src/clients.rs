@@ -4,12 +4,10 @@
 use std::time::Duration;
 
 use aws_lc_rs::constant_time::verify_slices_are_equal;
-use chrono::Utc;
-use common::auth::{ClientCredentials, SERVICE_AUDIENCE, SERVICE_ROLE, ServiceClaims};
+use common::auth::{ClientCredentials, Registered, SERVICE_AUDIENCE, SERVICE_ROLE, ServiceClaims};
 use common::settings::{Env, SettingsError};
 use secrecy::ExposeSecret as _;
 use sha2::{Digest as _, Sha256};
-use uuid::Uuid;
 
 use crate::keys::KeyRing;
 
@@ -85,15 +83,8 @@ impl ServiceClients {
 
     /// A service token for `client_id`, signed with the active key.
     pub fn issue(&self, keys: &KeyRing, issuer: &str, client_id: &str) -> Result<ServiceToken, anyhow::Error> {
-        let now = Utc::now().timestamp().max(0).unsigned_abs();
         let claims = ServiceClaims {
-            iss: issuer.to_owned(),
-            aud: SERVICE_AUDIENCE.to_owned(),
-            sub: client_id.to_owned(),
-            exp: now + self.ttl.as_secs(),
-            iat: now,
-            nbf: now,
-            jti: Uuid::now_v7().to_string(),
+            registered: Registered::issued_now(issuer, SERVICE_AUDIENCE, client_id, self.ttl),
             roles: vec![SERVICE_ROLE.to_owned()],
             client_id: Some(client_id.to_owned()),
         };

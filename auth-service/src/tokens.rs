@@ -2,8 +2,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::Utc;
-use common::auth::Claims;
+use common::auth::{Claims, Registered};
 use rand::RngCore as _;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
@@ -28,15 +27,14 @@ pub fn hash_refresh_token(token: &str) -> String {
 
 /// A signed access token for `user`.
 pub fn access_token(state: &AppState, user: &UserRow) -> Result<String, ApiError> {
-    let now = Utc::now().timestamp().max(0).unsigned_abs();
+    let expectations = &state.tokens.expectations;
     let claims = Claims {
-        iss: state.tokens.expectations.issuer.clone(),
-        aud: state.tokens.expectations.audience.clone(),
-        sub: user.id.clone(),
-        exp: now + state.tokens.access_ttl.as_secs(),
-        iat: now,
-        nbf: now,
-        jti: Uuid::now_v7().to_string(),
+        registered: Registered::issued_now(
+            &expectations.issuer,
+            &expectations.audience,
+            &user.id,
+            state.tokens.access_ttl,
+        ),
         roles: user.roles(),
         email: user.email.clone(),
         name: Some(user.name.clone()),

@@ -43,9 +43,10 @@ pub const SERVICE_AUDIENCE: &str = "ecom-internal";
 /// The role every service token carries, and no user token does.
 pub const SERVICE_ROLE: &str = contracts::Role::Service.as_str();
 
-/// The claims of an access token.
+/// The registered claims (RFC 7519, 4.1) of every access token, a user's or a
+/// service's: who issued it, for which audience, about whom, and when it is valid.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Claims {
+pub struct Registered {
     pub iss: String,
     pub aud: String,
     pub sub: String,
@@ -53,6 +54,30 @@ pub struct Claims {
     pub iat: u64,
     pub nbf: u64,
     pub jti: String,
+}
+
+impl Registered {
+    /// Issued now by `issuer` about `subject` for `audience`, valid for `ttl`, with a
+    /// new token id.
+    pub fn issued_now(issuer: &str, audience: &str, subject: &str, ttl: Duration) -> Self {
+        let now = unix_now();
+        Self {
+            iss: issuer.to_owned(),
+            aud: audience.to_owned(),
+            sub: subject.to_owned(),
+            exp: now + ttl.as_secs(),
+            iat: now,
+            nbf: now,
+            jti: uuid::Uuid::now_v7().to_string(),
+        }
+    }
+}
+
+/// The claims of an access token.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Claims {
+    #[serde(flatten)]
+    pub registered: Registered,
     pub roles: Vec<String>,
     pub email: String,
     /// The user's display name (an extension; absent in tokens from older issuers).
@@ -63,13 +88,8 @@ pub struct Claims {
 /// The claims of a service token (RFC 9068: `client_id` names the client, `sub` too).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ServiceClaims {
-    pub iss: String,
-    pub aud: String,
-    pub sub: String,
-    pub exp: u64,
-    pub iat: u64,
-    pub nbf: u64,
-    pub jti: String,
+    #[serde(flatten)]
+    pub registered: Registered,
     pub roles: Vec<String>,
     /// Absent from user tokens, which are read with this type to tell them apart.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -309,8 +329,8 @@ impl Verifier {
             return Ok(identity);
         }
         let claims: Claims = self.decode(token, &[self.inner.expectations.audience.as_str()]).await?;
-        let identity = Identity::of(claims.sub.as_str(), &claims.email, claims.name, claims.roles)?;
-        self.inner.cache.insert(token, &identity, claims.exp, now);
+        let identity = Identity::of(&claims.registered.sub, &claims.email, claims.name, claims.roles)?;
+        self.inner.cache.insert(token, &identity, claims.registered.exp, now);
         Ok(identity)
     }
 
@@ -320,11 +340,11 @@ impl Verifier {
     pub async fn verify_service(&self, token: &str) -> Result<ServiceIdentity, ServiceRefusal> {
         let audiences = [SERVICE_AUDIENCE, self.inner.expectations.audience.as_str()];
         let claims: ServiceClaims = self.decode(token, &audiences).await?;
-        let is_service = claims.aud == SERVICE_AUDIENCE && claims.roles.iter().any(|r| r == SERVICE_ROLE);
+        let is_service = claims.registered.aud == SERVICE_AUDIENCE && claims.roles.iter().any(|r| r == SERVICE_ROLE);
         if !is_service {
             return Err(ServiceRefusal::NotAService);
         }
-        let client_id = claims.client_id.unwrap_or(claims.sub);
+        let client_id = claims.client_id.unwrap_or(claims.registered.sub);
         Ok(ServiceIdentity { client_id })
     }
 
@@ -762,13 +782,15 @@ mod tests {
     fn signed_token(exp: u64) -> String {
         let now = unix_now();
         let claims = Claims {
-            iss: "ecom-auth".into(),
-            aud: "ecom".into(),
-            sub: uuid::Uuid::now_v7().to_string(),
-            exp,
-            iat: now,
-            nbf: now,
-            jti: "j-1".into(),
+            registered: Registered {
+                iss: "ecom-auth".into(),
+                aud: "ecom".into(),
+                sub: uuid::Uuid::now_v7().to_string(),
+                exp,
+                iat: now,
+                nbf: now,
+                jti: "j-1".into(),
+            },
             roles: vec!["customer".into()],
             email: "c@example.com".into(),
             name: None,
