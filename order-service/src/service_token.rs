@@ -125,7 +125,14 @@ impl ServiceToken {
         match self.fetch().await {
             Ok(_) => self.cached().map(|c| c.renew_at),
             Err(err) => {
-                tracing::warn!(error = %err, "service token renewal failed; the current one is still valid");
+                // The worker retries every second for as long as auth-service fails, also
+                // once the current token is past use: say how long it still serves.
+                let usable_for_secs = cached.usable_until.saturating_duration_since(Instant::now()).as_secs();
+                tracing::warn!(
+                    error = %err,
+                    usable_for_secs,
+                    "service token renewal failed; requests use the current one while it is usable"
+                );
                 Some(self.postpone_renewal(&cached.token))
             }
         }
