@@ -47,6 +47,35 @@ macro_rules! string_value {
     };
 }
 
+/// For an enum whose values travel as fixed names (in JSON, in tokens, in rows):
+/// `ALL`, `as_str`, `parse` (refusing any other name, as `$rule` says) and `Display`.
+macro_rules! wire_names {
+    ($name:ident, $rule:literal, { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+
+            pub fn parse(raw: &str) -> Result<Self, $crate::Invalid> {
+                match raw {
+                    $($text => Ok(Self::$variant),)+
+                    _ => Err($crate::Invalid($rule)),
+                }
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
 mod email;
 mod ids;
 mod money;
@@ -124,6 +153,21 @@ where
     }
     let value = deserializer.deserialize_any(Integral)?;
     T::try_from(value).map_err(|_| D::Error::invalid_value(Unexpected::Signed(value), &"an integer in range"))
+}
+
+/// Every value of a [`wire_names!`] enum reads back as itself from its name and from
+/// its JSON, which is that name too.
+#[cfg(test)]
+fn assert_names_round_trip<T>(all: &[T], parse: fn(&str) -> Result<T, Invalid>)
+where
+    T: Copy + std::fmt::Debug + std::fmt::Display + PartialEq + serde::Serialize + serde::de::DeserializeOwned,
+{
+    for &value in all {
+        assert_eq!(parse(&value.to_string()), Ok(value));
+        let json = format!("\"{value}\"");
+        assert_eq!(serde_json::to_string(&value).unwrap(), json);
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), value);
+    }
 }
 
 #[cfg(test)]
