@@ -62,6 +62,40 @@ fn json_rejection(rejection: JsonRejection) -> Problem {
     }
 }
 
+/// The most items one page of a list holds (`?per_page=`, API.md).
+pub const MAX_PER_PAGE: u32 = 100;
+/// The items of a page when the client does not say.
+pub const DEFAULT_PER_PAGE: u32 = 20;
+
+/// Which page of a list a client asked for: `?page=1&per_page=20` (API.md, Pagination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Paging {
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl Paging {
+    /// `page` from 1 (default 1) and `per_page` from 1 to [`MAX_PER_PAGE`] (default
+    /// [`DEFAULT_PER_PAGE`]); each that is out of range adds its error to `errors`, so a
+    /// list endpoint reports them with its other parameters'.
+    pub fn parse(page: Option<u32>, per_page: Option<u32>, errors: &mut Vec<FieldError>) -> Self {
+        let page = page.unwrap_or(1);
+        if page == 0 {
+            errors.push(FieldError::new("page", "must be at least 1"));
+        }
+        let per_page = per_page.unwrap_or(DEFAULT_PER_PAGE);
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            errors.push(FieldError::new("per_page", format!("must be 1 to {MAX_PER_PAGE}")));
+        }
+        Self { page, per_page }
+    }
+
+    /// How many items come before this page.
+    pub fn offset(self) -> u64 {
+        u64::from(self.page.saturating_sub(1)) * u64::from(self.per_page)
+    }
+}
+
 /// The message without serde_json's " at line 1 column 17": the field names the place.
 fn without_position(message: &str) -> String {
     let Some((text, position)) = message.rsplit_once(" at line ") else { return message.to_owned() };
@@ -112,5 +146,21 @@ mod integral_tests {
         {
             assert_eq!(parse(json), None, "{json}");
         }
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+
+    #[test]
+    fn a_page_counts_from_one_and_holds_one_to_a_hundred_items() {
+        let mut errors = Vec::new();
+        assert_eq!(Paging::parse(None, None, &mut errors), Paging { page: 1, per_page: DEFAULT_PER_PAGE });
+        assert_eq!(Paging::parse(Some(3), Some(100), &mut errors).offset(), 200);
+        assert!(errors.is_empty());
+        Paging::parse(Some(0), Some(101), &mut errors);
+        let fields: Vec<&str> = errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, ["page", "per_page"]);
     }
 }

@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use common::auth::User;
-use common::http::Json;
+use common::http::{Json, Paging};
 use common::openapi::ProblemSchema;
 use common::problem::{FieldError, Problem};
 use serde::{Deserialize, Serialize};
@@ -17,8 +17,6 @@ use crate::AppState;
 use crate::domain::{Money, Order, OrderId, OrderLine, Sku, Status, UserId};
 use crate::idempotency;
 use crate::saga::{self, SagaError, Wanted};
-
-pub const MAX_PER_PAGE: u32 = 100;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -129,23 +127,18 @@ async fn list_orders(
 ) -> Result<Json<OrderPage>, Response> {
     let Query(params) =
         params.map_err(|e| Problem::validation(vec![FieldError::new("query", e.body_text())]).into_response())?;
-    let page = params.page.unwrap_or(1);
-    let per_page = params.per_page.unwrap_or(20);
     let mut errors = Vec::new();
-    if page == 0 {
-        errors.push(FieldError::new("page", "must be at least 1"));
-    }
-    if !(1..=MAX_PER_PAGE).contains(&per_page) {
-        errors.push(FieldError::new("per_page", format!("must be 1 to {MAX_PER_PAGE}")));
-    }
+    let paging = Paging::parse(params.page, params.per_page, &mut errors);
     if !errors.is_empty() {
         return Err(Problem::validation(errors).into_response());
     }
     let user = if who.is_admin() { params.user_id.map(UserId::from) } else { Some(who.user_id) };
-    let offset = u64::from(page - 1) * u64::from(per_page);
-    let (items, total) =
-        state.store.list(user, per_page, offset).await.map_err(|e| SagaError::Store(e).into_response())?;
-    Ok(Json(OrderPage { items, page, per_page, total }))
+    let (items, total) = state
+        .store
+        .list(user, paging.per_page, paging.offset())
+        .await
+        .map_err(|e| SagaError::Store(e).into_response())?;
+    Ok(Json(OrderPage { items, page: paging.page, per_page: paging.per_page, total }))
 }
 
 /// One order of the caller (any order for an admin); someone else's is 404.

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use common::auth::{Admin, ServiceCaller};
-use common::http::Json;
+use common::http::{Json, Paging};
 use common::openapi::ServiceTokenScheme;
 use common::problem::FieldError;
 use serde::{Deserialize, Serialize};
@@ -18,7 +18,6 @@ use crate::domain::{Money, Product, ProductInput, Query, Sort};
 use crate::error::ApiError;
 use crate::store::now;
 
-pub const MAX_PER_PAGE: u32 = 100;
 /// Most skus one internal lookup may ask for (an order has at most 100 lines).
 pub const MAX_SKUS: usize = 100;
 
@@ -95,14 +94,7 @@ impl ListParams {
                 Sort::default()
             }),
         };
-        let page = self.page.unwrap_or(1);
-        if page == 0 {
-            errors.push(FieldError::new("page", "must be at least 1"));
-        }
-        let per_page = self.per_page.unwrap_or(20);
-        if !(1..=MAX_PER_PAGE).contains(&per_page) {
-            errors.push(FieldError::new("per_page", format!("must be 1 to {MAX_PER_PAGE}")));
-        }
+        let Paging { page, per_page } = Paging::parse(self.page, self.per_page, &mut errors);
         for (field, value) in [("min_price", self.min_price), ("max_price", self.max_price)] {
             if value.is_some_and(|v| v < 0) {
                 errors.push(FieldError::new(field, "must not be negative"));
