@@ -60,7 +60,9 @@ pub struct RateLimits {
 
 impl Settings {
     pub fn from_env(env: &Env) -> Result<Self, SettingsError> {
-        const HTTP: &[&str] = &["http", "https"];
+        // The gateway speaks plain HTTP/1.1 to the services behind it; TLS ends at the
+        // gateway or the ingress in front of it.
+        const HTTP: &[&str] = &["http"];
         let auth = env.url("ECOM_AUTH_URL", "http://127.0.0.1:8081", HTTP)?;
         let mut jwks_env = env.clone();
         if env.raw("ECOM_JWKS_URL").is_none() {

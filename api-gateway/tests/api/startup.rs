@@ -45,3 +45,12 @@ async fn the_gateway_takes_its_metrics_listener_from_the_common_setting_and_refu
     let err = api_gateway::Settings::from_env(&old).unwrap_err();
     assert!(err.to_string().contains("ECOM_METRICS_BIND_ADDR"), "{err}");
 }
+
+#[test]
+fn an_https_upstream_is_refused_at_start_since_the_gateway_speaks_plain_http_to_services() {
+    for var in ["ECOM_AUTH_URL", "ECOM_PRODUCT_URL", "ECOM_ORDER_URL", "ECOM_INVENTORY_URL"] {
+        let env = Env::from_pairs([(var, "https://service.internal:8443")]);
+        let err = api_gateway::Settings::from_env(&env).unwrap_err().to_string();
+        assert!(err.contains(var) && err.contains("\"https\""), "{var}: {err}");
+    }
+}
