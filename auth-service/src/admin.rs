@@ -25,7 +25,8 @@ pub async fn ensure_admin(store: &Store, admin: &AdminSettings) -> anyhow::Resul
         None => password::hash(password.into_secret()).await?,
     };
     let name = Name::parse("Administrator").map_err(|e| anyhow::anyhow!(e.message))?;
-    let user = NewUser { id: Uuid::now_v7(), email: &email, name: &name, password_hash: &hash, roles: ADMIN_ROLES };
+    let user =
+        NewUser { id: Uuid::now_v7().into(), email: &email, name: &name, password_hash: &hash, roles: ADMIN_ROLES };
     match store.insert_user(&user).await {
         Ok(()) => {
             tracing::info!(email = %email.as_str(), "admin account created");
@@ -77,7 +78,7 @@ async fn update_admin(store: &Store, existing: UserRow, admin: &AdminSettings) -
             roles.push((*role).to_owned());
         }
     }
-    store.update_credentials(&existing.id, &hash, &roles).await?;
+    store.update_credentials(existing.id, &hash, &roles).await?;
     tracing::info!(email = %existing.email, "admin account updated; its sessions were revoked");
     Ok(())
 }

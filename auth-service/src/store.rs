@@ -3,7 +3,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use common::db::SqlPool;
 use common::on_pool;
-use uuid::Uuid;
+use contracts::UserId;
 
 use crate::domain::{Email, Name, normalize_email};
 
@@ -15,11 +15,13 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
 }
 
-/// A stored user.
+/// A stored user; its id and email parse as they did when written.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct UserRow {
-    pub id: String,
-    pub email: String,
+    #[sqlx(try_from = "String")]
+    pub id: UserId,
+    #[sqlx(try_from = "String")]
+    pub email: Email,
     pub name: String,
     pub password_hash: String,
     pub roles: String,
@@ -35,7 +37,7 @@ impl UserRow {
 /// A user to insert.
 #[derive(Debug, Clone)]
 pub struct NewUser<'a> {
-    pub id: Uuid,
+    pub id: UserId,
     pub email: &'a Email,
     pub name: &'a Name,
     pub password_hash: &'a str,
@@ -71,7 +73,7 @@ impl Store {
                 "INSERT INTO users (id, email, email_normalized, name, password_hash, roles, created_at, updated_at) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
-            .bind(user.id.hyphenated().to_string())
+            .bind(user.id.to_string())
             .bind(user.email.as_str())
             .bind(user.email.normalized())
             .bind(user.name.as_str())
@@ -93,7 +95,13 @@ impl Store {
     /// in the same transaction: whoever held a session under the old password or
     /// roles must log in again.
     #[tracing::instrument(skip_all, fields(user_id = %id))]
-    pub async fn update_credentials(&self, id: &str, password_hash: &str, roles: &[String]) -> Result<(), StoreError> {
+    pub async fn update_credentials(
+        &self,
+        id: UserId,
+        password_hash: &str,
+        roles: &[String],
+    ) -> Result<(), StoreError> {
+        let id = id.to_string();
         let now = Utc::now();
         let begin = self.write_transaction();
         on_pool!(&self.pool, pool => {
@@ -102,12 +110,12 @@ impl Store {
                 .bind(password_hash)
                 .bind(roles.join(","))
                 .bind(now)
-                .bind(id)
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL")
                 .bind(now)
-                .bind(id)
+                .bind(id.as_str())
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?
@@ -132,7 +140,7 @@ impl Store {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Spend {
     /// The token was live and is now spent; a new one was stored in its family.
-    Rotated { user_id: String },
+    Rotated { user_id: UserId },
     /// The token had been spent before: its family is now revoked.
     Reused,
     /// Unknown, expired or revoked.
@@ -142,7 +150,8 @@ pub enum Spend {
 #[derive(Debug, sqlx::FromRow)]
 struct TokenRow {
     family_id: String,
-    user_id: String,
+    #[sqlx(try_from = "String")]
+    user_id: UserId,
     expires_at: DateTime<Utc>,
     used_at: Option<DateTime<Utc>>,
     revoked_at: Option<DateTime<Utc>>,
@@ -196,12 +205,12 @@ impl RefreshLifetimes {
 
 impl Store {
     #[tracing::instrument(skip_all, fields(user_id = %id))]
-    pub async fn fetch_user(&self, id: &str) -> Result<Option<UserRow>, StoreError> {
+    pub async fn fetch_user(&self, id: UserId) -> Result<Option<UserRow>, StoreError> {
         let row = on_pool!(&self.pool, pool => {
             sqlx::query_as::<_, UserRow>(
                 "SELECT id, email, name, password_hash, roles, created_at FROM users WHERE id = ?",
             )
-            .bind(id)
+            .bind(id.to_string())
             .fetch_optional(pool)
             .await?
         });
@@ -214,7 +223,7 @@ impl Store {
         &self,
         token_hash: &str,
         family_id: &str,
-        user_id: &str,
+        user_id: UserId,
         lifetimes: RefreshLifetimes,
     ) -> Result<(), StoreError> {
         let now = Utc::now();
@@ -222,7 +231,7 @@ impl Store {
             sqlx::query(INSERT_REFRESH_TOKEN)
             .bind(token_hash)
             .bind(family_id)
-            .bind(user_id)
+            .bind(user_id.to_string())
             .bind(now)
             .bind(lifetimes.expiry(now, now))
             .bind(now)
@@ -275,7 +284,7 @@ impl Store {
                             sqlx::query(INSERT_REFRESH_TOKEN)
                             .bind(next_hash)
                             .bind(&row.family_id)
-                            .bind(&row.user_id)
+                            .bind(row.user_id.to_string())
                             .bind(now)
                             .bind(lifetimes.expiry(now, row.family_started_at))
                             .bind(row.family_started_at)
@@ -332,7 +341,7 @@ mod tests {
     fn row(now: DateTime<Utc>) -> TokenRow {
         TokenRow {
             family_id: "f".into(),
-            user_id: "u".into(),
+            user_id: uuid::Uuid::now_v7().into(),
             expires_at: now + TimeDelta::hours(1),
             used_at: None,
             revoked_at: None,

@@ -32,11 +32,11 @@ pub fn access_token(state: &AppState, user: &UserRow) -> Result<String, ApiError
         registered: Registered::issued_now(
             &expectations.issuer,
             &expectations.audience,
-            &user.id,
+            &user.id.to_string(),
             state.tokens.access_ttl,
         ),
         roles: user.roles(),
-        email: user.email.clone(),
+        email: user.email.to_string(),
         name: Some(user.name.clone()),
     };
     state.keys.sign(&claims).map_err(|e| ApiError::Internal(e.into()))
@@ -46,7 +46,7 @@ pub fn access_token(state: &AppState, user: &UserRow) -> Result<String, ApiError
 pub async fn issue_new_family(state: &AppState, user: &UserRow) -> Result<TokensResponse, ApiError> {
     let refresh = new_refresh_token();
     let family = Uuid::now_v7().to_string();
-    state.store.insert_refresh_token(&hash_refresh_token(&refresh), &family, &user.id, state.tokens.refresh).await?;
+    state.store.insert_refresh_token(&hash_refresh_token(&refresh), &family, user.id, state.tokens.refresh).await?;
     tokens(state, user, refresh)
 }
 

@@ -26,6 +26,13 @@ macro_rules! uuid_id {
             }
         }
 
+        impl TryFrom<String> for $name {
+            type Error = crate::Invalid;
+            fn try_from(raw: String) -> Result<Self, crate::Invalid> {
+                Self::parse(&raw)
+            }
+        }
+
         impl From<Uuid> for $name {
             fn from(id: Uuid) -> Self {
                 Self(id)

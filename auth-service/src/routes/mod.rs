@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{OpenApi, ToSchema};
 use uuid::Uuid;
 
+use contracts::UserId;
+
 use crate::AppState;
 use crate::domain::{self, LoginEmail, Name, Password};
 use crate::error::ApiError;
@@ -95,8 +97,8 @@ pub struct UserResponse {
 impl UserResponse {
     fn from_row(row: &UserRow) -> Result<Self, ApiError> {
         Ok(Self {
-            id: row.id.parse().map_err(|e: uuid::Error| ApiError::Internal(e.into()))?,
-            email: row.email.clone(),
+            id: row.id.as_uuid(),
+            email: row.email.to_string(),
             name: row.name.clone(),
             roles: row.roles(),
             created_at: row.created_at,
@@ -145,10 +147,10 @@ async fn register(State(state): State<AppState>, Json(body): Json<RegisterReques
     )
     .map_err(ApiError::Validation)?;
     let hash = password::hash(password.into_secret()).await?;
-    let id = Uuid::now_v7();
+    let id = UserId::from(Uuid::now_v7());
     let roles = ["customer"];
     state.store.insert_user(&NewUser { id, email: &email, name: &name, password_hash: &hash, roles: &roles }).await?;
-    let row = state.store.fetch_user(&id.to_string()).await?.ok_or(ApiError::NotFound)?;
+    let row = state.store.fetch_user(id).await?.ok_or(ApiError::NotFound)?;
     let mut response = (StatusCode::CREATED, axum::Json(UserResponse::from_row(&row)?)).into_response();
     response.headers_mut().insert(header::LOCATION, HeaderValue::from_static("/api/auth/me"));
     Ok(response)
@@ -205,7 +207,7 @@ async fn refresh(State(state): State<AppState>, Json(body): Json<RefreshRequest>
         )
         .await?;
     let Spend::Rotated { user_id } = spend else { return Err(ApiError::InvalidRefreshToken) };
-    let user = state.store.fetch_user(&user_id).await?.ok_or(ApiError::InvalidRefreshToken)?;
+    let user = state.store.fetch_user(user_id).await?.ok_or(ApiError::InvalidRefreshToken)?;
     tokens::tokens(&state, &user, next)
 }
 
@@ -230,7 +232,7 @@ async fn logout(State(state): State<AppState>, Json(body): Json<RefreshRequest>)
     ))]
 #[tracing::instrument(skip_all, fields(user_id))]
 async fn me(State(state): State<AppState>, User(identity): User) -> Result<Json<UserResponse>, ApiError> {
-    let row = state.store.fetch_user(&identity.user_id.to_string()).await?.ok_or(ApiError::NotFound)?;
+    let row = state.store.fetch_user(identity.user_id).await?.ok_or(ApiError::NotFound)?;
     Ok(Json(UserResponse::from_row(&row)?))
 }
 
