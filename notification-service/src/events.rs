@@ -18,9 +18,11 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
-use crate::mailer::{Cause, MailError};
-use crate::retry::{self, Schedule};
+use crate::retry::{self, Cause, Schedule};
 use crate::templates::Templates;
+
+/// How handling an event failed, which decides whether it is retried.
+pub use crate::retry::Failure as HandleError;
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,22 +31,6 @@ pub enum Handled {
     Duplicate,
     /// An event type that sends no email.
     Ignored,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum HandleError {
-    /// Not the event's fault (mail server or database unreachable): retried for as
-    /// long as it takes, since giving up would dead-letter every event of an outage.
-    #[error("transient: {0}")]
-    Transient(#[source] Cause),
-    /// The mail server deferred this email (a 4xx reply to the message or its
-    /// recipient): retried a few times, then dead-lettered, so that one recipient
-    /// cannot hold back everyone else's email.
-    #[error("deferred: {0}")]
-    Deferred(#[source] Cause),
-    /// Retrying cannot help (malformed event, rejected address): dead-letter it.
-    #[error("permanent: {0}")]
-    Permanent(#[source] Cause),
 }
 
 /// A step of handling an event that failed, and the error it failed with.
@@ -68,16 +54,6 @@ pub struct GaveUp {
     attempts: u32,
     #[source]
     source: Cause,
-}
-
-impl From<MailError> for HandleError {
-    fn from(err: MailError) -> Self {
-        match err {
-            MailError::Transient(reason) => Self::Transient(reason),
-            MailError::Deferred(reason) => Self::Deferred(reason),
-            MailError::Permanent(reason) => Self::Permanent(reason),
-        }
-    }
 }
 
 /// How an event is retried, by the kind of failure.

@@ -11,24 +11,9 @@ use crate::smtp::{Encryption, SetupStage, SmtpPool};
 
 use crate::settings::{MailSettings, MailTransport};
 
-/// The error a mail failure carries, whatever its kind.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum MailError {
-    /// Not this message's fault: the server cannot be reached, is not accepting mail
-    /// (421, 4.3.x, 4.4.x) or could not be set up (greeting, TLS, authentication).
-    /// Worth retrying for as long as it takes.
-    #[error("transient mail failure: {0}")]
-    Transient(#[source] Cause),
-    /// The server answered this message or its recipient with a temporary refusal
-    /// (4xx during the mail transaction): worth a few more attempts, not many.
-    #[error("mail deferred: {0}")]
-    Deferred(#[source] Cause),
-    /// Retrying will not help: the server rejected the message (5xx) or it is malformed.
-    #[error("permanent mail failure: {0}")]
-    Permanent(#[source] Cause),
-}
+/// How sending failed: transient (the server, or setting a connection up), deferred
+/// (a 4xx to this message) or permanent (a 5xx, or a message the server cannot take).
+pub use crate::retry::Failure as MailError;
 
 impl MailError {
     /// An SMTP error met while handing one message over on a connection that is set up
