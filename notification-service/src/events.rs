@@ -18,11 +18,12 @@ use tracing::Instrument as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
-use crate::retry::{self, Cause, Schedule};
+use crate::error::Cause;
+use crate::retry::{self, Schedule};
 use crate::templates::Templates;
 
 /// How handling an event failed, which decides whether it is retried.
-pub use crate::retry::Failure as HandleError;
+pub use crate::error::Failure as HandleError;
 
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]

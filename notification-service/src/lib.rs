@@ -1,5 +1,6 @@
 //! notification-service: consumes order events and sends one email per event.
 
+pub mod error;
 pub mod events;
 pub mod mailer;
 pub mod retry;

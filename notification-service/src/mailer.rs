@@ -13,7 +13,7 @@ use crate::settings::{MailSettings, MailTransport};
 
 /// How sending failed: transient (the server, or setting a connection up), deferred
 /// (a 4xx to this message) or permanent (a 5xx, or a message the server cannot take).
-pub use crate::retry::Failure as MailError;
+pub use crate::error::Failure as MailError;
 
 impl MailError {
     /// An SMTP error met while handing one message over on a connection that is set up

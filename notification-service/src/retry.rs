@@ -4,30 +4,6 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-/// The error a failure carries, whatever its kind.
-pub type Cause = Box<dyn std::error::Error + Send + Sync>;
-
-/// A failure, by what retrying can do for it: what the mailer answers with and what
-/// the consumer retries by (as `MailError` and `HandleError`).
-#[derive(Debug, thiserror::Error)]
-pub enum Failure {
-    /// Not the event's or the message's fault: the mail server or the database cannot
-    /// be reached, the server is not accepting mail (421, 4.3.x, 4.4.x) or a connection
-    /// could not be set up. Retried for as long as it takes, since giving up would
-    /// dead-letter every event of an outage.
-    #[error("transient: {0}")]
-    Transient(#[source] Cause),
-    /// The mail server refused this email for now (a 4xx reply during the mail
-    /// transaction): retried a few times, then dead-lettered, so that one recipient
-    /// cannot hold back everyone else's email.
-    #[error("deferred: {0}")]
-    Deferred(#[source] Cause),
-    /// Retrying cannot help (a malformed event, a rejected address or message):
-    /// dead-letter it.
-    #[error("permanent: {0}")]
-    Permanent(#[source] Cause),
-}
-
 /// Waits between attempts: `first`, doubling up to `max`; `attempts` bounds the
 /// attempts in all (`None`: no bound).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
