@@ -108,7 +108,11 @@ impl JsonLines {
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let leaf = ctx.lookup_current().map(|span| span.id());
+        let leaf = ctx.lookup_current();
+        if let Some(own) = leaf.as_ref().and_then(crate::propagation::own_context) {
+            return Some((own.trace_id().to_string(), own.span_id().to_string()));
+        }
+        let leaf = leaf.map(|span| span.id());
         let dispatch = self.dispatch.get().and_then(WeakDispatch::upgrade);
         leaf.zip(dispatch).and_then(|(id, dispatch)| {
             let context = tracing_opentelemetry::get_otel_context(&id, &dispatch)?;
@@ -225,6 +229,26 @@ mod tests {
         assert_eq!(line["span_id"].as_str().unwrap().len(), 16);
         assert!(line.get("otel.kind").is_none());
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn a_line_inside_a_span_with_its_own_trace_context_carries_that_context() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let context = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let lines = lines(|| {
+            let span = tracing::info_span!("request", request_id = "req-1");
+            crate::propagation::attach_own_context(&span, context);
+            span.in_scope(|| tracing::info!("served"));
+        });
+        assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[0]["span_id"], "00f067aa0ba902b7");
+        assert_eq!(lines[0]["request_id"], "req-1");
     }
 
     #[test]

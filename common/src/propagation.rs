@@ -5,9 +5,12 @@ use std::collections::BTreeMap;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags};
+use opentelemetry::trace::{SpanContext, TraceContextExt as _, TraceFlags, TraceState};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::Registry;
+use tracing_subscriber::registry::{LookupSpan, SpanRef};
 
 struct MapInjector<'a>(&'a mut BTreeMap<String, String>);
 
@@ -164,8 +167,55 @@ pub fn extract_http(headers: &HeaderMap) -> Context {
 /// Writes the current span's `traceparent` into outgoing headers, and its `tracestate`
 /// (or none: one that came in and was dropped as out of bounds is not passed on).
 pub fn inject_http(headers: &mut HeaderMap) {
-    let cx = tracing::Span::current().context();
-    write_context(headers, cx.span().span_context());
+    write_context(headers, &current_context());
+}
+
+/// A span's trace context kept in the span itself rather than in an OpenTelemetry span
+/// (see [`own_context_for_http`]).
+#[derive(Debug, Clone)]
+struct OwnContext(SpanContext);
+
+/// The trace context of a request span made without OpenTelemetry's span: a new span in
+/// the trace the request's `traceparent` names (its sampled flag and `tracestate`
+/// kept), or the root of a new, sampled trace; what the OpenTelemetry layer with the
+/// SDK's default sampler (parent-based, always on) would give the span, without the
+/// span builder, attributes and sampling it does for every span.
+pub(crate) fn own_context_for_http(headers: &HeaderMap) -> SpanContext {
+    let ids = RandomIdGenerator::default();
+    let parent = extract_http(headers);
+    let parent = parent.span();
+    let parent = parent.span_context();
+    if parent.is_valid() {
+        let flags = parent.trace_flags() & TraceFlags::SAMPLED;
+        SpanContext::new(parent.trace_id(), ids.new_span_id(), flags, false, parent.trace_state().clone())
+    } else {
+        SpanContext::new(ids.new_trace_id(), ids.new_span_id(), TraceFlags::SAMPLED, false, TraceState::default())
+    }
+}
+
+/// Gives `span` its own trace context, which [`inject_http`], [`current_as_map`] and the
+/// JSON log lines read instead of an OpenTelemetry span's; for a span the OpenTelemetry
+/// layer does not record.
+pub(crate) fn attach_own_context(span: &tracing::Span, context: SpanContext) {
+    span.with_subscriber(|(id, dispatch)| {
+        if let Some(span) = dispatch.downcast_ref::<Registry>().and_then(|registry| registry.span(id)) {
+            span.extensions_mut().insert(OwnContext(context));
+        }
+    });
+}
+
+/// The trace context a span was given by [`attach_own_context`].
+pub(crate) fn own_context<'a>(span: &SpanRef<'a, impl LookupSpan<'a>>) -> Option<SpanContext> {
+    span.extensions().get::<OwnContext>().map(|own| own.0.clone())
+}
+
+/// The current span's trace context: its own, or its OpenTelemetry span's.
+fn current_context() -> SpanContext {
+    let span = tracing::Span::current();
+    let own = span.with_subscriber(|(id, dispatch)| {
+        dispatch.downcast_ref::<Registry>().and_then(|registry| registry.span(id)).and_then(|span| own_context(&span))
+    });
+    own.flatten().unwrap_or_else(|| span.context().span().span_context().clone())
 }
 
 static TRACEPARENT_HEADER: HeaderName = HeaderName::from_static(TRACEPARENT);
@@ -174,7 +224,7 @@ static TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 /// What `TraceContextPropagator` writes, without its string formatting and header-name
 /// parsing (which every proxied request paid twice); an empty `tracestate` is removed
 /// rather than sent empty.
-fn write_context(headers: &mut HeaderMap, context: &SpanContext) {
+pub(crate) fn write_context(headers: &mut HeaderMap, context: &SpanContext) {
     if !context.is_valid() {
         return;
     }
@@ -212,7 +262,7 @@ fn traceparent(context: &SpanContext) -> [u8; TRACEPARENT_CHARS] {
 /// row or Kafka message headers.
 pub fn current_as_map() -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
-    let cx = tracing::Span::current().context();
+    let cx = Context::new().with_remote_span_context(current_context());
     TraceContextPropagator::new().inject_context(&cx, &mut MapInjector(&mut map));
     map
 }

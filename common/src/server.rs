@@ -32,6 +32,11 @@ pub struct StackConfig {
     pub request_timeout: Duration,
     /// Past it a request whose body has not fully arrived is answered 408.
     pub body_read_timeout: Duration,
+    /// Nothing under the request span opens a span of its own (a proxy's requests):
+    /// without an exporter the request's trace context is then made by hand and kept in
+    /// the span, not in an OpenTelemetry span, whose per-span work is then all waste. A
+    /// span opened under it would start a trace of its own.
+    pub leaf_request_span: bool,
 }
 
 /// Wraps a service's router in the standard stack and adds `/health/*` and `/metrics`.
@@ -195,24 +200,42 @@ where
     let path = req.uri().path();
     let quiet = path.starts_with("/health/") || path == "/metrics";
     let request_id = req.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
-    let span = tracing::info_span!(
-        "request",
-        otel.kind = "server",
-        service = config.service,
-        http.request.method = method_label,
-        // Only for a method outside the standard set, and only its start.
-        http.request.method_original = field::Empty,
-        url.path = path,
-        http.route = field::Empty,
-        http.response.status_code = field::Empty,
-        request_id = request_id,
-        // Set by whoever authenticates the caller (the gateway does).
-        user_id = field::Empty,
-    );
+    macro_rules! request_span {
+        ($target:expr) => {
+            tracing::info_span!(
+                target: $target,
+                "request",
+                otel.kind = "server",
+                service = config.service,
+                http.request.method = method_label,
+                // Only for a method outside the standard set, and only its start.
+                http.request.method_original = field::Empty,
+                url.path = path,
+                http.route = field::Empty,
+                http.response.status_code = field::Empty,
+                request_id = request_id,
+                // Set by whoever authenticates the caller (the gateway does).
+                user_id = field::Empty,
+            )
+        };
+    }
+    let own_context = (config.leaf_request_span && !crate::telemetry::exporting())
+        .then(|| propagation::own_context_for_http(req.headers()));
+    let span = match &own_context {
+        Some(context) => {
+            let span = request_span!(crate::telemetry::OWN_CONTEXT_TARGET);
+            propagation::attach_own_context(&span, context.clone());
+            span
+        }
+        None => {
+            let span = request_span!(module_path!());
+            let _ = span.set_parent(propagation::extract_http(req.headers()));
+            span
+        }
+    };
     if method_label == "_OTHER" {
         span.record("http.request.method_original", truncated(method.as_str(), 32));
     }
-    let _ = span.set_parent(propagation::extract_http(req.headers()));
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
 
@@ -238,7 +261,10 @@ where
         } else {
             tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request served");
         }
-        propagation::inject_http(response.headers_mut());
+        match &own_context {
+            Some(context) => propagation::write_context(response.headers_mut(), context),
+            None => propagation::inject_http(response.headers_mut()),
+        }
         response
     }
     .instrument(span)
@@ -268,5 +294,6 @@ pub fn stack_config(service: &'static str, settings: &ServerSettings) -> StackCo
         service,
         request_timeout: settings.request_timeout,
         body_read_timeout: settings.limits.body_read_timeout,
+        leaf_request_span: false,
     }
 }

@@ -124,8 +124,10 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     // (for their ids) and events skipped, which is per-request work nobody would see.
     let exporting = settings.otlp_endpoint.is_some();
     EXPORTING.store(exporting, Ordering::Relaxed);
-    let otel_filter =
-        AskEveryTime(span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| exporting || meta.is_span())));
+    // A span with a trace context of its own (made without an exporter) is not recorded.
+    let otel_filter = AskEveryTime(span_filter.and(tracing_subscriber::filter::filter_fn(move |meta| {
+        (exporting || meta.is_span()) && meta.target() != OWN_CONTEXT_TARGET
+    })));
     // Nothing reads OpenTelemetry's current context (propagation and log lines read the
     // tracing span's), so entering a span need not activate it; busy/idle times, thread and
     // source location are span attributes only an exporter would ship.
@@ -136,7 +138,11 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
         .with_threads(exporting)
         .with_location(exporting)
         .with_filter(otel_filter);
-    let registry = tracing_subscriber::registry().with(otel);
+    // Keeps those spans alive when no other layer records them (quieter logs): their
+    // context is read from the span, so it must exist.
+    let own_context_spans = tracing_subscriber::layer::Identity::new()
+        .with_filter(tracing_subscriber::filter::filter_fn(|meta| meta.target() == OWN_CONTEXT_TARGET));
+    let registry = tracing_subscriber::registry().with(otel).with(own_context_spans);
     match settings.log_format {
         LogFormat::Json => {
             let format = crate::logs::JsonLines::new(settings.service_name.clone());
@@ -157,6 +163,11 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     }
     Ok(TelemetryGuard { provider })
 }
+
+/// The target of request spans that carry their own trace context instead of an
+/// OpenTelemetry span (`StackConfig::leaf_request_span`, without an exporter); under
+/// `common::server`, so log filters for that module still cover them.
+pub(crate) const OWN_CONTEXT_TARGET: &str = "common::server::request";
 
 /// Which spans become trace spans: ours and the drivers' at info, not the HTTP plumbing's.
 const SPAN_FILTER: &str = "info,h2=off,hyper=off,hyper_util=off,tower=off,reqwest=off,rustls=off";

@@ -32,6 +32,7 @@ fn stack_config() -> StackConfig {
         service: "test-service",
         request_timeout: Duration::from_secs(5),
         body_read_timeout: Duration::from_secs(3),
+        leaf_request_span: false,
     }
 }
 
@@ -194,6 +195,64 @@ async fn a_traceparent_is_continued_and_returned() {
     let returned = response.headers()["traceparent"].to_str().unwrap();
     assert!(returned.starts_with(&format!("00-{trace_id}-")), "{returned}");
     assert!(!returned.contains("00f067aa0ba902b7"), "the server's own span id is returned: {returned}");
+    service.stop().await.unwrap();
+}
+
+/// A proxy's request span: the `traceparent` a handler would send upstream.
+async fn start_leaf() -> Running {
+    common::test_util::init_telemetry();
+    let routes = Router::new().route(
+        "/forwarded",
+        get(|| async {
+            let mut headers = http::HeaderMap::new();
+            common::propagation::inject_http(&mut headers);
+            headers.get("traceparent").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned()
+        }),
+    );
+    let app = server::stack(routes, Health::new(), StackConfig { leaf_request_span: true, ..stack_config() });
+    Running::spawn(move |listener, shutdown| async move {
+        server::serve(listener, app, shutdown, &ServerSettings::for_tests()).await?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_leaf_request_span_forwards_and_returns_a_child_of_the_incoming_traceparent() {
+    let service = start_leaf().await;
+    let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
+    for flags in ["01", "00"] {
+        let response = client()
+            .get(service.url("/forwarded"))
+            .header("traceparent", format!("00-{trace_id}-00f067aa0ba902b7-{flags}"))
+            .header("tracestate", "vendor=v1")
+            .send()
+            .await
+            .unwrap();
+        let returned = response.headers()["traceparent"].to_str().unwrap().to_owned();
+        assert_eq!(response.headers()["tracestate"], "vendor=v1");
+        let forwarded = response.text().await.unwrap();
+        assert_eq!(forwarded, returned, "what goes upstream names the same span as what is returned");
+        assert!(returned.starts_with(&format!("00-{trace_id}-")), "{returned}");
+        assert!(returned.ends_with(&format!("-{flags}")), "{returned}");
+        assert!(!returned.contains("00f067aa0ba902b7"), "the server's own span id is returned: {returned}");
+    }
+    service.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_leaf_request_span_without_a_traceparent_starts_a_sampled_trace() {
+    let service = start_leaf().await;
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let response = client().get(service.url("/forwarded")).send().await.unwrap();
+        let returned = response.headers()["traceparent"].to_str().unwrap().to_owned();
+        assert_eq!(response.text().await.unwrap(), returned);
+        assert_eq!(returned.len(), 55, "{returned}");
+        assert!(returned.starts_with("00-") && returned.ends_with("-01"), "{returned}");
+        seen.push(returned[3..35].to_owned());
+    }
+    assert_ne!(seen[0], seen[1], "each request starts a trace of its own");
     service.stop().await.unwrap();
 }
 
