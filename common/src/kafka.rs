@@ -87,9 +87,16 @@ pub const ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// are away a client reports the same error at every poll (tens a second); it keeps
 /// reconnecting on its own, so a line per poll says nothing new. The first of each
 /// kind is logged at once, then one line per kind at most every
-/// [`ERROR_LOG_INTERVAL`], with how many were left out since the last.
-#[derive(Debug, Default)]
-pub struct ErrorLog(Mutex<ErrorCounts>);
+/// [`ERROR_LOG_INTERVAL`], with how many were left out since the last. When the client
+/// works again ([`ErrorLog::recovered`]), one line per kind says how many were left out
+/// since its last line, so the end of an outage is accounted for too.
+/// Clones share their counts: the client holds one, its owner another.
+#[derive(Debug, Default, Clone)]
+pub struct ErrorLog {
+    counts: std::sync::Arc<Mutex<ErrorCounts>>,
+    /// Set by every error, so that [`ErrorLog::recovered`] costs a healthy client no lock.
+    failing: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
 
 /// When each kind of error was last logged, and how many have come since.
 #[derive(Debug, Default)]
@@ -114,16 +121,39 @@ impl ErrorCounts {
             }
         }
     }
+
+    /// Forgets every kind (the next error is logged at once); each kind with errors
+    /// left out since its last line, with how many, by kind.
+    fn recovered(&mut self) -> Vec<(String, u64)> {
+        let mut left_out: Vec<_> = self.0.drain().map(|(kind, (_, n))| (kind, n)).filter(|(_, n)| *n > 0).collect();
+        left_out.sort();
+        left_out
+    }
 }
 
 impl ErrorLog {
     pub fn report(&self, error: &KafkaError, reason: &str) {
         let kind = error.to_string();
-        // A panic elsewhere while the counts were held must not silence every later error.
-        let mut counts = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(left_out) = counts.due(&kind, std::time::Instant::now()) {
+        self.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(left_out) = self.counts().due(&kind, std::time::Instant::now()) {
             tracing::error!(error = %kind, reason, left_out, "Kafka client error; the client keeps reconnecting");
         }
+    }
+
+    /// The client works again (a message was delivered): logs how many errors of each
+    /// kind were left out since its last line, and logs the next error at once.
+    pub fn recovered(&self) {
+        if !self.failing.swap(false, std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        for (kind, left_out) in self.counts().recovered() {
+            tracing::warn!(error = %kind, left_out, "Kafka client works again; errors left out since the last line");
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, ErrorCounts> {
+        // A panic elsewhere while the counts were held must not silence every later error.
+        self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -249,6 +279,8 @@ pub async fn check(kafka: KafkaSettings) -> Result<(), String> {
 #[derive(Clone)]
 pub struct KafkaPublisher {
     producer: rdkafka::producer::FutureProducer<ErrorLog>,
+    /// The producer's own, told when a delivery succeeds.
+    errors: ErrorLog,
     timeout: Duration,
 }
 
@@ -267,14 +299,15 @@ impl KafkaPublisher {
 
     /// A producer for the cluster `kafka` describes, with its TLS and SASL.
     pub fn configured(kafka: &KafkaSettings, client_id: &str) -> Result<Self, rdkafka::error::KafkaError> {
+        let errors = ErrorLog::default();
         let producer = configure(kafka, client_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
             .set("message.timeout.ms", "10000")
             .set("log_level", "4")
-            .create_with_context(ErrorLog::default())?;
-        Ok(Self { producer, timeout: Duration::from_secs(10) })
+            .create_with_context(errors.clone())?;
+        Ok(Self { producer, errors, timeout: Duration::from_secs(10) })
     }
 }
 
@@ -292,7 +325,7 @@ impl crate::bus::Publisher for KafkaPublisher {
             self.producer
                 .send(record, self.timeout)
                 .await
-                .map(drop)
+                .map(|_| self.errors.recovered())
                 .map_err(|(err, _)| crate::bus::BusError::Unavailable(err.to_string()))
         })
     }
@@ -317,5 +350,24 @@ mod tests {
         let next = ERROR_LOG_INTERVAL.as_millis() as u64;
         assert_eq!(counts.due("AllBrokersDown", at(next)), Some(249));
         assert_eq!(counts.due("AllBrokersDown", at(next + 1)), None);
+    }
+
+    #[test]
+    fn on_recovery_the_errors_left_out_since_the_last_line_are_counted_and_the_next_is_logged_at_once() {
+        let mut counts = ErrorCounts::default();
+        let start = Instant::now();
+        let at = |millis: u64| start + std::time::Duration::from_millis(millis);
+        assert_eq!(counts.due("AllBrokersDown", at(0)), Some(0));
+        for millis in [40, 80, 120] {
+            assert_eq!(counts.due("AllBrokersDown", at(millis)), None);
+        }
+        assert_eq!(counts.due("BrokerTransportFailure", at(100)), Some(0));
+        assert_eq!(
+            counts.recovered(),
+            vec![("AllBrokersDown".to_owned(), 3)],
+            "a kind with nothing left out has nothing to say"
+        );
+        assert_eq!(counts.recovered(), vec![], "a second recovery repeats nothing");
+        assert_eq!(counts.due("AllBrokersDown", at(200)), Some(0), "the next outage is logged at once");
     }
 }
