@@ -219,10 +219,16 @@ pub struct Auth {
 
 impl Auth {
     pub async fn start() -> Self {
+        Self::with_service_token_ttl(Duration::from_secs(300)).await
+    }
+
+    /// An auth-service whose service tokens live `ttl` (whole seconds): short lives let a
+    /// test see a token renewed without waiting minutes.
+    pub async fn with_service_token_ttl(ttl: Duration) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let service_secret = random_secret();
-        let settings =
-            auth_service::Settings { service_tokens: service_tokens(&service_secret), ..auth_settings(dir.path()) };
+        let service_tokens = ServiceTokenSettings { ttl, ..service_tokens(&service_secret) };
+        let settings = auth_service::Settings { service_tokens, ..auth_settings(dir.path()) };
         let service = start_auth(settings.clone()).await;
         Self { service, settings, service_secret, http: reqwest::Client::new(), _dir: dir }
     }

@@ -65,8 +65,15 @@ impl Shop {
 
     /// A shop on `databases`, its client settings changed by `client_env`.
     pub async fn start(databases: Databases, client_env: &[(&str, &str)]) -> Self {
-        let Databases { orders: orders_db, inventory: inventory_db, dir } = databases;
         let auth = Auth::start().await;
+        let auth_url = auth.url("").parse().unwrap();
+        Self::with_auth(databases, client_env, auth, auth_url).await
+    }
+
+    /// A shop whose services trust `auth`; order-service asks for its service token at
+    /// `auth_url` (auth's own, or a way to it the test watches).
+    pub async fn with_auth(databases: Databases, client_env: &[(&str, &str)], auth: Auth, auth_url: Url) -> Self {
+        let Databases { orders: orders_db, inventory: inventory_db, dir } = databases;
         let service_client = ClientCredentials::new(SERVICE_CLIENT, &auth.service_secret).unwrap();
 
         let product_settings = product_service::Settings {
@@ -99,7 +106,7 @@ impl Shop {
             pool: PoolSettings { max_connections: 10, acquire_timeout: Duration::from_secs(10) },
             product_url: products.url("").parse().unwrap(),
             inventory_url: inventory.url("").parse().unwrap(),
-            auth_url: auth.url("").parse().unwrap(),
+            auth_url: auth_url.into(),
             service_client,
             bus: BusConfig::InProcess(InProcessBus::new()),
             orders_topic: common::events::ORDERS_TOPIC.to_owned(),
