@@ -1,6 +1,7 @@
-//! The reverse proxy: streaming bodies both ways over kept-alive upstream
-//! connections ([`crate::upstream`]), hop-by-hop headers removed, `x-forwarded-*` set, an upstream
-//! timeout, and one circuit breaker per upstream.
+//! The reverse proxy: small request bodies read whole, larger ones and every answer
+//! streamed, over kept-alive upstream connections ([`crate::upstream`]); hop-by-hop
+//! headers removed, `x-forwarded-*` set, an upstream timeout, and one circuit breaker per
+//! upstream.
 
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
@@ -72,6 +73,14 @@ pub fn client_ip(req: &Request, trust_forwarded_for: bool) -> Option<IpAddr> {
     req.extensions().get::<ConnectInfo<SocketAddr>>().map(|ConnectInfo(addr)| addr.ip())
 }
 
+/// Bodies announced at most this long are read whole before the upstream is asked, as
+/// nginx buffers request bodies. The upstream then gets the request in one piece: a
+/// service that answers without reading the body (a 405, a 401) finds it already there,
+/// drains it and keeps the connection, instead of closing a connection the gateway
+/// still counts on, or resetting it under an answer not yet read. Larger bodies stream;
+/// this bounds what the buffers of 1024 connections can hold to 64 MiB.
+const WHOLE_BODY_BYTES: u64 = 64 * 1024;
+
 /// Forwards `req` to `upstream` and streams the answer back.
 pub async fn forward(
     state: &AppState,
@@ -80,11 +89,12 @@ pub async fn forward(
     client: Option<IpAddr>,
 ) -> Result<Response, ApiError> {
     refuse_oversized(req.headers())?;
+    let (req, whole) = read_small_body(req).await?;
     let permit = upstream
         .breaker
         .try_acquire()
         .map_err(|rejected| ApiError::CircuitOpen { upstream: upstream.name, retry_after: rejected.retry_after })?;
-    let (request, sent) = upstream_request(upstream, req, client)?;
+    let (request, sent) = upstream_request(upstream, req, client, whole)?;
     let answer = tokio::time::timeout(state.upstream_timeout, upstream.pool.send(request)).await;
     let answer = match answer {
         Ok(answer) => answer.map_err(Failure::Send),
@@ -93,26 +103,47 @@ pub async fn forward(
     settle(upstream, permit, answer, &sent)
 }
 
+/// The length the request's `Content-Length` announces.
+fn announced_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+}
+
 /// 413 at once for a body announced larger than the limit.
 fn refuse_oversized(headers: &HeaderMap) -> Result<(), ApiError> {
-    let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    match length {
+    match announced_length(headers) {
         Some(length) if length > MAX_BODY_BYTES as u64 => Err(ApiError::PayloadTooLarge),
         _ => Ok(()),
     }
 }
 
+/// The request with its body read whole when it announces at most [`WHOLE_BODY_BYTES`],
+/// and whether it was.
+async fn read_small_body(req: Request) -> Result<(Request, bool), ApiError> {
+    if req.body().is_end_stream() || announced_length(req.headers()).is_none_or(|length| length > WHOLE_BODY_BYTES) {
+        return Ok((req, false));
+    }
+    let (parts, body) = req.into_parts();
+    // A body that stalls is ended by the body read timeout, whose layer answers 408.
+    let whole = body.collect().await.map_err(|_| ApiError::BrokenBody)?.to_bytes();
+    Ok((Request::from_parts(parts, Body::from(whole)), true))
+}
+
 /// The request as the upstream gets it: its target in origin form, hop-by-hop headers
-/// removed, `X-Forwarded-*` and `traceparent` set, the body limited and watched.
+/// removed, `X-Forwarded-*` and `traceparent` set, a body not read `whole` limited and
+/// watched on its way.
 fn upstream_request(
     upstream: &Upstream,
     req: Request,
     client: Option<IpAddr>,
+    whole: bool,
 ) -> Result<(http::Request<Body>, BodyProgress), ApiError> {
     let uri = upstream.target(req.uri()).ok_or(ApiError::BadTarget)?;
     let (mut parts, body) = req.into_parts();
     parts.uri = uri;
     forwarding_headers(&mut parts.headers, client);
+    if whole {
+        return Ok((http::Request::from_parts(parts, body), BodyProgress::complete()));
+    }
     let (body, sent) = TrackedBody::new(Limited::new(body, MAX_BODY_BYTES).map_err(axum::Error::new));
     Ok((http::Request::from_parts(parts, Body::new(body)), sent))
 }
@@ -238,6 +269,12 @@ impl BodyProgress {
     const COMPLETE: usize = 0;
     const FAILED: usize = 1;
 
+    fn complete() -> Self {
+        let progress = Self::default();
+        progress.set(Self::COMPLETE);
+        progress
+    }
+
     pub fn is_complete(&self) -> bool {
         self.0[Self::COMPLETE].load(Ordering::Acquire)
     }
@@ -310,6 +347,7 @@ fn is_body_too_large(err: &SendError) -> bool {
 mod tests {
     use std::io;
 
+    use bytes::Bytes;
     use common::breaker::{BreakerConfig, CircuitBreaker, State};
 
     use super::*;
@@ -361,6 +399,39 @@ mod tests {
         assert!(refuse_oversized(&headers).is_ok());
         headers.insert(header::CONTENT_LENGTH, HeaderValue::from(MAX_BODY_BYTES as u64 + 1));
         assert!(matches!(refuse_oversized(&headers), Err(ApiError::PayloadTooLarge)));
+    }
+
+    /// A request announcing `length` bytes, whose body comes through the sender returned.
+    fn request_with_body_to_come(length: usize) -> (Request, futures::channel::mpsc::Sender<Result<Bytes, io::Error>>) {
+        let (sender, receiver) = futures::channel::mpsc::channel(1);
+        let body = Body::from_stream(receiver);
+        let request = Request::builder().method("PUT").uri("/").header(header::CONTENT_LENGTH, length).body(body);
+        (request.unwrap(), sender)
+    }
+
+    #[tokio::test]
+    async fn a_small_body_is_read_whole_before_the_upstream_hears_of_its_request() {
+        let (request, mut sender) = request_with_body_to_come(16);
+        let mut read = std::pin::pin!(read_small_body(request));
+        let polled = std::future::poll_fn(|cx| Poll::Ready(read.as_mut().poll(cx).is_ready())).await;
+        assert!(!polled, "the request went on before its body came");
+        futures::SinkExt::send(&mut sender, Ok(Bytes::from_static(b"{\"stock\": 25}  "))).await.unwrap();
+        drop(sender);
+        let Ok((request, whole)) = read.await else { panic!("the body was not read") };
+        assert!(whole);
+        let body = request.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "{\"stock\": 25}  ");
+    }
+
+    #[tokio::test]
+    async fn a_large_or_unannounced_body_streams_on_at_once() {
+        let (request, _sender) = request_with_body_to_come(WHOLE_BODY_BYTES as usize + 1);
+        let Ok((_, whole)) = read_small_body(request).await else { panic!("the request was refused") };
+        assert!(!whole);
+        let (mut request, _sender) = request_with_body_to_come(16);
+        request.headers_mut().remove(header::CONTENT_LENGTH);
+        let Ok((_, whole)) = read_small_body(request).await else { panic!("the request was refused") };
+        assert!(!whole);
     }
 
     #[test]

@@ -22,7 +22,7 @@ use http::header::HeaderValue;
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::client::conn::http1;
+use hyper::client::conn::{TrySendError, http1};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use url::Url;
@@ -133,21 +133,51 @@ impl Pool {
     /// Sends `request` (origin-form target) on an idle connection or a new one, and
     /// waits for the answer's head while driving the connection. The answer's body
     /// drives the connection on and gives it back once read to its end.
+    ///
+    /// An idle connection the upstream closed after it was taken, found so before the
+    /// request was written, hands the request to a new connection: the upstream never
+    /// saw it, so sending it again cannot do anything twice.
     pub async fn send(&self, mut request: Request<Body>) -> Result<Response<UpstreamBody>, SendError> {
         if let Some(host) = &self.0.host_header {
             request.headers_mut().insert(http::header::HOST, host.clone());
         }
-        let mut connection = match self.checkout().await {
-            Some(connection) => connection,
-            None => self.connect().await?,
+        let kept = self.checkout().await;
+        self.send_on_kept(kept, request).await
+    }
+
+    /// Sends `request` on `kept`, or on a new connection when there is none or `kept`
+    /// turns out closed before the request was written.
+    async fn send_on_kept(
+        &self,
+        kept: Option<Connection>,
+        request: Request<Body>,
+    ) -> Result<Response<UpstreamBody>, SendError> {
+        let request = match kept {
+            Some(connection) => match self.send_on(connection, request).await {
+                Ok(answer) => return Ok(answer),
+                Err(mut failed) => match failed.take_message() {
+                    Some(unsent) => unsent,
+                    None => return Err(SendError::Http(failed.into_error())),
+                },
+            },
+            None => request,
         };
-        let mut answer = std::pin::pin!(connection.sender.send_request(request));
+        let connection = self.connect().await?;
+        self.send_on(connection, request).await.map_err(|err| SendError::Http(err.into_error()))
+    }
+
+    /// Sends `request` on `connection`, driving it until the answer's head arrives.
+    async fn send_on(
+        &self,
+        mut connection: Connection,
+        request: Request<Body>,
+    ) -> Result<Response<UpstreamBody>, TrySendError<Request<Body>>> {
+        let mut answer = std::pin::pin!(connection.sender.try_send_request(request));
         let head = std::future::poll_fn(|cx| {
             connection.drive(cx);
             answer.as_mut().poll(cx)
         })
-        .await
-        .map_err(SendError::Http)?;
+        .await?;
         Ok(head.map(|body| UpstreamBody { body, ended: false, connection: Some(connection), pool: self.clone() }))
     }
 
@@ -176,7 +206,7 @@ impl Pool {
     /// this exchange is checked when it is taken again ([`Self::checkout`]), by the
     /// request that will be woken by it.
     fn give_back(&self, connection: Connection) {
-        if connection.closed {
+        if connection.io.is_none() {
             return;
         }
         let now = Instant::now();
@@ -197,7 +227,7 @@ impl Pool {
         };
         stream.set_nodelay(true).map_err(SendError::Connect)?;
         let (sender, io) = http1::handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
-        Ok(Connection { sender, io: Box::pin(io), closed: false })
+        Ok(Connection { sender, io: Some(Box::pin(io)) })
     }
 }
 
@@ -206,21 +236,27 @@ struct Idle {
     since: Instant,
 }
 
+/// The I/O half of a connection, a future that ends when the connection closes.
+type Io = http1::Connection<TokioIo<TcpStream>, Body>;
+
 /// One connection: the handle that sends requests on it, and its I/O, done by whoever
 /// polls it.
 struct Connection {
     sender: http1::SendRequest<Body>,
-    io: Pin<Box<http1::Connection<TokioIo<TcpStream>, Body>>>,
-    closed: bool,
+    /// `None` once closed: dropping it hands any request it had not written back to its
+    /// sender ([`TrySendError::take_message`]).
+    io: Option<Pin<Box<Io>>>,
 }
 
 impl Connection {
     /// Does what I/O the connection can do now; false once it has closed.
     fn drive(&mut self, cx: &mut Context<'_>) -> bool {
-        if !self.closed && self.io.as_mut().poll(cx).is_ready() {
-            self.closed = true;
+        if let Some(io) = &mut self.io
+            && io.as_mut().poll(cx).is_ready()
+        {
+            self.io = None;
         }
-        !self.closed
+        self.io.is_some()
     }
 
     /// Open, and done with its last exchange.
@@ -337,6 +373,39 @@ mod tests {
             assert_eq!(body, "hello");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_meeting_a_kept_connection_closed_under_it_goes_out_on_a_new_one() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        let (close, closing) = tokio::sync::oneshot::channel::<()>();
+        let (closed, was_closed) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            // The first connection answers once, then closes when told to, as a service
+            // does that gave up on a body it did not read.
+            let (mut first, _) = listener.accept().await.unwrap();
+            let mut buf = [0; 1024];
+            let _ = first.read(&mut buf).await.unwrap();
+            first.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nfirst").await.unwrap();
+            closing.await.unwrap();
+            drop(first);
+            closed.send(()).unwrap();
+            let (mut second, _) = listener.accept().await.unwrap();
+            let _ = second.read(&mut buf).await.unwrap();
+            second.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nsecond").await.unwrap();
+            let _ = second.read(&mut buf).await;
+        });
+        let pool = Pool::new(&url, PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 });
+        let body = pool.send(get()).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, "first");
+
+        let kept = pool.checkout().await.expect("the first connection was not kept");
+        close.send(()).unwrap();
+        was_closed.await.unwrap();
+        let answer = pool.send_on_kept(Some(kept), get()).await.unwrap();
+        assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), "second");
     }
 
     #[tokio::test]
