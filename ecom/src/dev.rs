@@ -30,14 +30,14 @@ pub struct Ports {
     pub inventory: u16,
     pub notification: u16,
     /// The gateway's operations listener (`/metrics`, `/health/*`).
-    pub gateway_ops: u16,
+    pub gateway_metrics: u16,
 }
 
 impl Ports {
     /// API.md's default ports, and the gateway's operations port of the deployments.
     pub const DEFAULT: Self = Self {
         gateway: api_gateway::DEFAULT_PORT,
-        gateway_ops: api_gateway::DEFAULT_METRICS_PORT,
+        gateway_metrics: api_gateway::DEFAULT_METRICS_PORT,
         auth: auth_service::DEFAULT_PORT,
         product: product_service::DEFAULT_PORT,
         order: order_service::DEFAULT_PORT,
@@ -47,7 +47,7 @@ impl Ports {
 
     /// Every listener on a port the system chooses.
     pub const ANY: Self =
-        Self { gateway: 0, gateway_ops: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
+        Self { gateway: 0, gateway_metrics: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0 };
 
     /// The default layout moved to `base`: the gateway on `base`, the services on
     /// `base + 1` to `base + 5`, the gateway's operations listener on `base + 1000`.
@@ -64,7 +64,7 @@ impl Ports {
             order: port(3)?,
             inventory: port(4)?,
             notification: port(5)?,
-            gateway_ops: port(1000)?,
+            gateway_metrics: port(1000)?,
         })
     }
 }
@@ -85,7 +85,7 @@ pub struct Platform {
     pub listeners: Vec<(&'static str, SocketAddr)>,
     pub gateway: SocketAddr,
     /// Where the gateway serves `/metrics` (never on its public listener).
-    pub gateway_ops: SocketAddr,
+    pub gateway_metrics: SocketAddr,
     pub admin: Admin,
     /// The in-process bus between order- and notification-service.
     pub bus: InProcessBus,
@@ -127,13 +127,13 @@ pub async fn start(
     let host = host.into();
     let listeners = Listeners::bind(host, ports).await?;
     let addrs = listeners.addrs()?;
-    let gateway_ops = listeners.gateway_ops.local_addr()?;
+    let gateway_metrics = listeners.gateway_metrics.local_addr()?;
     let admin = Admin::from_env(env, &data_dir).await?;
     let bus = InProcessBus::new();
     let dev_env = DevEnv::new(env, &data_dir, host, &addrs);
     let tasks = Services::configure(&dev_env, &admin, &bus)?.spawn(listeners, &shutdown);
     let gateway = addrs[0].1;
-    Ok(Platform { listeners: addrs, gateway, gateway_ops, admin, bus, tasks })
+    Ok(Platform { listeners: addrs, gateway, gateway_metrics, admin, bus, tasks })
 }
 
 /// `data_dir` and its mail folder, created when missing; the absolute path.
@@ -152,7 +152,7 @@ struct Listeners {
     order: TcpListener,
     inventory: TcpListener,
     notification: TcpListener,
-    gateway_ops: TcpListener,
+    gateway_metrics: TcpListener,
 }
 
 impl Listeners {
@@ -170,7 +170,7 @@ impl Listeners {
             order: bind(ports.order).await?,
             inventory: bind(ports.inventory).await?,
             notification: bind(ports.notification).await?,
-            gateway_ops: bind(ports.gateway_ops).await?,
+            gateway_metrics: bind(ports.gateway_metrics).await?,
         })
     }
 
@@ -230,8 +230,8 @@ impl<'a> DevEnv<'a> {
     fn with(&self, pairs: &[(&str, String)]) -> Env {
         let mut env = self.env.clone();
         env.set("ECOM_JWKS_URL", format!("{}/.well-known/jwks.json", self.url_of("auth-service")));
-        // One address for five services in one process: dev mode's ops listener serves
-        // the metrics instead.
+        // One address for five services in one process: the gateway's metrics listener serves
+        // the metrics of all of them.
         env.set("ECOM_METRICS_BIND_ADDR", "");
         for (key, value) in pairs {
             env.set(*key, value.clone());
@@ -306,7 +306,7 @@ impl Services {
         tasks.spawn(named("inventory-service", inventory_service::run(inventory, l.inventory, token())));
         tasks.spawn(named("order-service", order_service::run(order, l.order, token())));
         tasks.spawn(named("notification-service", notification_service::run(notification, l.notification, token())));
-        let gateway_listeners = common::server::Listeners { api: l.gateway, metrics: Some(l.gateway_ops) };
+        let gateway_listeners = common::server::Listeners { api: l.gateway, metrics: Some(l.gateway_metrics) };
         tasks.spawn(named("api-gateway", api_gateway::run_on(gateway, gateway_listeners, token())));
         tasks
     }
@@ -431,7 +431,7 @@ fn print_banner(platform: &Platform, data_dir: &Path, catalog: Catalog, elapsed:
         println!("                 (every interface; from this machine http://{})", reachable(platform.gateway));
     }
     println!("  API docs       http://{}/api/docs", platform.gateway);
-    println!("  gateway ops    http://{}/metrics", platform.gateway_ops);
+    println!("  metrics        http://{}/metrics", platform.gateway_metrics);
     for (service, addr) in &platform.listeners[1..] {
         println!("  {service:<20} http://{addr}");
     }
@@ -466,9 +466,9 @@ mod tests {
             [ports.gateway, ports.auth, ports.product, ports.order, ports.inventory, ports.notification],
             [18080, 18081, 18082, 18083, 18084, 18085]
         );
-        assert_eq!(ports.gateway_ops, 19080);
+        assert_eq!(ports.gateway_metrics, 19080);
         let default = Ports::from_base(api_gateway::DEFAULT_PORT).unwrap();
-        assert_eq!((default.gateway, default.auth, default.gateway_ops), (8080, 8081, 9080));
+        assert_eq!((default.gateway, default.auth, default.gateway_metrics), (8080, 8081, 9080));
         let err = Ports::from_base(65000).unwrap_err();
         assert!(err.to_string().contains("--port-base"), "{err}");
         assert!(Ports::from_base(0).is_err(), "0 is --any-ports");

@@ -22,6 +22,8 @@ pub enum StoreError {
     NoRecord(OrderId),
     #[error("stock of {0} vanished after it was written")]
     Vanished(Sku),
+    #[error("cannot encode {0} for storage")]
+    Encode(&'static str, #[source] serde_json::Error),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -212,7 +214,8 @@ impl Store {
         insufficient: Vec<Insufficient>,
         now: DateTime<Utc>,
     ) -> Result<Reservation, StoreError> {
-        let response = serde_json::to_string(&insufficient).map_err(corrupt("reservation_orders.response"))?;
+        let response = serde_json::to_string(&insufficient)
+            .map_err(|err| StoreError::Encode("reservation_orders.response", err))?;
         let recorded = on_pool!(&self.pool, pool => {
             sqlx::query("INSERT INTO reservation_orders (order_id, status, response, created_at) VALUES (?, ?, ?, ?)")
                 .bind(order_id.to_string())

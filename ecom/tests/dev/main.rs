@@ -48,7 +48,7 @@ impl Drop for BrokerStopped {
 }
 
 const ANY_PORT: Ports =
-    Ports { gateway: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0, gateway_ops: 0 };
+    Ports { gateway: 0, auth: 0, product: 0, order: 0, inventory: 0, notification: 0, gateway_metrics: 0 };
 
 async fn start(data_dir: &std::path::Path, env: &Env) -> (dev::Platform, CancellationToken) {
     let shutdown = CancellationToken::new();
@@ -179,7 +179,7 @@ async fn the_platform_listens_on_the_address_it_is_given() {
     let platform = dev::start(&Env::default(), dir.path(), host, ANY_PORT, shutdown.clone()).await.unwrap();
     dev::wait_ready(&platform.listeners, Duration::from_secs(20)).await.unwrap();
     assert!(platform.listeners.iter().all(|(_, addr)| addr.ip() == host), "{:?}", platform.listeners);
-    assert_eq!(platform.gateway_ops.ip(), host);
+    assert_eq!(platform.gateway_metrics.ip(), host);
     shutdown.cancel();
     platform.wait().await.unwrap();
 }

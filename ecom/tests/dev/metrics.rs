@@ -353,7 +353,7 @@ async fn every_metric_the_dashboards_and_alerts_use_is_exported() {
         let mut listeners = platform.listeners.clone();
         for (service, addr) in &mut listeners {
             if *service == "api-gateway" {
-                *addr = platform.gateway_ops;
+                *addr = platform.gateway_metrics;
             }
         }
         let http = http.clone();
@@ -405,7 +405,8 @@ async fn the_dev_gateway_keeps_metrics_off_its_public_listener_and_made_up_metho
         let response = http.request(method, format!("http://{addr}/api/products/x{i}")).send().await.unwrap();
         assert!(!response.status().is_success(), "{}", response.status());
     }
-    let text = http.get(format!("http://{}/metrics", platform.gateway_ops)).send().await.unwrap().text().await.unwrap();
+    let text =
+        http.get(format!("http://{}/metrics", platform.gateway_metrics)).send().await.unwrap().text().await.unwrap();
     assert!(!text.contains("INVENTED"), "a made-up method became a label value");
     assert!(!text.contains("/api/products/x"), "a raw path became a label value");
     let other =
@@ -423,7 +424,7 @@ async fn every_listener_of_the_dev_platform_closes_a_connection_that_never_finis
     let (platform, shutdown) =
         crate::start(dir.path(), &Env::from_pairs([("ECOM_HEADER_READ_TIMEOUT_MS", "500")])).await;
     let mut addrs: Vec<_> = platform.listeners.iter().map(|(_, addr)| *addr).collect();
-    addrs.push(platform.gateway_ops);
+    addrs.push(platform.gateway_metrics);
     let started = std::time::Instant::now();
     let mut sockets = Vec::new();
     for addr in &addrs {
