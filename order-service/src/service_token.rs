@@ -8,6 +8,7 @@
 //! it has [`MIN_REMAINING`] left: an auth-service outage costs placements nothing for
 //! about half a token's lifetime.
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -24,8 +25,12 @@ use crate::clients::Unavailable;
 
 /// A token with less than this left is not sent: it could expire on the way.
 pub const MIN_REMAINING: Duration = Duration::from_secs(15);
-/// After a failed renewal, the next attempt waits this long (the current token is used).
+/// After a failed renewal, the next attempt waits this long (the current token is used)…
 const RETRY_RENEWAL_AFTER: Duration = Duration::from_secs(1);
+/// …doubling with each failure in a row up to this, so an auth-service outage costs it
+/// a request and a log line every 30 s, not every second. Requests that find no usable
+/// token fetch one themselves, so the back-off never keeps them waiting.
+const MAX_RETRY_RENEWAL_AFTER: Duration = Duration::from_secs(30);
 const NAME: &str = "auth-service";
 
 /// Fetches and caches the service token; cheap to clone, shared by every client.
@@ -42,6 +47,8 @@ pub struct ServiceToken {
     fetching: Arc<tokio::sync::Mutex<()>>,
     /// Tells the renewal worker that a request fetched a token.
     fetched: Arc<tokio::sync::Notify>,
+    /// Renewals failed in a row, for the worker's back-off.
+    renewals_failed: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl std::fmt::Debug for ServiceToken {
@@ -77,6 +84,7 @@ impl ServiceToken {
             failed_at: Arc::default(),
             fetching: Arc::default(),
             fetched: Arc::default(),
+            renewals_failed: Arc::default(),
         })
     }
 
@@ -123,17 +131,27 @@ impl ServiceToken {
             Some(_) => {}
         }
         match self.fetch().await {
-            Ok(_) => self.cached().map(|c| c.renew_at),
+            Ok(_) => {
+                let failed = self.renewals_failed.swap(0, Ordering::Relaxed);
+                if failed > 0 {
+                    tracing::info!(failed_attempts = failed, "service token renewed again");
+                }
+                self.cached().map(|c| c.renew_at)
+            }
             Err(err) => {
-                // The worker retries every second for as long as auth-service fails, also
-                // once the current token is past use: say how long it still serves.
+                // The worker retries for as long as auth-service fails, also once the
+                // current token is past use: say how long it still serves.
+                let failed_attempts = self.renewals_failed.fetch_add(1, Ordering::Relaxed) + 1;
+                let retry_in = retry_renewal_after(failed_attempts);
                 let usable_for_secs = cached.usable_until.saturating_duration_since(Instant::now()).as_secs();
                 tracing::warn!(
                     error = %err,
                     usable_for_secs,
+                    failed_attempts,
+                    retry_in_secs = retry_in.as_secs(),
                     "service token renewal failed; requests use the current one while it is usable"
                 );
-                Some(self.postpone_renewal(&cached.token))
+                Some(self.postpone_renewal(&cached.token, retry_in))
             }
         }
     }
@@ -164,9 +182,9 @@ impl ServiceToken {
         self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// The next attempt at renewing `token`, after a failed one.
-    fn postpone_renewal(&self, token: &str) -> Instant {
-        let retry_at = Instant::now() + RETRY_RENEWAL_AFTER;
+    /// The next attempt at renewing `token`, `retry_in` after a failed one.
+    fn postpone_renewal(&self, token: &str, retry_in: Duration) -> Instant {
+        let retry_at = Instant::now() + retry_in;
         let mut current = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(cached) = current.as_mut().filter(|c| c.token == token) {
             cached.renew_at = retry_at;
@@ -214,5 +232,23 @@ impl ServiceToken {
         };
         *self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(cached);
         Ok(body.access_token)
+    }
+}
+
+/// How long the worker waits after `failed_attempts` renewals failed in a row.
+fn retry_renewal_after(failed_attempts: u32) -> Duration {
+    let doublings = failed_attempts.saturating_sub(1).min(16);
+    (RETRY_RENEWAL_AFTER * 2u32.pow(doublings)).min(MAX_RETRY_RENEWAL_AFTER)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renewal_retries_back_off_from_a_second_to_half_a_minute() {
+        let waits: Vec<u64> = (1..=8).map(|n| retry_renewal_after(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        assert_eq!(retry_renewal_after(u32::MAX), MAX_RETRY_RENEWAL_AFTER);
     }
 }

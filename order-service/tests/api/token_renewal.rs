@@ -54,6 +54,12 @@ async fn the_service_token_is_renewed_at_half_its_life_without_any_order_being_p
     let retry_at = tokens.renew_if_due(next).await.unwrap();
     assert!(retry_at <= Instant::now() + Duration::from_secs(1), "{:?}", retry_at - Instant::now());
     assert_eq!(tokens.bearer().await.unwrap(), renewed);
+
+    // Each failure in a row doubles the wait for the next attempt.
+    let second_retry_at = tokens.renew_if_due(retry_at).await.unwrap();
+    let wait = second_retry_at - Instant::now();
+    assert!(wait > Duration::from_secs(1) && wait <= Duration::from_secs(2), "{wait:?}");
+    assert_eq!(tokens.bearer().await.unwrap(), renewed);
 }
 
 /// The way from order-service to auth-service's token endpoint, noting every service
