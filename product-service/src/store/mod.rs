@@ -6,7 +6,7 @@ pub mod mongo;
 pub mod sqlite;
 
 use chrono::{DateTime, Utc};
-use common::db::{PoolSettings, SqlPool};
+use common::db::{Corrupt, PoolSettings, SqlPool, corrupt};
 use sqlx::migrate::Migrator;
 use uuid::Uuid;
 
@@ -23,13 +23,8 @@ pub enum StoreError {
     DuplicateSku,
     #[error("catalog backend: {0}")]
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
-    /// A stored value that does not read back as what was written.
-    #[error("corrupt {column}: {source}")]
-    Corrupt {
-        column: &'static str,
-        #[source]
-        source: contracts::Invalid,
-    },
+    #[error(transparent)]
+    Corrupt(#[from] Corrupt),
 }
 
 /// Timestamps are kept to the millisecond, the precision both backends store.
@@ -55,10 +50,9 @@ struct Stored {
 
 impl Stored {
     fn into_product(self) -> Result<Product, StoreError> {
-        let corrupt = |column| move |source| StoreError::Corrupt { column, source };
         let currency = Currency::parse(&self.price_currency).map_err(corrupt("price_currency"))?;
         Ok(Product {
-            id: Uuid::parse_str(&self.id).map_err(|e| StoreError::Backend(e.into()))?,
+            id: Uuid::parse_str(&self.id).map_err(corrupt("id"))?,
             sku: Sku::parse(&self.sku).map_err(corrupt("sku"))?,
             name: self.name,
             description: self.description,
@@ -158,5 +152,42 @@ pub(crate) async fn sqlite_pool(
     match SqlPool::connect("DATABASE_URL", url, pool, &NO_MIGRATIONS, &SQLITE).await? {
         SqlPool::Sqlite(pool) => Ok(pool),
         SqlPool::MySql(_) => anyhow::bail!("DATABASE_URL: product-service takes mongodb:// or sqlite://"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored() -> Stored {
+        Stored {
+            id: Uuid::new_v4().to_string(),
+            sku: "TEE-RED-M".into(),
+            name: "Tee".into(),
+            description: String::new(),
+            category: "apparel".into(),
+            price_amount: 1999,
+            price_currency: "EUR".into(),
+            created_at: now(),
+            updated_at: now(),
+        }
+    }
+
+    #[test]
+    fn a_stored_value_that_does_not_parse_is_reported_as_corrupt_with_its_column() {
+        assert!(stored().into_product().is_ok());
+        let cases = [
+            ("id", Stored { id: "not-a-uuid".into(), ..stored() }),
+            ("sku", Stored { sku: "no spaces allowed".into(), ..stored() }),
+            ("price_currency", Stored { price_currency: "euro".into(), ..stored() }),
+        ];
+        for (column, row) in cases {
+            match row.into_product() {
+                Err(StoreError::Corrupt(err)) => {
+                    assert!(err.to_string().starts_with(&format!("corrupt {column}:")), "{err}")
+                }
+                other => panic!("{column}: {:?}", other.map(|p| p.id)),
+            }
+        }
     }
 }

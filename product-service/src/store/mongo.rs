@@ -59,13 +59,13 @@ impl ProductDoc {
     }
 
     fn into_product(self) -> Result<Product, StoreError> {
-        let time = |t: bson::DateTime| {
+        let time = |t: bson::DateTime, column| {
             chrono::DateTime::from_timestamp_millis(t.timestamp_millis())
-                .ok_or_else(|| StoreError::Backend("timestamp out of range".into()))
+                .ok_or_else(|| common::db::corrupt(column)(TimestampOutOfRange(t.timestamp_millis())))
         };
         let stored = Stored {
-            created_at: time(self.created_at)?,
-            updated_at: time(self.updated_at)?,
+            created_at: time(self.created_at, "created_at")?,
+            updated_at: time(self.updated_at, "updated_at")?,
             id: self.id,
             sku: self.sku,
             name: self.name,
@@ -300,3 +300,8 @@ impl MongoCatalog {
         common::mongo::ping(&self.db).await
     }
 }
+
+/// A stored time that chrono cannot represent.
+#[derive(Debug, thiserror::Error)]
+#[error("{0} ms since the epoch is out of range")]
+struct TimestampOutOfRange(i64);
