@@ -8,10 +8,12 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use http::{Method, StatusCode};
+use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TraceContextExt as _;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
-use tracing::{Instrument, field};
+use tracing::{Instrument, Span, field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::Health;
@@ -194,11 +196,36 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let method_label = crate::metrics::method_label(&method);
     let path = req.uri().path();
-    let quiet = path.starts_with("/health/") || path == "/metrics";
+    let answered = Answered {
+        service: config.service,
+        method: req.method().clone(),
+        started: Instant::now(),
+        quiet: path.starts_with("/health/") || path == "/metrics",
+    };
+    let (span, own_context) = request_span(&config, &req);
+    let slot = RouteSlot::default();
+    req.extensions_mut().insert(slot.clone());
+
+    async move {
+        let mut response = inner(req).await;
+        answered.record(slot.route(), response.status());
+        match &own_context {
+            Some(context) => propagation::write_context(response.headers_mut(), context),
+            None => propagation::inject_http(response.headers_mut()),
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// The span of `req`, a child of the trace context it carries; and, for a leaf span
+/// without an exporter, the context made for it by hand (see [`StackConfig`]).
+fn request_span(config: &StackConfig, req: &Request) -> (Span, Option<SpanContext>) {
+    let method = req.method();
+    let method_label = crate::metrics::method_label(method);
+    let path = req.uri().path();
     let request_id = req.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
     macro_rules! request_span {
         ($target:expr) => {
@@ -236,39 +263,43 @@ where
     if method_label == "_OTHER" {
         span.record("http.request.method_original", truncated(method.as_str(), 32));
     }
-    let slot = RouteSlot::default();
-    req.extensions_mut().insert(slot.clone());
+    (span, own_context)
+}
 
-    async move {
-        let mut response = inner(req).await;
-        let route = slot.route();
-        let status = response.status();
+/// What is known of a request when its answer is ready, for the span, the RED series
+/// and the log line.
+struct Answered {
+    service: &'static str,
+    method: Method,
+    started: Instant,
+    /// Health checks and scrapes are logged at debug.
+    quiet: bool,
+}
+
+impl Answered {
+    /// Records the answer on the current (request) span, in the RED series and the log.
+    fn record(&self, route: Option<MatchedPath>, status: StatusCode) {
         let span = tracing::Span::current();
         let route_label = route.as_ref().map_or(UNMATCHED_ROUTE, MatchedPath::as_str);
         if crate::telemetry::exporting() {
             // Not `otel.name`: recording it names only a span not yet started, and a child
             // span or an outgoing call has usually started this one by now.
+            let method_label = crate::metrics::method_label(&self.method);
             span.context().span().update_name(format!("{method_label} {route_label}"));
         }
         span.record("http.route", route_label);
         span.record("http.response.status_code", status.as_u16());
-        let elapsed = started.elapsed();
-        record_request(config.service, &method, route_label, status.as_u16(), elapsed.as_secs_f64());
+        let elapsed = self.started.elapsed();
+        record_request(self.service, &self.method, route_label, status.as_u16(), elapsed.as_secs_f64());
+        let latency_ms = elapsed.as_millis() as u64;
         if status.is_server_error() {
-            tracing::warn!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request failed");
-        } else if quiet {
-            tracing::debug!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request served");
+            tracing::warn!(status = status.as_u16(), latency_ms, "request failed");
+        } else if self.quiet {
+            tracing::debug!(status = status.as_u16(), latency_ms, "request served");
         } else {
-            tracing::info!(status = status.as_u16(), latency_ms = elapsed.as_millis() as u64, "request served");
+            tracing::info!(status = status.as_u16(), latency_ms, "request served");
         }
-        match &own_context {
-            Some(context) => propagation::write_context(response.headers_mut(), context),
-            None => propagation::inject_http(response.headers_mut()),
-        }
-        response
     }
-    .instrument(span)
-    .await
 }
 
 /// `answer`, or a 503 once it has taken longer than `limit`.
