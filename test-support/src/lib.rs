@@ -119,6 +119,17 @@ pub async fn start_auth(settings: auth_service::Settings) -> Running {
     running
 }
 
+/// Runs auth-service on a copy of `listener` and waits until it is ready.
+async fn run_auth(settings: auth_service::Settings, listener: &std::net::TcpListener) -> Running {
+    let copy = tokio::net::TcpListener::from_std(listener.try_clone().unwrap()).unwrap();
+    let addr = copy.local_addr().unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let handle = tokio::spawn(auth_service::run(settings, copy, shutdown.clone()));
+    let running = Running { addr, shutdown, handle };
+    running.ready().await;
+    running
+}
+
 /// Sends `request`: its status and its JSON body (`Null` when it has none).
 pub async fn send(request: reqwest::RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
@@ -210,6 +221,10 @@ pub struct Callers {
 /// sells service tokens to [`SERVICE_CLIENT`] for a secret random per start.
 pub struct Auth {
     pub service: Running,
+    /// A second handle on the service's listening socket: the port stays ours across a
+    /// restart ([`Auth::rotate_signing_key`]), and connections made meanwhile wait in its
+    /// queue for the new process instead of being refused.
+    listener: std::net::TcpListener,
     pub settings: auth_service::Settings,
     /// The service client's secret this auth-service knows.
     pub service_secret: String,
@@ -229,8 +244,10 @@ impl Auth {
         let service_secret = random_secret();
         let service_tokens = ServiceTokenSettings { ttl, ..service_tokens(&service_secret) };
         let settings = auth_service::Settings { service_tokens, ..auth_settings(dir.path()) };
-        let service = start_auth(settings.clone()).await;
-        Self { service, settings, service_secret, http: reqwest::Client::new(), _dir: dir }
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let service = run_auth(settings.clone(), &listener).await;
+        Self { service, listener, settings, service_secret, http: reqwest::Client::new(), _dir: dir }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -279,12 +296,7 @@ impl Auth {
         (&mut self.service.handle).await.unwrap().unwrap();
         let key = format!("signing-{}.pem", uuid::Uuid::new_v4().simple());
         self.settings.keys.signing_key_file = self._dir.path().join(key);
-        let (addr, settings) = (self.service.addr, self.settings.clone());
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
-        let shutdown = tokio_util::sync::CancellationToken::new();
-        let handle = tokio::spawn(auth_service::run(settings, listener, shutdown.clone()));
-        self.service = Running { addr, shutdown, handle };
-        self.service.ready().await;
+        self.service = run_auth(self.settings.clone(), &self.listener).await;
     }
 
     pub async fn stop(self) {
