@@ -11,8 +11,8 @@ ecom_dev_prepare() {
 }
 
 # ecom_dev_start BANNER LOG [ENV...] -- [ARGS...]: runs `$ecom dev --any-ports ARGS` in
-# the background under `env ENV...` (-u VAR to unset, first; VAR=value to set), with
-# JSON logs at RUST_LOG (warn by default) and no trace export; its stdout (the banner) goes to
+# the background under `env ENV...` (-u VAR to unset; VAR=value to set, over the
+# defaults: JSON logs at RUST_LOG, warn by default, and no trace export); its stdout (the banner) goes to
 # BANNER and its stderr to LOG. Returns once the banner is out, with $gateway set to
 # the gateway's URL; prints BANNER and LOG and fails when it does not come within 60 s
 # or the process exits. Every process started is in $ecom_pids (ecom_dev_stop_all
@@ -22,14 +22,20 @@ ecom_pids=()
 ecom_dev_start() {
   local banner=$1 log=$2
   shift 2
-  local -a env_args=()
+  local -a unset_args=() set_args=()
   while [ "$#" -gt 0 ] && [ "$1" != -- ]; do
-    env_args+=("$1")
+    if [ "$1" = -u ]; then
+      unset_args+=(-u "$2")
+      shift
+    else
+      set_args+=("$1")
+    fi
     shift
   done
   [ "$#" -gt 0 ] && shift
-  env "${env_args[@]}" RUST_LOG="${RUST_LOG:-warn}" ECOM_LOG_FORMAT=json OTEL_EXPORTER_OTLP_ENDPOINT= \
-    "$ecom" dev --any-ports "$@" >"$banner" 2>"$log" &
+  # The defaults first, so that ENV given by the caller wins over them.
+  env "${unset_args[@]}" RUST_LOG="${RUST_LOG:-warn}" ECOM_LOG_FORMAT=json OTEL_EXPORTER_OTLP_ENDPOINT= \
+    "${set_args[@]}" "$ecom" dev --any-ports "$@" >"$banner" 2>"$log" &
   ecom_pid=$!
   ecom_pids+=("$ecom_pid")
   gateway=
