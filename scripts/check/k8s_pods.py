@@ -26,7 +26,8 @@ stack) it starts one pod under bubblewrap with:
   - the environment from the rendered ConfigMaps and Secrets (Secrets created by hand
     get the test values of TEST_SECRETS; database credentials point at the native stack);
   - an /etc/hosts in which every cluster Service name (and every *.svc host the
-    configuration names) resolves to this machine, where the native stack listens.
+    configuration names) resolves to its service pod's own loopback address
+    (127.0.100.N, see POD_IPS), or to this machine's, where the native stack listens.
 Then its startup, readiness and liveness probes are called at their declared ports and
 paths, each within its budget (initialDelaySeconds + periodSeconds x failureThreshold,
 each call within timeoutSeconds), and the port its prometheus.io annotations name must
@@ -34,10 +35,10 @@ serve the metrics and nothing else. Pods start one after another, each ready bef
 next (dependencies first), and all get SIGTERM at the end of an overlay and must exit
 within terminationGracePeriodSeconds.
 
-The ecom services share this machine's network (they reach the native MariaDB, FerretDB,
-Kafka, Mailpit and Jaeger on their usual ports); a dependency such as Mailpit, whose ports
-the native stack already holds, gets a network namespace of its own and is probed inside
-it.
+The ecom services share this machine's network, each on its own loopback address (they
+reach the native MariaDB, FerretDB, Kafka, Mailpit and Jaeger on 127.0.0.1); a
+dependency such as Mailpit, whose ports the native stack already holds, gets a network
+namespace of its own and is probed inside it.
 
 --walk NAME=SCRIPT runs SCRIPT (bash) while every pod of overlay NAME is ready: the
 operator's walk through a deployment, which must succeed.
@@ -68,6 +69,11 @@ import yaml
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SERVICES = ["auth-service", "product-service", "inventory-service", "order-service", "notification-service", "api-gateway"]
 IMAGE_USER = 65532  # the Dockerfile's USER, and the distroless nonroot user
+# Each service pod's own address, as a cluster gives each pod an IP: a pod binding
+# 0.0.0.0:8080 takes 8080 on its address only, so the check runs beside anything else
+# on this machine's ports (`ecom dev` on 127.0.0.1:8080, say). All of 127.0.0.0/8 is
+# loopback, so the native stack on 127.0.0.1 stays reachable from every pod.
+POD_IPS = {name: f"127.0.100.{n}" for n, name in enumerate(SERVICES, 1)}
 NATIVE_MYSQL = os.environ.get("ECOM_TEST_MYSQL_URL", "mysql://ecom:ecom@127.0.0.1:3306")
 
 # Secrets an operator creates by hand (docs/kubernetes.md, "Secrets"): the test values
@@ -139,16 +145,20 @@ class Build:
         return GENERATED[ref]
 
     def hosts(self, extra):
-        """Every Service name in all its forms, and the *.svc hosts named in `extra`."""
-        names = set()
+        """Every Service name in all its forms, and the *.svc hosts named in `extra`, each
+        with its address: a service's pod address, else this machine's (where the native
+        stack listens)."""
+        names = {}
         for d in self.docs:
             if d["kind"] == "Service":
                 n = d["metadata"]["name"]
                 ns = d["metadata"].get("namespace", self.namespace)
-                names.update({n, f"{n}.{ns}", f"{n}.{ns}.svc", f"{n}.{ns}.svc.cluster.local"})
+                for name in (n, f"{n}.{ns}", f"{n}.{ns}.svc", f"{n}.{ns}.svc.cluster.local"):
+                    names[name] = POD_IPS.get(n, "127.0.0.1")
         for value in extra:
-            names.update(h for h in re.findall(r"[A-Za-z0-9.-]+\.svc(?:\.cluster\.local)?\b", value))
-        return sorted(names)
+            for h in re.findall(r"[A-Za-z0-9.-]+\.svc(?:\.cluster\.local)?\b", value):
+                names.setdefault(h, POD_IPS.get(h.split(".")[0], "127.0.0.1"))
+        return sorted(names.items())
 
 
 def test_value(secret, key):
@@ -229,11 +239,21 @@ class Pod:
                 env[e["name"]] = data[r["key"]]
             elif "fieldRef" in ref:
                 field = ref["fieldRef"]["fieldPath"]
-                env[e["name"]] = {"metadata.name": self.pod_name(), "metadata.namespace": self.build.namespace}.get(field, "127.0.0.1")
+                env[e["name"]] = {"metadata.name": self.pod_name(), "metadata.namespace": self.build.namespace}.get(field, self.ip())
             else:
                 env[e["name"]] = ""
         for key, value in list(env.items()):
             env[key] = native_database(value, self.build.name)
+        if self.program.kind == "service":
+            # 0.0.0.0 in a pod is the pod's own address; unset, the service binds 0.0.0.0.
+            for key in ("ECOM_BIND_ADDR", "ECOM_METRICS_BIND_ADDR"):
+                if env.get(key, "").startswith("0.0.0.0:"):
+                    env[key] = self.ip() + env[key][len("0.0.0.0"):]
+            if "ECOM_BIND_ADDR" not in env:
+                http = next((p["containerPort"] for p in self.c.get("ports", []) if p.get("name") == "http"), None)
+                if http is None:
+                    raise PodError("no container port named http to bind")
+                env["ECOM_BIND_ADDR"] = f"{self.ip()}:{http}"
         return env
 
     def secret_file_values(self):
@@ -249,6 +269,11 @@ class Pod:
 
     def pod_name(self):
         return f"{self.workload['metadata']['name']}-podcheck"
+
+    def ip(self):
+        """Where the pod listens: its own address, or, for a dependency in a network
+        namespace of its own, that namespace's loopback."""
+        return POD_IPS.get(self.workload["metadata"]["name"], "127.0.0.1") if self.program.kind == "service" else "127.0.0.1"
 
     def security(self):
         psc = self.spec.get("securityContext", {})
@@ -328,7 +353,7 @@ class Pod:
         command += [expand(a, env) for a in self.c.get("args", [])]
         etc = self.work / "etc"
         etc.mkdir()
-        (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n" + "".join(f"127.0.0.1 {h}\n" for h in hosts))
+        (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost\n" + "".join(f"{ip} {h}\n" for h, ip in hosts))
         (etc / "nsswitch.conf").write_text("hosts: files dns\n")
         (etc / "passwd").write_text("root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n")
         (etc / "group").write_text("root:x:0:\nnonroot:x:65532:\n")
@@ -337,8 +362,8 @@ class Pod:
             raise PodError(f"{self.program.source} does not exist")
         if self.program.kind == "service":
             for port in (p["containerPort"] for p in self.c.get("ports", [])):
-                if port_taken(port):
-                    raise PodError(f"port {port} is taken on this machine; the pod needs it (stop what listens there)")
+                if port_taken(self.ip(), port):
+                    raise PodError(f"port {port} is taken on {self.ip()}; the pod needs it (stop what listens there)")
 
         groups = [str(gid)] + ([str(fs_group)] if fs_group is not None and fs_group != gid else [])
         # The program is PID 1 of its PID namespace, as in a container: SIGTERM reaches it.
@@ -411,7 +436,7 @@ class Pod:
             except subprocess.TimeoutExpired:
                 return False, "no answer"
             return out.returncode == 0, out.stdout.strip()
-        return probe_call(kind, port, path, timeout)
+        return probe_call(kind, port, path, timeout, self.ip())
 
     def await_probe(self, name, probe, deadline_from):
         """Calls `probe` every periodSeconds until it succeeds; False past its budget."""
@@ -470,12 +495,12 @@ class Pod:
             return True
         port = int(notes.get("prometheus.io/port", 0))
         path = notes.get("prometheus.io/path", "/metrics")
-        ok, detail = probe_call("http", port, path, 3)
+        ok, detail = probe_call("http", port, path, 3, self.ip())
         if not ok:
             problem(self.where, f"no metrics at {path} on port {port} (prometheus.io annotations): {detail}")
             return False
         for other in ("/internal/openapi.json", "/api/products", "/"):
-            ok, detail = probe_call("http", port, other, 3)
+            ok, detail = probe_call("http", port, other, 3, self.ip())
             if ok or not detail.startswith("404"):
                 problem(self.where, f"the scrape port {port} answers {other} ({detail}): it must serve only /metrics and /health/*")
                 return False
@@ -545,25 +570,25 @@ def fresh_databases(env_values):
         )
 
 
-def port_taken(port):
+def port_taken(ip, port):
     with socket.socket() as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            s.bind(("0.0.0.0", port))
+            s.bind((ip, port))
         except OSError:
             return True
     return False
 
 
-def probe_call(kind, port, path, timeout):
+def probe_call(kind, port, path, timeout, ip="127.0.0.1"):
     if kind == "tcp":
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=timeout):
+            with socket.create_connection((ip, port), timeout=timeout):
                 return True, "connected"
         except OSError as err:
             return False, str(err)
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=timeout) as r:
+        with urllib.request.urlopen(f"http://{ip}:{port}{path}", timeout=timeout) as r:
             return 200 <= r.status < 400, f"{r.status}"
     except urllib.error.HTTPError as err:
         return False, f"{err.code} {err.read()[:300].decode(errors='replace')}"
@@ -621,7 +646,9 @@ def run_overlay(build, bin_dir, mailpit, walk=None):
             started.append(p)
             p.check_probes()
         if walk and not problems:
-            walked = subprocess.run(["bash", walk], cwd=ROOT, capture_output=True, text=True, timeout=300)
+            # What the operator's port-forward to the gateway would give: its pod's address.
+            walk_env = {**os.environ, "ECOM_WALK_GATEWAY": f"{POD_IPS['api-gateway']}:8080"}
+            walked = subprocess.run(["bash", walk], cwd=ROOT, env=walk_env, capture_output=True, text=True, timeout=300)
             if walked.returncode != 0:
                 tail = "\n".join("    " + line for line in (walked.stdout + walked.stderr).splitlines()[-25:])
                 problem(build.name, f"the walk {walk} failed:\n{tail}")
@@ -682,13 +709,13 @@ def rotate(paths, bin_dir):
             pod.start(build.hosts(list(env.values()) + pod.secret_file_values()))
             if not pod.check_probes():
                 return
-            with urllib.request.urlopen("http://127.0.0.1:8081/.well-known/jwks.json", timeout=3) as r:
+            with urllib.request.urlopen(f"http://{pod.ip()}:8081/.well-known/jwks.json", timeout=3) as r:
                 published = [k["kid"] for k in json.load(r)["keys"]]
             # The admin's credentials reach the pod as mounted files: log in with the
             # test values the Secret was made from.
             admin = TEST_SECRETS["auth-service"]
             login = json.dumps({"email": admin["ECOM_ADMIN_EMAIL"], "password": admin["ECOM_ADMIN_PASSWORD"]}).encode()
-            request = urllib.request.Request("http://127.0.0.1:8081/api/auth/login", login, {"content-type": "application/json"})
+            request = urllib.request.Request(f"http://{pod.ip()}:8081/api/auth/login", login, {"content-type": "application/json"})
             with urllib.request.urlopen(request, timeout=10) as r:
                 token = json.load(r)["access_token"]
             header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "==="))
