@@ -8,26 +8,45 @@ use tokio_util::sync::CancellationToken;
 use crate::settings::{Env, ServerSettings, SettingsError};
 use crate::telemetry::{self, TelemetrySettings};
 
+/// How long a stopping service waits for its workers to end, and then for its state to
+/// close (its pools wait for every connection to come back). A worker that ignores the
+/// stop, or a connection a task still holds, must not keep a stopping process alive: past
+/// this the workers are aborted and the close is left to process exit, with a warning.
+pub const SHUTDOWN_STEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The part of every service's `run` after it has connected: serves `app` on
 /// `listener` until `shutdown`, then stops the `workers` and waits for them (also when
-/// serving failed, so no worker outlives the service).
+/// serving failed, so no worker outlives the service), at most [`SHUTDOWN_STEP_LIMIT`].
 pub async fn serve_with_workers(
     listener: TcpListener,
     app: axum::Router,
-    mut workers: tokio::task::JoinSet<()>,
+    workers: tokio::task::JoinSet<()>,
     shutdown: CancellationToken,
     settings: &ServerSettings,
 ) -> std::io::Result<()> {
     let served = crate::server::serve(listener, app, shutdown.clone(), settings).await;
     shutdown.cancel();
-    while workers.join_next().await.is_some() {}
+    stop_workers(workers, SHUTDOWN_STEP_LIMIT).await;
     served
+}
+
+/// Waits up to `limit` for `workers` to end after the stop; aborts those still running.
+async fn stop_workers(mut workers: tokio::task::JoinSet<()>, limit: std::time::Duration) {
+    let ended = tokio::time::timeout(limit, async { while workers.join_next().await.is_some() {} }).await;
+    if ended.is_err() {
+        tracing::warn!(
+            still_running = workers.len(),
+            limit_ms = limit.as_millis() as u64,
+            "workers did not stop in time; aborting them"
+        );
+        workers.shutdown().await;
+    }
 }
 
 /// The body of every service's `run` once its state has connected: starts the
 /// service's `workers`, serves its `router` on `listener` until `shutdown`, stops the
 /// workers, then closes the state (also when serving failed, so no worker or
-/// connection outlives the service).
+/// connection outlives the service); each step at most [`SHUTDOWN_STEP_LIMIT`].
 pub async fn serve_state<S, C>(
     state: S,
     settings: &C,
@@ -43,8 +62,18 @@ where
     let workers = workers(state.clone(), settings, shutdown.clone());
     let app = router(state.clone(), settings);
     let served = serve_with_workers(listener, app, workers, shutdown, settings.server()).await;
-    state.close().await;
+    close_within(&state, SHUTDOWN_STEP_LIMIT).await;
     Ok(served?)
+}
+
+/// Closes `state`, waiting at most `limit`.
+async fn close_within(state: &impl Close, limit: std::time::Duration) {
+    if tokio::time::timeout(limit, state.close()).await.is_err() {
+        tracing::warn!(
+            limit_ms = limit.as_millis() as u64,
+            "connections were still in use after the stop; leaving them to close with the process"
+        );
+    }
 }
 
 /// The `workers` of a service with no background work.
@@ -93,4 +122,41 @@ where
     }
     guard.shutdown();
     result
+}
+
+#[cfg(test)]
+mod shutdown_tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    struct NeverCloses;
+
+    impl Close for NeverCloses {
+        async fn close(&self) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_worker_that_ignores_the_stop_is_aborted_after_the_limit() {
+        let mut workers = tokio::task::JoinSet::new();
+        let (dropped, was_dropped) = tokio::sync::oneshot::channel::<()>();
+        workers.spawn(async move {
+            let _dropped_with_the_task = dropped;
+            std::future::pending::<()>().await;
+        });
+        workers.spawn(async {});
+        let started = tokio::time::Instant::now();
+        stop_workers(workers, Duration::from_secs(5)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+        assert!(was_dropped.await.is_err(), "the stuck worker was not aborted");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_close_that_never_ends_gives_up_after_the_limit() {
+        let started = tokio::time::Instant::now();
+        close_within(&NeverCloses, Duration::from_secs(5)).await;
+        assert_eq!(started.elapsed(), Duration::from_secs(5));
+    }
 }
