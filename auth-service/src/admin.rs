@@ -9,7 +9,7 @@ use crate::password;
 use crate::settings::AdminSettings;
 use crate::store::{NewUser, Store, StoreError, UserRow};
 
-pub const ADMIN_ROLES: &[&str] = &["customer", "admin"];
+pub const ADMIN_ROLES: &[&str] = &[contracts::Role::Customer.as_str(), contracts::Role::Admin.as_str()];
 
 /// Creates the admin, or updates its password and roles if they differ.
 ///
@@ -50,7 +50,7 @@ pub async fn ensure_admin(store: &Store, admin: &AdminSettings) -> anyhow::Resul
 /// change revokes its sessions.
 async fn update_admin(store: &Store, existing: UserRow, admin: &AdminSettings) -> anyhow::Result<()> {
     let roles = existing.roles();
-    if !roles.iter().any(|role| role == "admin") {
+    if !contracts::Role::Admin.is_in(&roles) {
         bail!(
             "ECOM_ADMIN_EMAIL: {} belongs to an existing account that is not an admin; it is not promoted. \
              Choose another address for the admin, or remove that account first",

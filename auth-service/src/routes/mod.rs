@@ -148,7 +148,7 @@ async fn register(State(state): State<AppState>, Json(body): Json<RegisterReques
     .map_err(ApiError::Validation)?;
     let hash = password::hash(password.into_secret()).await?;
     let id = UserId::from(Uuid::now_v7());
-    let roles = ["customer"];
+    let roles = [contracts::Role::Customer.as_str()];
     state.store.insert_user(&NewUser { id, email: &email, name: &name, password_hash: &hash, roles: &roles }).await?;
     let row = state.store.fetch_user(id).await?.ok_or(ApiError::NotFound)?;
     let mut response = (StatusCode::CREATED, axum::Json(UserResponse::from_row(&row)?)).into_response();
