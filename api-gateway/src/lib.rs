@@ -58,7 +58,7 @@ fn health(state: &AppState) -> Health {
             if verifier.has_keys().await {
                 return Ok(());
             }
-            verifier.refresh().await
+            verifier.refresh().await.map_err(|err| err.to_string())
         }
     })
 }

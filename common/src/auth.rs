@@ -129,6 +129,19 @@ impl Identity {
     }
 }
 
+/// Why the key set could not be fetched again.
+#[derive(Debug, thiserror::Error)]
+pub enum JwksError {
+    #[error("JWKS fetch: {0}")]
+    Fetch(#[source] reqwest::Error),
+    #[error("JWKS fetch answered {0}")]
+    Status(reqwest::StatusCode),
+    #[error("JWKS parse: {0}")]
+    Parse(#[source] reqwest::Error),
+    #[error("JWKS holds no usable key")]
+    NoUsableKey,
+}
+
 /// Why a token was refused. Never shown to clients beyond "invalid token".
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AuthError {
@@ -273,16 +286,16 @@ impl Verifier {
     }
 
     /// Fetches the JWKS again (remote verifiers only).
-    pub async fn refresh(&self) -> Result<(), String> {
+    pub async fn refresh(&self) -> Result<(), JwksError> {
         let Source::Remote { url, client, .. } = &self.inner.source else { return Ok(()) };
-        let response = client.get(url.clone()).send().await.map_err(|e| format!("JWKS fetch: {e}"))?;
+        let response = client.get(url.clone()).send().await.map_err(JwksError::Fetch)?;
         if !response.status().is_success() {
-            return Err(format!("JWKS fetch: {}", response.status()));
+            return Err(JwksError::Status(response.status()));
         }
-        let jwks: JwkSet = response.json().await.map_err(|e| format!("JWKS parse: {e}"))?;
+        let jwks: JwkSet = response.json().await.map_err(JwksError::Parse)?;
         let keys = parse_jwks(&jwks);
         if keys.is_empty() {
-            return Err("JWKS holds no usable key".into());
+            return Err(JwksError::NoUsableKey);
         }
         *self.inner.keys.write().await = keys;
         self.inner.fetched_at_ms.store(unix_now_ms().max(1), Ordering::Relaxed);

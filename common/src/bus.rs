@@ -22,8 +22,11 @@ pub struct Message {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
+    #[error("the event bus is unavailable: a subscriber stopped before it handled the message")]
+    SubscriberStopped,
+    #[cfg(feature = "kafka")]
     #[error("the event bus is unavailable: {0}")]
-    Unavailable(String),
+    Kafka(#[source] rdkafka::error::KafkaError),
 }
 
 /// Publishing: resolves once the message is durably accepted by the bus.
@@ -155,9 +158,7 @@ impl Publisher for InProcessBus {
         let acks = self.deliver(message);
         Box::pin(async move {
             for acked in acks {
-                acked
-                    .await
-                    .map_err(|_| BusError::Unavailable("a subscriber stopped before it handled the message".into()))?;
+                acked.await.map_err(|_| BusError::SubscriberStopped)?;
             }
             Ok(())
         })

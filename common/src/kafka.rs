@@ -326,7 +326,7 @@ impl crate::bus::Publisher for KafkaPublisher {
                 .send(record, self.timeout)
                 .await
                 .map(|_| self.errors.recovered())
-                .map_err(|(err, _)| crate::bus::BusError::Unavailable(err.to_string()))
+                .map_err(|(err, _)| crate::bus::BusError::Kafka(err))
         })
     }
 }
