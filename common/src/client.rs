@@ -46,7 +46,7 @@ pub enum CallError {
     #[error("timed out")]
     Timeout,
     #[error("transport: {0}")]
-    Transport(String),
+    Transport(#[source] BoxError),
 }
 
 impl CallError {
@@ -57,7 +57,7 @@ impl CallError {
         if err.is::<tower::timeout::error::Elapsed>() {
             return Self::Timeout;
         }
-        Self::Transport(err.to_string())
+        Self::Transport(err)
     }
 
     /// Seconds a client should wait before retrying.
@@ -114,7 +114,7 @@ impl ResilientClient {
 
     /// Sends through the layers, with the current trace context and request id.
     pub async fn send(&self, builder: reqwest::RequestBuilder) -> Result<reqwest::Response, CallError> {
-        let mut request = builder.build().map_err(|e| CallError::Transport(e.to_string()))?;
+        let mut request = builder.build().map_err(|e| CallError::Transport(e.into()))?;
         crate::propagation::inject_http(request.headers_mut());
         if let Some(id) = crate::request_id::RequestId::current()
             && let Ok(value) = http::HeaderValue::from_str(&id)
