@@ -27,7 +27,7 @@ pub use test_support::SERVICE_CLIENT;
 
 /// The service client's secret: random, made once per test binary.
 pub fn service_secret() -> &'static str {
-    static SECRET: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| uuid::Uuid::new_v4().simple().to_string());
+    static SECRET: std::sync::LazyLock<String> = std::sync::LazyLock::new(test_support::random_secret);
     &SECRET
 }
 

@@ -73,7 +73,7 @@ async fn serve(service: &str, log: &str, env: &[(&str, String)], logs: &Path) ->
 impl Platform {
     async fn start(b: &Backends, logs: &Path) -> Self {
         let (topic, group) = (unique_name("orders-faults"), unique_name("notification-faults"));
-        let service_secret = ("ECOM_SERVICE_CLIENT_SECRET", uuid::Uuid::new_v4().simple().to_string());
+        let service_secret = ("ECOM_SERVICE_CLIENT_SECRET", test_support::random_secret());
         let auth_env = [
             ("DATABASE_URL", fresh_mysql_database(&b.mysql).await.to_string()),
             ("ECOM_ADMIN_EMAIL", ADMIN.0.to_owned()),

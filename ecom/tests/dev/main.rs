@@ -62,7 +62,7 @@ async fn admin_exists(data_dir: &std::path::Path, email: &str, password: &str) -
     let settings = auth_service::Settings::from_env(&Env::from_pairs([
         ("DATABASE_URL", format!("sqlite://{}", dir.join("auth.db").display())),
         ("ECOM_JWT_SIGNING_KEY_FILE", dir.join("keys/jwt-signing-key.pem").display().to_string()),
-        ("ECOM_SERVICE_CLIENT_SECRET", uuid::Uuid::new_v4().simple().to_string()),
+        ("ECOM_SERVICE_CLIENT_SECRET", test_support::random_secret()),
     ]))
     .unwrap();
     let state = auth_service::AppState::connect(&settings).await.unwrap();

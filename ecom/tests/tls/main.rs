@@ -189,7 +189,7 @@ fn orders(pairs: Vec<(&'static str, String)>) -> order_service::Settings {
     let mut pairs = pairs;
     pairs.extend([
         ("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json".into()),
-        ("ECOM_SERVICE_CLIENT_SECRET", uuid::Uuid::new_v4().simple().to_string()),
+        ("ECOM_SERVICE_CLIENT_SECRET", test_support::random_secret()),
     ]);
     order_service::Settings::from_env(&env(pairs)).unwrap()
 }

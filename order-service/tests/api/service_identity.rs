@@ -53,7 +53,7 @@ async fn an_order_service_with_the_wrong_client_secret_answers_503_and_reserves_
     let shop = Shop::on_sqlite().await.selling(&[("SI-2", 700, "EUR", 4)]).await;
     let customer = shop.customer("impostor-victim@example.com").await;
 
-    let wrong = uuid::Uuid::new_v4().simple().to_string();
+    let wrong = test_support::random_secret();
     let impostor_dir = tempfile::tempdir().unwrap();
     let settings = order_service::Settings {
         database_url: test_support::sqlite_url(impostor_dir.path(), "orders.db").into(),

@@ -11,7 +11,7 @@ fn settings(database_url: Url, bus: BusConfig) -> Settings {
         ("ECOM_PRODUCT_URL", "http://127.0.0.1:9"),
         ("ECOM_INVENTORY_URL", "http://127.0.0.1:9"),
         ("ECOM_JWKS_URL", "http://127.0.0.1:9/.well-known/jwks.json"),
-        ("ECOM_SERVICE_CLIENT_SECRET", &uuid::Uuid::new_v4().simple().to_string()),
+        ("ECOM_SERVICE_CLIENT_SECRET", &test_support::random_secret()),
     ]);
     Settings {
         server: ServerSettings::for_tests(),
