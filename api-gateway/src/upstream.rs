@@ -404,7 +404,11 @@ mod tests {
         let kept = pool.checkout().await.expect("the first connection was not kept");
         close.send(()).unwrap();
         was_closed.await.unwrap();
-        let answer = pool.send_on_kept(Some(kept), get()).await.unwrap();
+        // A request left in a closed connection's queue would wait forever: bound it.
+        let answer = tokio::time::timeout(Duration::from_secs(5), pool.send_on_kept(Some(kept), get()))
+            .await
+            .expect("the request waited in the closed connection")
+            .unwrap();
         assert_eq!(answer.into_body().collect().await.unwrap().to_bytes(), "second");
     }
 
