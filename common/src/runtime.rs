@@ -30,7 +30,8 @@ pub async fn serve_with_workers(
     served
 }
 
-/// Waits up to `limit` for `workers` to end after the stop; aborts those still running.
+/// Waits up to `limit` for `workers` to end after the stop; those still running are
+/// aborted when the set is dropped on return.
 async fn stop_workers(mut workers: tokio::task::JoinSet<()>, limit: std::time::Duration) {
     let ended = tokio::time::timeout(limit, async { while workers.join_next().await.is_some() {} }).await;
     if ended.is_err() {
@@ -39,7 +40,6 @@ async fn stop_workers(mut workers: tokio::task::JoinSet<()>, limit: std::time::D
             limit_ms = limit.as_millis() as u64,
             "workers did not stop in time; aborting them"
         );
-        workers.shutdown().await;
     }
 }
 
@@ -148,7 +148,10 @@ mod shutdown_tests {
         });
         workers.spawn(async {});
         let started = tokio::time::Instant::now();
-        stop_workers(workers, Duration::from_secs(5)).await;
+        // Paused, the clock jumps to the next timer: a stop that never ends fails at 60 s.
+        tokio::time::timeout(Duration::from_secs(60), stop_workers(workers, Duration::from_secs(5)))
+            .await
+            .expect("the stop waited for the stuck worker");
         assert_eq!(started.elapsed(), Duration::from_secs(5));
         assert!(was_dropped.await.is_err(), "the stuck worker was not aborted");
     }
@@ -156,7 +159,9 @@ mod shutdown_tests {
     #[tokio::test(start_paused = true)]
     async fn a_close_that_never_ends_gives_up_after_the_limit() {
         let started = tokio::time::Instant::now();
-        close_within(&NeverCloses, Duration::from_secs(5)).await;
+        tokio::time::timeout(Duration::from_secs(60), close_within(&NeverCloses, Duration::from_secs(5)))
+            .await
+            .expect("the stop waited for the close");
         assert_eq!(started.elapsed(), Duration::from_secs(5));
     }
 }
