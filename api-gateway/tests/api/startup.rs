@@ -33,10 +33,17 @@ async fn the_gateway_is_not_ready_until_it_holds_the_signing_keys_of_auth_servic
 async fn the_gateway_takes_its_metrics_listener_from_the_common_setting_and_refuses_the_old_name() {
     let dir = tempfile::tempdir().unwrap();
     let auth = test_support::start_auth(support::auth_settings(dir.path())).await;
+    // A port free a moment ago: the setting names an address, the gateway binds it.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let env = Env::from_pairs([("ECOM_METRICS_BIND_ADDR", free.to_string())]);
+    let parsed = api_gateway::Settings::from_env(&env).unwrap();
+    assert_eq!(parsed.server.metrics_bind_addr, Some(free));
     let mut settings = support::gateway_settings(auth.addr, &[]);
-    settings.server.metrics_bind_addr = Some("127.0.0.1:0".parse().unwrap());
+    settings.server.metrics_bind_addr = parsed.server.metrics_bind_addr;
     let gateway = Running::spawn(move |l, s| api_gateway::run(settings, l, s)).await;
     gateway.ready().await;
+    let scraped = reqwest::get(format!("http://{free}/metrics")).await.unwrap();
+    assert_eq!(scraped.status(), 200, "the metrics listener is where the setting says");
     let metrics = reqwest::get(gateway.url("/metrics")).await.unwrap();
     assert_eq!(metrics.status(), 404, "never on the public listener");
     gateway.stop().await.unwrap();

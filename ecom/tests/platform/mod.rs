@@ -81,7 +81,7 @@ impl Platform {
     pub async fn start(backends: Backends, host: Host) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let launcher = Launcher { host, dir: dir.path() };
-        let secret = ("ECOM_SERVICE_CLIENT_SECRET_FILE", secret_file(dir.path(), &uuid::Uuid::new_v4().to_string()));
+        let secret = ("ECOM_SERVICE_CLIENT_SECRET_FILE", secret_file(dir.path(), &test_support::random_secret()));
         let Backends { mut auth, mut product, mut inventory, mut order, notification } = backends;
         auth.extend([
             ("ECOM_ADMIN_EMAIL", ADMIN.0.to_owned()),
