@@ -275,7 +275,7 @@ impl BodyProgress {
         progress
     }
 
-    pub fn is_complete(&self) -> bool {
+    fn is_complete(&self) -> bool {
         self.0[Self::COMPLETE].load(Ordering::Acquire)
     }
 

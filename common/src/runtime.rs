@@ -14,10 +14,10 @@ use crate::telemetry::{self, TelemetrySettings};
 /// this the workers are aborted and the close is left to process exit, with a warning.
 pub const SHUTDOWN_STEP_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The part of every service's `run` after it has connected: serves `app` on
-/// `listener` until `shutdown`, then stops the `workers` and waits for them (also when
-/// serving failed, so no worker outlives the service), at most [`SHUTDOWN_STEP_LIMIT`].
-pub async fn serve_with_workers(
+/// [`serve_state`]'s serving: `app` on `listener` until `shutdown`, then stops the
+/// `workers` and waits for them (also when serving failed, so no worker outlives the
+/// service), at most [`SHUTDOWN_STEP_LIMIT`].
+async fn serve_with_workers(
     listener: TcpListener,
     app: axum::Router,
     workers: tokio::task::JoinSet<()>,

@@ -73,9 +73,8 @@ pub async fn serve(
     shutdown: CancellationToken,
     settings: &ServerSettings,
 ) -> io::Result<()> {
-    let listeners = Listeners::bind_metrics(listener, settings).await?;
-    let ops = app.clone().layer(middleware::from_fn(only_ops_paths));
-    serve_apart(listeners, Apps { api: app, ops }, shutdown, settings, &ConnectionThreads::none()).await
+    let Listeners { api, metrics } = Listeners::bind_metrics(listener, settings).await?;
+    serve_with_metrics(api, metrics, app, shutdown, settings).await
 }
 
 /// As [`serve`], with the metrics listener bound by the caller.

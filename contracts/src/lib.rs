@@ -83,7 +83,7 @@ mod role;
 mod sku;
 mod status;
 
-pub use email::{EMAIL_LOCAL_MAX_OCTETS, EMAIL_MAX_OCTETS, Email, is_line_or_format, normalize_email};
+pub use email::{EMAIL_MAX_OCTETS, Email, is_line_or_format, normalize_email};
 pub use ids::{OrderId, UserId};
 pub use money::{Currency, Money};
 pub use role::Role;

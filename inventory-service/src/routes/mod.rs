@@ -113,7 +113,7 @@ fn reservation_lines<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Resul
     use serde::de::Error;
     let lines = Vec::<ReserveLine>::deserialize(deserializer)?;
     if lines.is_empty() || lines.len() > MAX_LINES {
-        return Err(D::Error::invalid_length(lines.len(), &"1 to 100 lines"));
+        return Err(D::Error::invalid_length(lines.len(), &format!("1 to {MAX_LINES} lines").as_str()));
     }
     Ok(lines)
 }
