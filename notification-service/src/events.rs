@@ -237,8 +237,7 @@ pub async fn run_kafka(
             return;
         }
     };
-    let mut errors = ErrorReports::default();
-    while let Some(batch) = next_batch(&consumer, &mut errors, &shutdown).await {
+    while let Some(batch) = next_batch(&consumer, &shutdown).await {
         let worker = Worker { state: &state, templates: &templates, dlq: &dlq, topic: &topic, shutdown: &shutdown };
         if !worker.handle_batch(&batch).await {
             // Shutdown mid-batch: nothing of it is committed; what was handled is
@@ -286,12 +285,13 @@ fn subscribe(
 /// Errors from `recv` are the client's reports (broker down, reconnecting), queued
 /// as they happen while the client keeps reconnecting by itself: they are read
 /// promptly, or a long outage would leave a queue of stale reports in front of the
-/// first message.
+/// first message. They are logged by the client's [`common::kafka::ErrorLog`], which a
+/// message received tells that the client works again.
 async fn next_batch(
     consumer: &rdkafka::consumer::StreamConsumer<LagContext>,
-    errors: &mut ErrorReports,
     shutdown: &CancellationToken,
 ) -> Option<Vec<rdkafka::message::OwnedMessage>> {
+    let errors = &rdkafka::consumer::Consumer::context(consumer).errors;
     let first = loop {
         let received = tokio::select! {
             message = consumer.recv() => message,
@@ -299,7 +299,7 @@ async fn next_batch(
         };
         match received {
             Ok(m) => break m.detach(),
-            Err(err) => errors.report(&err),
+            Err(err) => errors.report(&err, "consume failed"),
         }
         // A short pause, so that an error repeating at once cannot spin.
         tokio::select! {
@@ -312,12 +312,13 @@ async fn next_batch(
         match tokio::time::timeout(Duration::ZERO, consumer.recv()).await {
             Ok(Ok(m)) => batch.push(m.detach()),
             Ok(Err(err)) => {
-                errors.report(&err);
+                errors.report(&err, "consume failed");
                 break;
             }
             Err(_) => break,
         }
     }
+    errors.recovered();
     Some(batch)
 }
 
@@ -450,24 +451,6 @@ const ERROR_PAUSE: Duration = Duration::from_millis(50);
 
 /// Most messages handled together between two polls of the consumer.
 const BATCH: usize = 64;
-
-/// Consumer errors, logged at most every 10 s with the count in between.
-#[derive(Default)]
-struct ErrorReports {
-    last: Option<Instant>,
-    unreported: u64,
-}
-
-impl ErrorReports {
-    fn report(&mut self, err: &rdkafka::error::KafkaError) {
-        self.unreported += 1;
-        if self.last.is_none_or(|at| at.elapsed() >= Duration::from_secs(10)) {
-            tracing::warn!(error = %err, errors = self.unreported, "consume failed; the client keeps reconnecting");
-            self.last = Some(Instant::now());
-            self.unreported = 0;
-        }
-    }
-}
 
 /// Publishes `kafka_consumer_lag` per partition from the client's statistics; logs the
 /// client's errors with back-off.
