@@ -109,6 +109,11 @@ impl JsonLines {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         let leaf = ctx.lookup_current();
+        if leaf.is_none()
+            && let Some(scoped) = crate::propagation::scoped_context()
+        {
+            return Some((scoped.trace_id().to_string(), scoped.span_id().to_string()));
+        }
         if let Some(own) = leaf.as_ref().and_then(crate::propagation::own_context) {
             return Some((own.trace_id().to_string(), own.span_id().to_string()));
         }
@@ -249,6 +254,28 @@ mod tests {
         assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
         assert_eq!(lines[0]["span_id"], "00f067aa0ba902b7");
         assert_eq!(lines[0]["request_id"], "req-1");
+    }
+
+    #[test]
+    fn a_line_in_a_request_served_without_a_span_carries_the_requests_trace_context() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+        let context = SpanContext::new(
+            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        let lines = lines(|| {
+            runtime.block_on(crate::propagation::within_own_context(context, async {
+                tracing::warn!(status = 503, "request failed");
+            }));
+            tracing::warn!("after the request");
+        });
+        assert_eq!(lines[0]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(lines[0]["span_id"], "00f067aa0ba902b7");
+        assert!(lines[1].get("trace_id").is_none());
     }
 
     #[test]

@@ -209,8 +209,32 @@ pub(crate) fn own_context<'a>(span: &SpanRef<'a, impl LookupSpan<'a>>) -> Option
     span.extensions().get::<OwnContext>().map(|own| own.0.clone())
 }
 
-/// The current span's trace context: its own, or its OpenTelemetry span's.
+tokio::task_local! {
+    /// The trace context of a request served without a request span (see
+    /// [`within_own_context`]).
+    static SCOPED: SpanContext;
+}
+
+/// Runs `work` with `context` as its trace context, for a request whose span nobody
+/// would record (no exporter, and a log level above info): [`inject_http`],
+/// [`current_as_map`] and the JSON log lines read it as they read a span's own context,
+/// and the request pays for no span in the registry, nor for entering and leaving one on
+/// every poll.
+pub(crate) async fn within_own_context<F: Future>(context: SpanContext, work: F) -> F::Output {
+    SCOPED.scope(context, work).await
+}
+
+/// The trace context set by [`within_own_context`] for the task polling now, if any.
+pub(crate) fn scoped_context() -> Option<SpanContext> {
+    SCOPED.try_with(SpanContext::clone).ok()
+}
+
+/// The current trace context: the one a request was given without a span, or the
+/// current span's own, or its OpenTelemetry span's.
 fn current_context() -> SpanContext {
+    if let Some(context) = scoped_context() {
+        return context;
+    }
     let span = tracing::Span::current();
     let own = span.with_subscriber(|(id, dispatch)| {
         dispatch.downcast_ref::<Registry>().and_then(|registry| registry.span(id)).and_then(|span| own_context(&span))
@@ -284,6 +308,25 @@ mod tests {
             map.append(*name, HeaderValue::from_str(value).unwrap());
         }
         map
+    }
+
+    #[tokio::test]
+    async fn a_request_given_a_context_without_a_span_passes_that_context_on_until_it_ends() {
+        let context = own_context_for_http(&headers(&[("traceparent", PARENT)]));
+        let outgoing = within_own_context(context.clone(), async {
+            tokio::task::yield_now().await;
+            let mut outgoing = HeaderMap::new();
+            inject_http(&mut outgoing);
+            outgoing
+        })
+        .await;
+        let sent = outgoing["traceparent"].to_str().unwrap();
+        assert_eq!(&sent[..36], &PARENT[..36], "same trace");
+        assert_eq!(&sent[36..52], context.span_id().to_string(), "the request's own span id");
+        assert!(scoped_context().is_none(), "the context ends with the request");
+        let mut after = HeaderMap::new();
+        inject_http(&mut after);
+        assert!(after.get("traceparent").is_none());
     }
 
     #[test]

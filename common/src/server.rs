@@ -36,8 +36,10 @@ pub struct StackConfig {
     pub body_read_timeout: Duration,
     /// Nothing under the request span opens a span of its own (a proxy's requests):
     /// without an exporter the request's trace context is then made by hand and kept in
-    /// the span, not in an OpenTelemetry span, whose per-span work is then all waste. A
-    /// span opened under it would start a trace of its own.
+    /// the span, not in an OpenTelemetry span, whose per-span work is then all waste; and
+    /// when the log level is above info as well, there is no request span at all, only
+    /// that context, kept for the request's task. A span opened under it would start a
+    /// trace of its own.
     pub leaf_request_span: bool,
 }
 
@@ -202,11 +204,19 @@ where
         started: Instant::now(),
         quiet: path.starts_with("/health/") || path == "/metrics",
     };
-    let (span, own_context) = request_span(&config, &req);
+    let own_context = (config.leaf_request_span && !crate::telemetry::exporting())
+        .then(|| propagation::own_context_for_http(req.headers()));
     let slot = RouteSlot::default();
     req.extensions_mut().insert(slot.clone());
+    // Without an exporter and info lines, nothing would read a leaf request's span: its
+    // trace context alone is kept, for the task.
+    let span = match &own_context {
+        Some(_) if !crate::telemetry::request_spans_recorded() => None,
+        context => Some(request_span(&config, &req, context.clone())),
+    };
+    let scoped = span.is_none().then(|| own_context.clone()).flatten();
 
-    async move {
+    let answer = async move {
         let mut response = inner(req).await;
         answered.record(slot.route(), response.status());
         match &own_context {
@@ -214,14 +224,17 @@ where
             None => propagation::inject_http(response.headers_mut()),
         }
         response
+    };
+    match (span, scoped) {
+        (Some(span), _) => answer.instrument(span).await,
+        (None, Some(context)) => propagation::within_own_context(context, answer).await,
+        (None, None) => answer.await,
     }
-    .instrument(span)
-    .await
 }
 
-/// The span of `req`, a child of the trace context it carries; and, for a leaf span
-/// without an exporter, the context made for it by hand (see [`StackConfig`]).
-fn request_span(config: &StackConfig, req: &Request) -> (Span, Option<SpanContext>) {
+/// The span of `req`, a child of the trace context it carries, or carrying `own_context`
+/// (a leaf span without an exporter: see [`StackConfig`]).
+fn request_span(config: &StackConfig, req: &Request, own_context: Option<SpanContext>) -> Span {
     let method = req.method();
     let method_label = crate::metrics::method_label(method);
     let path = req.uri().path();
@@ -245,12 +258,10 @@ fn request_span(config: &StackConfig, req: &Request) -> (Span, Option<SpanContex
             )
         };
     }
-    let own_context = (config.leaf_request_span && !crate::telemetry::exporting())
-        .then(|| propagation::own_context_for_http(req.headers()));
-    let span = match &own_context {
+    let span = match own_context {
         Some(context) => {
             let span = request_span!(crate::telemetry::OWN_CONTEXT_TARGET);
-            propagation::attach_own_context(&span, context.clone());
+            propagation::attach_own_context(&span, context);
             span
         }
         None => {
@@ -262,7 +273,7 @@ fn request_span(config: &StackConfig, req: &Request) -> (Span, Option<SpanContex
     if method_label == "_OTHER" {
         span.record("http.request.method_original", truncated(method.as_str(), 32));
     }
-    (span, own_context)
+    span
 }
 
 /// What is known of a request when its answer is ready, for the span, the RED series

@@ -103,10 +103,21 @@ pub fn tracer_provider(settings: &TelemetrySettings) -> anyhow::Result<SdkTracer
 
 static EXPORTING: AtomicBool = AtomicBool::new(false);
 
+/// Whether the log filter lets any info line or span through (true until [`init`] says
+/// otherwise, so that code running without it keeps its spans).
+static LOGGING_INFO: AtomicBool = AtomicBool::new(true);
+
 /// Whether this process's spans leave it (an OTLP endpoint is configured): span data only
 /// an exporter reads, such as span names, need not be built otherwise.
 pub fn exporting() -> bool {
     EXPORTING.load(Ordering::Relaxed)
+}
+
+/// Whether a request span would be recorded by anything: exported, or read by info-level
+/// log lines. When neither, a leaf request needs no span, only its trace context
+/// (`server::StackConfig::leaf_request_span`).
+pub(crate) fn request_spans_recorded() -> bool {
+    exporting() || LOGGING_INFO.load(Ordering::Relaxed)
 }
 
 /// Installs the global subscriber, tracer provider and propagator.
@@ -119,6 +130,8 @@ pub fn init(settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
     // RUST_LOG filters log lines only; spans are recorded at info and above whatever
     // the log level, so quieter logs never break propagation or traces.
     let log_filter = EnvFilter::try_new(&settings.filter).map_err(|e| anyhow::anyhow!("RUST_LOG: {e}"))?;
+    let logs_info = log_filter.max_level_hint().is_none_or(|max| max >= tracing::level_filters::LevelFilter::INFO);
+    LOGGING_INFO.store(logs_info, Ordering::Relaxed);
     let span_filter = EnvFilter::new(SPAN_FILTER);
     // Events become span events only to be exported; without an exporter, spans are kept
     // (for their ids) and events skipped, which is per-request work nobody would see.
