@@ -6,6 +6,7 @@
 #   gw-public    load -> api-gateway (public route) -> backend        GET /api/products/bench
 #   gw-jwt       load -> api-gateway (JWT verified) -> backend        GET /api/orders/bench + Bearer
 #   nginx        load -> nginx reverse proxy (tuned) -> backend       GET /api/products/bench
+#   floor        load -> bare hyper proxy (ecom-floor) -> backend     GET /api/products/bench
 #   scg-public   load -> Spring Cloud Gateway (public) -> backend     GET /api/products/bench
 #   scg-jwt      load -> Spring Cloud Gateway (JWT verified) -> backend GET /api/orders/bench + Bearer
 #
@@ -15,6 +16,9 @@
 # single-threaded runtimes (ECOM_CONNECTION_THREADS, its default, set here explicitly). Spring Cloud Gateway is bench/spring-cloud-gateway (Boot
 # 3.5.7, Spring Cloud 2025.0.0, Java 17, default JVM settings), verifying the same
 # auth-service tokens (EdDSA) against the same JWKS with Spring Security and Nimbus + Tink.
+# The floor is bench/src/floor.rs: hyper and tokio forwarding every request and nothing
+# else, on the gateway's thread model, so the gap between it and the gateway is what the
+# gateway's own work costs, and the gap between it and nginx what the stack costs.
 #
 # For each target: a warm-up (longer for the JVM), then saturation with Debian's wrk
 # (CONNECTIONS connections, best of SAT_RUNS runs) for req/s, p50, p99 and CPU per
@@ -35,8 +39,8 @@
 #   BENCH_SKIP_SCG=1 (leave Spring Cloud Gateway out)
 # Installs what is missing: nginx, wrk, curl, jq, procps, openjdk-17-jdk-headless, maven (apt);
 # Spring Cloud Gateway's dependencies come from Maven Central.
-# Uses 127.0.0.1 ports 18080 (gateway), 18081 (auth), 18082 (SCG), 18090 (backend),
-# 18091 (nginx proxy).
+# Uses 127.0.0.1 ports 18080 (gateway), 18081 (auth), 18082 (SCG), 18083 (floor),
+# 18090 (backend), 18091 (nginx proxy).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -52,6 +56,7 @@ SKIP_SCG="${BENCH_SKIP_SCG:-0}"
 GATEWAY_PORT=18080
 AUTH_PORT=18081
 SCG_PORT=18082
+FLOOR_PORT=18083
 BACKEND_PORT=18090
 PROXY_PORT=18091
 CORES="$(nproc)"
@@ -88,13 +93,14 @@ NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 GATEWAY_BIN="$ROOT/target/release/api-gateway"
 AUTH_BIN="$ROOT/target/release/auth-service"
 RATE_BIN="$ROOT/target/release/ecom-rate"
+FLOOR_BIN="$ROOT/target/release/ecom-floor"
 if [[ "${BENCH_BUILD:-0}" == 1 || ! -x "$GATEWAY_BIN" || ! -x "$AUTH_BIN" ]]; then
     log "building release binaries"
     (cd "$ROOT" && cargo build --release --locked -p api-gateway -p auth-service >&2)
 fi
-if [[ "${BENCH_BUILD:-0}" == 1 || ! -x "$RATE_BIN" ]]; then
-    log "building ecom-rate"
-    (cd "$ROOT" && cargo build --release --locked -p ecom-bench --no-default-features --bin ecom-rate >&2)
+if [[ "${BENCH_BUILD:-0}" == 1 || ! -x "$RATE_BIN" || ! -x "$FLOOR_BIN" ]]; then
+    log "building ecom-rate and ecom-floor"
+    (cd "$ROOT" && cargo build --release --locked -p ecom-bench --no-default-features --bin ecom-rate --bin ecom-floor >&2)
 fi
 SCG_DIR="$ROOT/bench/spring-cloud-gateway"
 SCG_JAR="$SCG_DIR/target/scg-bench.jar"
@@ -106,7 +112,7 @@ if [[ $SKIP_SCG != 1 && ("${BENCH_BUILD:-0}" == 1 || ! -f "$SCG_JAR") ]]; then
 fi
 
 # ---------------------------------------------------------------- processes
-for port in "$GATEWAY_PORT" "$AUTH_PORT" "$SCG_PORT" "$BACKEND_PORT" "$PROXY_PORT"; do
+for port in "$GATEWAY_PORT" "$AUTH_PORT" "$SCG_PORT" "$FLOOR_PORT" "$BACKEND_PORT" "$PROXY_PORT"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         die "127.0.0.1:$port is already in use"
     fi
@@ -247,6 +253,12 @@ PIDS+=("$GATEWAY_PID")
 wait_http "http://127.0.0.1:$GATEWAY_PORT/api/products/bench" 200 30
 START_MS[gw]=$(($(now_ms) - t0))
 
+env -i PATH="$PATH" "$FLOOR_BIN" --bind "127.0.0.1:$FLOOR_PORT" --upstream "127.0.0.1:$BACKEND_PORT" \
+    --threads "$CORES" >"$WORK/floor.log" 2>&1 &
+FLOOR_PID=$!
+PIDS+=("$FLOOR_PID")
+wait_http "http://127.0.0.1:$FLOOR_PORT/api/products/bench" 200 10
+
 SCG_PID=""
 SCG_VERSION="-"
 if [[ $SKIP_SCG != 1 ]]; then
@@ -283,6 +295,7 @@ check_body() {
 check_body "$BACKEND_URL/api/products/bench"
 check_body "http://127.0.0.1:$GATEWAY_PORT/api/products/bench"
 check_body "http://127.0.0.1:$PROXY_PORT/api/products/bench"
+check_body "http://127.0.0.1:$FLOOR_PORT/api/products/bench"
 check_body -H "$AUTH_HEADER" "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench"
 wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1
 wait_http "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" 401 1 -H "${AUTH_HEADER}x"
@@ -485,13 +498,14 @@ awk -v x="$BACKGROUND" 'BEGIN{exit !(x > 0.25)}' && log "warning: the machine is
 read -r _ _ _ _ _ _ _ _ STEAL0 _ </proc/stat
 read -r _ T0 <<<"$(machine_ticks)"
 
-TARGETS=(direct gw-public gw-jwt nginx)
+TARGETS=(direct gw-public gw-jwt nginx floor)
 measure direct "$BACKEND_URL/api/products/bench" "$WARMUP" $(nginx_pids "$BACKEND_PID")
 measure gw-public "http://127.0.0.1:$GATEWAY_PORT/api/products/bench" "$WARMUP" "$GATEWAY_PID"
 measure gw-jwt "http://127.0.0.1:$GATEWAY_PORT/api/orders/bench" "$WARMUP" "$GATEWAY_PID" -- "$AUTH_HEADER"
 RSS_PEAK[gw]="$(status_kb VmHWM "$GATEWAY_PID")"
 measure nginx "http://127.0.0.1:$PROXY_PORT/api/products/bench" "$WARMUP" $(nginx_pids "$PROXY_PID")
 RSS_PEAK[nginx]="$(status_kb VmHWM $(nginx_pids "$PROXY_PID"))"
+measure floor "http://127.0.0.1:$FLOOR_PORT/api/products/bench" "$WARMUP" "$FLOOR_PID"
 if [[ -n "$SCG_PID" ]]; then
     TARGETS+=(scg-public scg-jwt)
     measure scg-public "http://127.0.0.1:$SCG_PORT/api/products/bench" "$JVM_WARMUP" "$SCG_PID"
@@ -535,6 +549,7 @@ label() {
         gw-public) echo "api-gateway, public route" ;;
         gw-jwt) echo "api-gateway, JWT route" ;;
         nginx) echo "nginx reverse proxy" ;;
+        floor) echo "bare hyper proxy (the floor)" ;;
         scg-public) echo "Spring Cloud Gateway, public route" ;;
         scg-jwt) echo "Spring Cloud Gateway, JWT route" ;;
     esac
@@ -590,6 +605,7 @@ if [[ -n "$SCG_PID" ]]; then
     echo "| ≤ 0.1× Spring Cloud Gateway's peak RSS | $(ratio "${RSS_PEAK[gw]}" "${RSS_PEAK[scg]}") |"
 fi
 echo
+echo "- CPU per request at saturation: api-gateway ${US[gw-public]} µs (public) and ${US[gw-jwt]} µs (JWT), the bare hyper proxy ${US[floor]} µs, nginx ${US[nginx]} µs"
 echo "- gateway WARN/ERROR log lines during the run: $GW_ERRORS"
 for key in "${TARGETS[@]}"; do
     awk -v x="${CORES_OTHER[$key]}" 'BEGIN{exit !(x > 0.15)}' &&
