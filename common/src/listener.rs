@@ -282,7 +282,7 @@ impl Connection {
         tokio::pin!(connection);
         let mut draining = false;
         loop {
-            let deadline = clock.deadline();
+            let deadline = clock.arm();
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(err) = result {
@@ -331,32 +331,73 @@ enum Phase {
     Busy(usize),
 }
 
+impl Phase {
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Phase::Waiting { until, .. } | Phase::Head { until, .. } => Some(until),
+            Phase::Busy(_) => None,
+        }
+    }
+}
+
 /// The phase of one connection, moved by its reads and its requests.
 #[derive(Debug)]
 struct Clock {
-    phase: Mutex<Phase>,
+    state: Mutex<ClockState>,
+    /// Wakes the connection's task when its deadline moved sooner than its timer.
     changed: Notify,
     limits: ConnectionLimits,
+}
+
+#[derive(Debug)]
+struct ClockState {
+    phase: Phase,
+    /// The deadline the connection's timer is set for ([`Clock::arm`]). A phase whose
+    /// deadline is later, or that has none, wakes nobody: the timer fires early, and the
+    /// connection sets it again for the deadline of its phase then. So a kept-alive
+    /// connection's task is woken about once per header-read time, not three times for
+    /// every request.
+    armed: Option<Instant>,
 }
 
 impl Clock {
     fn new(limits: ConnectionLimits, since: Instant) -> Self {
         let until = since + limits.header_read_timeout;
-        Self { phase: Mutex::new(Phase::Waiting { since, until, kept_alive: false }), changed: Notify::new(), limits }
+        let phase = Phase::Waiting { since, until, kept_alive: false };
+        Self { state: Mutex::new(ClockState { phase, armed: None }), changed: Notify::new(), limits }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, ClockState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn update(&self, step: impl FnOnce(Phase) -> Phase) {
-        let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
-        let next = step(*phase);
-        if next != *phase {
-            *phase = next;
-            drop(phase);
+        let mut state = self.state();
+        let next = step(state.phase);
+        if next == state.phase {
+            return;
+        }
+        state.phase = next;
+        let sooner = match (next.deadline(), state.armed) {
+            (Some(deadline), Some(armed)) => deadline < armed,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        drop(state);
+        if sooner {
             self.changed.notify_one();
         }
     }
 
+    /// The deadline of the current phase, which the caller sets its timer for.
+    fn arm(&self) -> Option<Instant> {
+        let mut state = self.state();
+        state.armed = state.phase.deadline();
+        state.armed
+    }
+
     fn phase(&self) -> Phase {
-        *self.phase.lock().unwrap_or_else(PoisonError::into_inner)
+        self.state().phase
     }
 
     /// Bytes came in: a waiting connection starts reading a head.
@@ -392,10 +433,7 @@ impl Clock {
     }
 
     fn deadline(&self) -> Option<Instant> {
-        match self.phase() {
-            Phase::Waiting { until, .. } | Phase::Head { until, .. } => Some(until),
-            Phase::Busy(_) => None,
-        }
+        self.phase().deadline()
     }
 
     /// Kept alive and not a byte of a next request: safe to close, its client reconnects.
@@ -572,6 +610,33 @@ mod tests {
         clock.bytes_arrived();
         assert!(due_in(clock.deadline(), before, Duration::from_secs(10)), "the next head has its own 10 s");
         assert!(!clock.is_idle());
+    }
+
+    #[test]
+    fn only_a_deadline_sooner_than_the_armed_one_wakes_the_connection() {
+        use futures::FutureExt as _;
+        let woken = |clock: &Clock| clock.changed.notified().now_or_never().is_some();
+        let clock = Clock::new(limits(), Instant::now());
+        let first_head = clock.arm();
+        clock.bytes_arrived();
+        clock.request_started();
+        clock.request_finished();
+        assert!(!woken(&clock), "no deadline, then a later one: the armed timer fires first");
+
+        assert_eq!(clock.arm(), clock.deadline(), "the timer fired early and is set again");
+        assert!(clock.deadline() > first_head);
+        clock.bytes_arrived();
+        assert!(woken(&clock), "the next head is due sooner than the idle deadline");
+        clock.arm();
+        clock.request_started();
+        clock.request_finished();
+        clock.bytes_arrived();
+        assert!(!woken(&clock), "a later head than the armed one");
+
+        clock.request_started();
+        assert_eq!(clock.arm(), None);
+        clock.request_finished();
+        assert!(woken(&clock), "an idle deadline after none");
     }
 
     #[tokio::test]
