@@ -177,7 +177,7 @@ fn layered(routes: Router, config: StackConfig, edge: impl FnOnce(Router) -> Rou
             }))
             .layer(middleware::from_fn_with_state(config, standard))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(middleware::from_fn_with_state(config.body_read_timeout, crate::body_timeout::read_body_in_time)),
+            .layer(crate::body_timeout::ReadBodyInTimeLayer(config.body_read_timeout)),
     )
 }
 
