@@ -3,7 +3,7 @@
 
 use std::task::{Context, Poll};
 
-use axum::extract::{MatchedPath, Request};
+use axum::extract::Request;
 use axum::response::{IntoResponse, Response};
 use futures::FutureExt as _;
 use futures::future::{Either, Map, Ready, ready};
@@ -58,15 +58,12 @@ impl<S: Service<Request, Response = Response>> Service<Request> for RateLimit<S>
     }
 }
 
-/// The refusal of a request whose client address has spent its budget.
+/// The refusal of a request whose client address has spent its budget. The layer runs
+/// before the routing; the auth routes are literal paths, so the request's path names
+/// them as their matched route would.
 fn over_budget(state: &AppState, req: &Request) -> Option<ApiError> {
     let ip = client_ip(req, state.trust_forwarded_for)?;
-    let route = req.extensions().get::<MatchedPath>().map(MatchedPath::as_str);
-    let limiter = if route.is_some_and(|route| AUTH_BUDGET_ROUTES.contains(&route)) {
-        &state.auth_limit
-    } else {
-        &state.general_limit
-    };
+    let limiter = if AUTH_BUDGET_ROUTES.contains(&req.uri().path()) { &state.auth_limit } else { &state.general_limit };
     let not_until = limiter.check_key(&ip).err()?;
     Some(ApiError::RateLimited { retry_after: not_until.wait_time_from(DefaultClock::default().now()) })
 }

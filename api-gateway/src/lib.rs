@@ -39,10 +39,9 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     if let Some(cors) = cors(&settings.cors_origins) {
         routes = routes.layer(cors);
     }
-    let budget = move |router: Router| router.layer(edge::RateLimitLayer(state));
     // The gateway opens no span under the request's: it forwards the request's context.
     let config = server::StackConfig { leaf_request_span: true, ..server::stack_config(SERVICE, &settings.server) };
-    server::edge_stack(routes, health, config, budget).layer(edge::SecurityHeadersLayer)
+    server::edge_stack(routes, health, config, edge::RateLimitLayer(state)).layer(edge::SecurityHeadersLayer)
 }
 
 /// `/metrics` and `/health/*`, for the metrics listener (`ECOM_METRICS_BIND_ADDR`).

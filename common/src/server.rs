@@ -11,7 +11,10 @@ use axum::routing::get;
 use http::{Method, StatusCode};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TraceContextExt as _;
-use tower::ServiceBuilder;
+use std::convert::Infallible;
+
+use tower::layer::util::Identity;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, Span, field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
@@ -49,19 +52,25 @@ pub struct StackConfig {
 /// caller's `traceparent` as parent), request timeout → 503, body limit → 413, body
 /// read timeout → 408, routes; unknown paths answer a 404 problem.
 pub fn stack(routes: Router, health: Health, config: StackConfig) -> Router {
-    layered(routes.merge(ops_routes(health, config.service)), config, |router| router)
+    layered(routes.merge(ops_routes(health, config.service)), config, Identity::new())
 }
 
 /// Only `/health/*` and `/metrics`, in the standard stack: for a listener that only
 /// operators and their tools reach.
 pub fn ops_stack(health: Health, config: StackConfig) -> Router {
-    layered(ops_routes(health, config.service), config, |router| router)
+    layered(ops_routes(health, config.service), config, Identity::new())
 }
 
 /// A public edge: `routes` and `/health/*` (never `/metrics`) in the standard stack, with
-/// `edge` applied around every path (the 404 fallback too) inside the standard layers, so
-/// what it answers carries a request id and is counted.
-pub fn edge_stack(routes: Router, health: Health, config: StackConfig, edge: impl FnOnce(Router) -> Router) -> Router {
+/// `edge` applied around the router (every path, the 404 fallback too) inside the
+/// standard layers, so what it answers carries a request id and is counted. It runs
+/// before the routing: a request's `MatchedPath` is not known to it yet.
+pub fn edge_stack<E>(routes: Router, health: Health, config: StackConfig, edge: E) -> Router
+where
+    E: Layer<Router>,
+    E::Service: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    <E::Service as Service<Request>>::Future: Send + 'static,
+{
     layered(routes.merge(health.routes()), config, edge)
 }
 
@@ -165,20 +174,29 @@ fn ops_routes(health: Health, service: &'static str) -> Router {
     )
 }
 
-fn layered(routes: Router, config: StackConfig, edge: impl FnOnce(Router) -> Router) -> Router {
+/// The standard layers around the whole router, once: applied with `Router::layer` they
+/// would wrap every route on its own, and each request would pass through a boxed
+/// service, its future and a clone of it for every layer.
+fn layered<E>(routes: Router, config: StackConfig, edge: E) -> Router
+where
+    E: Layer<Router>,
+    E::Service: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    <E::Service as Service<Request>>::Future: Send + 'static,
+{
     // Installed before the first request so that request is counted too.
     crate::metrics::handle();
     let routes = routes.route_layer(RecordRouteLayer).fallback(crate::problem::not_found_fallback);
-    edge(routes).layer(
-        ServiceBuilder::new()
-            .layer(CatchPanicLayer::custom(|_| {
-                tracing::error!("handler panicked");
-                Problem::internal().into_response()
-            }))
-            .layer(middleware::from_fn_with_state(config, standard))
-            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .layer(crate::body_timeout::ReadBodyInTimeLayer(config.body_read_timeout)),
-    )
+    let stack = ServiceBuilder::new()
+        .layer(CatchPanicLayer::custom(|_| {
+            tracing::error!("handler panicked");
+            Problem::internal().into_response()
+        }))
+        .layer(middleware::from_fn_with_state(config, standard))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(crate::body_timeout::ReadBodyInTimeLayer(config.body_read_timeout))
+        .layer(edge)
+        .service(routes);
+    Router::new().fallback_service(stack)
 }
 
 /// The request id, then the request span, RED series and returned `traceparent`, then
