@@ -24,8 +24,11 @@ use crate::error::ApiError;
 use crate::state::AppState;
 use crate::upstream::{SendError, Upstream, UpstreamBody};
 
+/// How many [`HOP_BY_HOP`] names there are.
+const HOP_BY_HOP_COUNT: usize = 8;
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; 8] = [
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,
@@ -38,19 +41,30 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over their few names costs less than a lookup
-    // of each hop-by-hop name.
-    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+    // Most messages carry none, or only `Connection`: one pass over their few names finds
+    // those present, and only those are looked up again to be removed.
+    let mut present = [false; HOP_BY_HOP_COUNT];
+    for name in headers.keys() {
+        if let Some(at) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+            present[at] = true;
+        }
+    }
+    if !present.contains(&true) {
         return;
     }
+    // Names `Connection` adds to the standard ones (rare): collected before removing.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .filter(|name| !HOP_BY_HOP.contains(name))
         .collect();
-    for name in HOP_BY_HOP.iter().chain(named.iter()) {
+    for (hop, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, present)| *present) {
+        headers.remove(hop);
+    }
+    for name in &named {
         headers.remove(name);
     }
 }

@@ -255,6 +255,11 @@ pub(crate) fn write_context(headers: &mut HeaderMap, context: &SpanContext) {
     if let Ok(value) = HeaderValue::from_bytes(&traceparent(context)) {
         headers.insert(&TRACEPARENT_HEADER, value);
     }
+    // The common case, no state, without building its (empty) text.
+    if *context.trace_state() == TraceState::default() {
+        headers.remove(&TRACESTATE_HEADER);
+        return;
+    }
     let state = context.trace_state().header();
     match HeaderValue::from_str(&state) {
         Ok(value) if !state.is_empty() => {
