@@ -410,9 +410,13 @@ pub const MAX_CACHED_TOKEN_BYTES: usize = 2048;
 /// decodings). Only successes are kept, so a forged or altered token (other bytes) is
 /// always verified and refused. Emptied when the key set changes, so a withdrawn key's
 /// tokens stop at once.
+///
+/// Keys are hashed with foldhash (seeded per process) rather than SipHash: a token is
+/// several hundred bytes and is hashed on every authenticated request, and only tokens
+/// that verified are ever stored, so nobody can fill the map with colliding keys.
 #[derive(Default)]
 struct TokenCache {
-    entries: std::sync::Mutex<HashMap<Box<str>, Verified>>,
+    entries: std::sync::Mutex<HashMap<Box<str>, Verified, foldhash::quality::RandomState>>,
 }
 
 struct Verified {
