@@ -1,5 +1,6 @@
 //! The standard layer stack and serving with graceful shutdown.
 
+use std::convert::Infallible;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -11,8 +12,6 @@ use axum::routing::get;
 use http::{Method, StatusCode};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TraceContextExt as _;
-use std::convert::Infallible;
-
 use tower::layer::util::Identity;
 use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
@@ -228,11 +227,10 @@ where
     req.extensions_mut().insert(slot.clone());
     // Without an exporter and info lines, nothing would read a leaf request's span: its
     // trace context alone is kept, for the task.
-    let span = match &own_context {
-        Some(_) if !crate::telemetry::request_spans_recorded() => None,
-        context => Some(request_span(&config, &req, context.clone())),
+    let carrier = match &own_context {
+        Some(context) if !crate::telemetry::request_spans_recorded() => Carrier::Task(context.clone()),
+        context => Carrier::Span(request_span(&config, &req, context.clone())),
     };
-    let scoped = span.is_none().then(|| own_context.clone()).flatten();
 
     let answer = async move {
         let mut response = inner(req).await;
@@ -243,11 +241,18 @@ where
         }
         response
     };
-    match (span, scoped) {
-        (Some(span), _) => answer.instrument(span).await,
-        (None, Some(context)) => propagation::within_own_context(context, answer).await,
-        (None, None) => answer.await,
+    match carrier {
+        Carrier::Span(span) => answer.instrument(span).await,
+        Carrier::Task(context) => propagation::within_own_context(context, answer).await,
     }
+}
+
+/// What carries a request's trace context while it is served.
+enum Carrier {
+    /// Its span.
+    Span(Span),
+    /// Its task, with no span (see [`StackConfig::leaf_request_span`]).
+    Task(SpanContext),
 }
 
 /// The span of `req`, a child of the trace context it carries, or carrying `own_context`
