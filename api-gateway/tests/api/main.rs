@@ -6,5 +6,6 @@
 mod edge;
 mod hostile;
 mod jwt;
+mod quiet;
 mod startup;
 mod support;
