@@ -236,16 +236,21 @@ mod tests {
         assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
     }
 
-    #[test]
-    fn a_line_inside_a_span_with_its_own_trace_context_carries_that_context() {
+    /// A context with the W3C example's trace and span ids.
+    fn known_context() -> opentelemetry::trace::SpanContext {
         use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-        let context = SpanContext::new(
+        SpanContext::new(
             TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
             SpanId::from_hex("00f067aa0ba902b7").unwrap(),
             TraceFlags::SAMPLED,
             false,
             TraceState::default(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_line_inside_a_span_with_its_own_trace_context_carries_that_context() {
+        let context = known_context();
         let lines = lines(|| {
             let span = tracing::info_span!("request", request_id = "req-1");
             crate::propagation::attach_own_context(&span, context);
@@ -258,14 +263,7 @@ mod tests {
 
     #[test]
     fn a_line_in_a_request_served_without_a_span_carries_the_requests_trace_context() {
-        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
-        let context = SpanContext::new(
-            TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
-            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-            TraceFlags::SAMPLED,
-            false,
-            TraceState::default(),
-        );
+        let context = known_context();
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let lines = lines(|| {
             runtime.block_on(crate::propagation::within_own_context(context, async {

@@ -310,3 +310,43 @@ impl Auth {
         self.service.stop().await.unwrap();
     }
 }
+
+/// What a child process writes to its pipes, line by line, read as it comes by one
+/// thread per pipe.
+pub struct PipeLines {
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    readers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl PipeLines {
+    /// Starts reading `pipes` (a child's stdout, stderr).
+    pub fn read(pipes: Vec<Box<dyn std::io::Read + Send>>) -> Self {
+        use std::io::BufRead as _;
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let readers = pipes
+            .into_iter()
+            .map(|pipe| {
+                let lines = lines.clone();
+                std::thread::spawn(move || {
+                    for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                        lines.lock().unwrap().push(line);
+                    }
+                })
+            })
+            .collect();
+        Self { lines, readers }
+    }
+
+    /// The lines read so far.
+    pub fn so_far(&self) -> Vec<String> {
+        self.lines.lock().unwrap().clone()
+    }
+
+    /// Every line, once the pipes have closed (the child has exited).
+    pub fn all(self) -> Vec<String> {
+        for reader in self.readers {
+            reader.join().unwrap();
+        }
+        std::mem::take(&mut *self.lines.lock().unwrap())
+    }
+}

@@ -1,9 +1,7 @@
 //! The gateway binary at `RUST_LOG=warn` without an exporter, where it serves requests
 //! without a request span: traces still continue, and warn lines still name them.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -43,16 +41,7 @@ async fn at_warn_level_a_request_keeps_its_trace_without_a_span_and_its_warn_lin
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let stdout = child.stdout.take().unwrap();
-    let reader = {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        })
-    };
+    let lines = test_support::PipeLines::read(vec![Box::new(child.stdout.take().unwrap())]);
     let gateway = Gateway(child);
     let http = reqwest::Client::new();
     let url = |path: &str| format!("http://{free}{path}");
@@ -86,8 +75,7 @@ async fn at_warn_level_a_request_keeps_its_trace_without_a_span_and_its_warn_lin
 
     // SIGKILL: the lines were written when logged, and none is needed after it.
     drop(gateway);
-    reader.join().unwrap();
-    let lines = std::mem::take(&mut *lines.lock().unwrap());
+    let lines = lines.all();
     let warns: Vec<Value> = lines
         .iter()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

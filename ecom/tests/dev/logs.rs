@@ -1,9 +1,7 @@
 //! The log lines of a real run: JSON, correlated with traces and requests, and free of
 //! secrets.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -68,29 +66,18 @@ fn json_logs_carry_trace_span_and_request_ids_and_never_a_password_or_token() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let readers: Vec<_> = [
-        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+    let lines = test_support::PipeLines::read(vec![
+        Box::new(child.stdout.take().unwrap()),
         Box::new(child.stderr.take().unwrap()),
-    ]
-    .into_iter()
-    .map(|pipe| {
-        let lines = lines.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(line);
-            }
-        })
-    })
-    .collect();
+    ]);
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !lines.lock().unwrap().iter().any(|l| l.contains("Ctrl-C stops it")) {
+    while !lines.so_far().iter().any(|l| l.contains("Ctrl-C stops it")) {
         assert!(Instant::now() < deadline, "ecom dev never became ready");
         std::thread::sleep(Duration::from_millis(20));
     }
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let gateway = crate::listener_urls(lines.lock().unwrap().iter().map(String::as_str))
+    let gateway = crate::listener_urls(lines.so_far().iter().map(String::as_str))
         .into_iter()
         .find_map(|(name, url)| (name == "gateway").then_some(url))
         .expect("the banner names the gateway");
@@ -98,10 +85,7 @@ fn json_logs_carry_trace_span_and_request_ids_and_never_a_password_or_token() {
 
     assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
     assert!(child.wait().unwrap().success());
-    for reader in readers {
-        reader.join().unwrap();
-    }
-    let lines = lines.lock().unwrap();
+    let lines = lines.all();
 
     let json: Vec<Value> =
         lines.iter().filter(|l| l.starts_with('{')).map(|l| serde_json::from_str(l).unwrap()).collect();
