@@ -19,8 +19,8 @@ use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
 use crate::AppState;
 use crate::error::Cause;
-use crate::retry::{self, Schedule};
 use crate::templates::Templates;
+use common::retry::{self, Schedule};
 
 /// How handling an event failed, which decides whether it is retried.
 pub use crate::error::Failure as HandleError;

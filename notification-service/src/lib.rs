@@ -3,7 +3,6 @@
 pub mod error;
 pub mod events;
 pub mod mailer;
-pub mod retry;
 pub mod routes;
 pub mod settings;
 pub mod smtp;

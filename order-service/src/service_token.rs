@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use common::auth::ClientCredentials;
 use common::client::ResilientClient;
+use common::retry::Schedule;
 use reqwest::Method;
 use secrecy::ExposeSecret as _;
 use serde::Deserialize;
@@ -237,8 +238,9 @@ impl ServiceToken {
 
 /// How long the worker waits after `failed_attempts` renewals failed in a row.
 fn retry_renewal_after(failed_attempts: u32) -> Duration {
-    let doublings = failed_attempts.saturating_sub(1).min(16);
-    (RETRY_RENEWAL_AFTER * 2u32.pow(doublings)).min(MAX_RETRY_RENEWAL_AFTER)
+    Schedule::unbounded(RETRY_RENEWAL_AFTER, MAX_RETRY_RENEWAL_AFTER)
+        .delay(failed_attempts)
+        .unwrap_or(MAX_RETRY_RENEWAL_AFTER)
 }
 
 #[cfg(test)]

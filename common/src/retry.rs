@@ -1,4 +1,5 @@
-//! Retrying with a schedule: the one way this service retries anything.
+//! Retrying with a schedule: a doubling wait up to a cap, bounded or not, and a loop that
+//! retries until success, an error not worth retrying, or shutdown.
 
 use std::time::Duration;
 
