@@ -27,8 +27,9 @@ use crate::upstream::{SendError, Upstream, UpstreamBody};
 /// How many [`HOP_BY_HOP`] names there are.
 const HOP_BY_HOP_COUNT: usize = 8;
 
-/// Headers that describe one connection, not the message (RFC 9110 §7.6.1).
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1). A static,
+/// not a constant: a constant would be built and dropped at each use.
+static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     header::PROXY_AUTHENTICATE,

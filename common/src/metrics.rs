@@ -100,7 +100,11 @@ type RedKey = (&'static str, &'static str, u16);
 /// Series already registered, so that a request costs a map lookup rather than building
 /// and hashing four labels twice in the recorder. As bounded as the series themselves:
 /// routes are route templates (or [`UNMATCHED_ROUTE`]) and methods are [`method_label`]s.
-static RED_SERIES: OnceLock<RwLock<HashMap<RedKey, HashMap<String, RedSeries>>>> = OnceLock::new();
+/// Keys are hashed with foldhash, not SipHash: they are our own labels, never a
+/// client's, so nothing is gained from a keyed hash.
+static RED_SERIES: OnceLock<RwLock<SeriesMap<RedKey, SeriesMap<String, RedSeries>>>> = OnceLock::new();
+
+type SeriesMap<K, V> = HashMap<K, V, foldhash::fast::FixedState>;
 
 /// Records one served request in the RED series.
 pub(crate) fn record_request(service: &'static str, method: &Method, route: &str, status: u16, seconds: f64) {
