@@ -13,12 +13,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum::Router;
 use common::health::Health;
-use common::listener::ConnectionThreads;
+use common::listener::{App, ConnectionThreads};
 use common::server::{self, Apps, Listeners};
 use http::{HeaderValue, Method, header};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+use tower::Layer as _;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use settings::Settings;
@@ -33,7 +34,7 @@ pub const DEFAULT_METRICS_PORT: u16 = 9080;
 /// budget, every answer with the security headers, and no `/metrics` (that is on the
 /// metrics listener, [`ops_router`]). It is ready once it holds auth-service's signing
 /// keys (fetched on demand).
-pub fn router(state: AppState, settings: &Settings) -> Router {
+pub fn router(state: AppState, settings: &Settings) -> impl App {
     let health = health(&state);
     let mut routes = routes::routes(state.clone());
     if let Some(cors) = cors(&settings.cors_origins) {
@@ -41,7 +42,7 @@ pub fn router(state: AppState, settings: &Settings) -> Router {
     }
     // The gateway opens no span under the request's: it forwards the request's context.
     let config = server::StackConfig { leaf_request_span: true, ..server::stack_config(SERVICE, &settings.server) };
-    server::edge_stack(routes, health, config, edge::RateLimitLayer(state)).layer(edge::SecurityHeadersLayer)
+    edge::SecurityHeadersLayer.layer(server::edge_stack(routes, health, config, edge::RateLimitLayer(state)))
 }
 
 /// `/metrics` and `/health/*`, for the metrics listener (`ECOM_METRICS_BIND_ADDR`).

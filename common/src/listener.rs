@@ -30,9 +30,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
 use axum::body::Body;
-use axum::extract::ConnectInfo;
+use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
@@ -51,9 +50,9 @@ use crate::settings::{ConnectionLimits, ServerSettings};
 /// Serves `app` on `listener` until `shutdown` fires, then stops accepting and gives
 /// in-flight requests up to the shutdown grace to finish. Each connection is served on
 /// the next of `threads`, or on the caller's runtime when it has none.
-pub async fn serve(
+pub async fn serve<A: App>(
     listener: TcpListener,
-    app: Router,
+    app: A,
     shutdown: CancellationToken,
     settings: &ServerSettings,
     threads: &ConnectionThreads,
@@ -263,14 +262,14 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve_std(self, stream: std::net::TcpStream, app: Router, slot: OwnedSemaphorePermit) {
+    async fn serve_std<A: App>(self, stream: std::net::TcpStream, app: A, slot: OwnedSemaphorePermit) {
         match TcpStream::from_std(stream) {
             Ok(stream) => self.serve(stream, app, slot).await,
             Err(err) => tracing::debug!(peer = %self.peer, error = %err, "cannot serve a handed-over connection"),
         }
     }
 
-    async fn serve(mut self, stream: TcpStream, app: Router, _slot: OwnedSemaphorePermit) {
+    async fn serve<A: App>(mut self, stream: TcpStream, app: A, _slot: OwnedSemaphorePermit) {
         let clock = Arc::new(Clock::new(self.limits, self.accepted));
         let io = TokioIo::new(ClockedIo { inner: stream, clock: clock.clone() });
         let service = ConnectionService { app, peer: self.peer, clock: clock.clone() };
@@ -523,15 +522,31 @@ impl AsyncWrite for ClockedIo {
     }
 }
 
-/// The router, seen by hyper for one connection: knows the peer and the clock.
+/// What a listener serves: a router, or a stack of layers around one that need no router
+/// of their own outside them (the gateway's).
+pub trait App:
+    tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> + Clone + Send + Sync + 'static
+{
+}
+
+impl<S> App for S where
+    S: tower::Service<Request, Response = Response, Error = Infallible, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The app, seen by hyper for one connection: knows the peer and the clock.
 #[derive(Clone)]
-struct ConnectionService {
-    app: Router,
+struct ConnectionService<A> {
+    app: A,
     peer: SocketAddr,
     clock: Arc<Clock>,
 }
 
-impl hyper::service::Service<http::Request<Incoming>> for ConnectionService {
+impl<A: App> hyper::service::Service<http::Request<Incoming>> for ConnectionService<A> {
     type Response = Response;
     type Error = Infallible;
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;

@@ -2,25 +2,28 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use futures::FutureExt as _;
 use http::{Method, StatusCode};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TraceContextExt as _;
 use tower::layer::util::Identity;
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
 use tracing::{Instrument, Span, field};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::health::Health;
 use crate::http::MAX_BODY_BYTES;
-use crate::listener::ConnectionThreads;
+use crate::listener::{App, ConnectionThreads};
 use crate::metrics::{RecordRouteLayer, RouteSlot, UNMATCHED_ROUTE, record_request};
 use crate::problem::Problem;
 use crate::propagation;
@@ -63,14 +66,15 @@ pub fn ops_stack(health: Health, config: StackConfig) -> Router {
 /// A public edge: `routes` and `/health/*` (never `/metrics`) in the standard stack, with
 /// `edge` applied around the router (every path, the 404 fallback too) inside the
 /// standard layers, so what it answers carries a request id and is counted. It runs
-/// before the routing: a request's `MatchedPath` is not known to it yet.
-pub fn edge_stack<E>(routes: Router, health: Health, config: StackConfig, edge: E) -> Router
+/// before the routing: a request's `MatchedPath` is not known to it yet. The stack is
+/// served as it is, with no router around it.
+pub fn edge_stack<E>(routes: Router, health: Health, config: StackConfig, edge: E) -> impl App
 where
     E: Layer<Router>,
     E::Service: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
     <E::Service as Service<Request>>::Future: Send + 'static,
 {
-    layered(routes.merge(health.routes()), config, edge)
+    standard_layers(routes.merge(health.routes()), config, edge)
 }
 
 /// Serves `app` on `listener` until `shutdown` fires, then drains (see
@@ -123,16 +127,16 @@ impl Listeners {
 /// What [`Listeners`] serve: `api` on the API listener, `ops` (only `/metrics` and
 /// `/health/*`) on the metrics listener.
 #[derive(Debug, Clone)]
-pub struct Apps {
-    pub api: Router,
+pub struct Apps<A = Router> {
+    pub api: A,
     pub ops: Router,
 }
 
 /// Serves `apps` on `listeners` until `shutdown` fires, then drains both; the API
 /// listener's connections on `threads` (the metrics listener's on the caller's runtime).
-pub async fn serve_apart(
+pub async fn serve_apart<A: App>(
     listeners: Listeners,
-    apps: Apps,
+    apps: Apps<A>,
     shutdown: CancellationToken,
     settings: &ServerSettings,
     threads: &ConnectionThreads,
@@ -173,10 +177,20 @@ fn ops_routes(health: Health, service: &'static str) -> Router {
     )
 }
 
-/// The standard layers around the whole router, once: applied with `Router::layer` they
-/// would wrap every route on its own, and each request would pass through a boxed
-/// service, its future and a clone of it for every layer.
+/// The standard layers around the whole router, once, in a router of their own: applied
+/// with `Router::layer` they would wrap every route on its own, and each request would
+/// pass through a boxed service, its future and a clone of it for every layer.
 fn layered<E>(routes: Router, config: StackConfig, edge: E) -> Router
+where
+    E: Layer<Router>,
+    E::Service: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
+    <E::Service as Service<Request>>::Future: Send + 'static,
+{
+    Router::new().fallback_service(standard_layers(routes, config, edge))
+}
+
+/// The standard layers, outermost first, around `edge` around `routes`.
+fn standard_layers<E>(routes: Router, config: StackConfig, edge: E) -> impl App
 where
     E: Layer<Router>,
     E::Service: Service<Request, Response = Response, Error = Infallible> + Clone + Send + Sync + 'static,
@@ -185,27 +199,63 @@ where
     // Installed before the first request so that request is counted too.
     crate::metrics::handle();
     let routes = routes.route_layer(RecordRouteLayer).fallback(crate::problem::not_found_fallback);
-    let stack = ServiceBuilder::new()
-        .layer(CatchPanicLayer::custom(|_| {
-            tracing::error!("handler panicked");
-            Problem::internal().into_response()
-        }))
-        .layer(middleware::from_fn_with_state(config, standard))
+    ServiceBuilder::new()
+        .layer(StandardLayer(config))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(crate::body_timeout::ReadBodyInTimeLayer(config.body_read_timeout))
         .layer(edge)
-        .service(routes);
-    Router::new().fallback_service(stack)
+        .service(routes)
 }
 
-/// The request id, then the request span, RED series and returned `traceparent`, then
-/// the request timeout: one layer rather than three, since every layer costs each request
-/// a boxed future and a clone of the service below it.
-async fn standard(State(config): State<StackConfig>, req: Request, next: Next) -> Response {
-    crate::request_id::with_request_id(req, |req| {
-        observe(config, req, |req| within(config.request_timeout, next.run(req)))
-    })
-    .await
+/// Layer: the request id, then the request span, RED series and returned `traceparent`,
+/// then the request timeout. One layer rather than three, and a plain service rather
+/// than a `from_fn` middleware: a request pays one boxed future for the three, and
+/// neither a boxed copy of the stack below nor a boxed future of it.
+#[derive(Debug, Clone, Copy)]
+struct StandardLayer(StackConfig);
+
+impl<S> Layer<S> for StandardLayer {
+    type Service = Standard<S>;
+
+    fn layer(&self, inner: S) -> Standard<S> {
+        Standard { config: self.0, inner }
+    }
+}
+
+/// The service of [`StandardLayer`].
+#[derive(Debug, Clone)]
+struct Standard<S> {
+    config: StackConfig,
+    inner: S,
+}
+
+impl<S> Service<Request> for Standard<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The service that was polled ready serves this request; a clone waits for the next.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let config = self.config;
+        Box::pin(async move {
+            let answer = crate::request_id::with_request_id(req, |req| {
+                observe(config, req, |req| {
+                    within(config.request_timeout, unless_panicked(async move { inner.call(req).await }))
+                })
+            });
+            Ok(answer.await)
+        })
+    }
 }
 
 /// The request span, the RED series and the returned `traceparent`, around `inner`.
@@ -335,10 +385,23 @@ impl Answered {
     }
 }
 
+/// `answer`, or an opaque 500 problem if it panics: inside the request's span and
+/// series, so the 500 is counted, logged and answered with the request's id.
+async fn unless_panicked(answer: impl Future<Output = Result<Response, Infallible>>) -> Result<Response, Infallible> {
+    match AssertUnwindSafe(answer).catch_unwind().await {
+        Ok(answer) => answer,
+        Err(_) => {
+            tracing::error!("handler panicked");
+            Ok(Problem::internal().into_response())
+        }
+    }
+}
+
 /// `answer`, or a 503 once it has taken longer than `limit`.
-async fn within(limit: Duration, answer: impl Future<Output = Response>) -> Response {
+async fn within(limit: Duration, answer: impl Future<Output = Result<Response, Infallible>>) -> Response {
     match tokio::time::timeout(limit, answer).await {
-        Ok(response) => response,
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
         Err(_) => {
             Problem::unavailable(format!("the request took longer than {} ms", limit.as_millis()), 1).into_response()
         }

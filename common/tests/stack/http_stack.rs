@@ -125,12 +125,21 @@ async fn bodies_are_checked_for_type_syntax_fields_and_size() {
 }
 
 #[tokio::test]
-async fn a_panicking_handler_answers_an_opaque_500_problem() {
+async fn a_panicking_handler_answers_an_opaque_500_problem_with_its_request_id_and_is_counted() {
     let service = start(Arc::new(AtomicBool::new(true))).await;
-    let response = client().get(service.url("/boom")).send().await.unwrap();
+    let response = client().get(service.url("/boom")).header("x-request-id", "boom-1").send().await.unwrap();
     assert_eq!(response.status(), 500);
+    assert_eq!(response.headers()["x-request-id"], "boom-1");
     let body = problem(response).await;
     assert!(!body.to_string().contains("handler bug"));
+    let text = client().get(service.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    assert!(
+        text.lines().any(|l| l.starts_with("http_server_requests_total")
+            && l.contains("route=\"/boom\"")
+            && l.contains("status=\"500\"")
+            && l.contains("service=\"test-service\"")),
+        "no 500 series for /boom in:\n{text}"
+    );
     service.stop().await.unwrap();
 }
 
