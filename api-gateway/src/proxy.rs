@@ -137,10 +137,15 @@ async fn read_small_body(req: Request) -> Result<(Request, bool), ApiError> {
     if req.body().is_end_stream() || announced_length(req.headers()).is_none_or(|length| length > WHOLE_BODY_BYTES) {
         return Ok((req, false));
     }
+    // Boxed: most requests have no body, and would otherwise carry room for reading one.
+    Ok((Box::pin(read_whole_body(req)).await?, true))
+}
+
+async fn read_whole_body(req: Request) -> Result<Request, ApiError> {
     let (parts, body) = req.into_parts();
     // A body that stalls is ended by the body read timeout, whose layer answers 408.
     let whole = body.collect().await.map_err(|_| ApiError::BrokenBody)?.to_bytes();
-    Ok((Request::from_parts(parts, Body::from(whole)), true))
+    Ok(Request::from_parts(parts, Body::from(whole)))
 }
 
 /// The request as the upstream gets it: its target in origin form, hop-by-hop headers

@@ -150,20 +150,33 @@ impl Pool {
     async fn send_on_kept(
         &self,
         kept: Option<Connection>,
-        request: Request<Body>,
+        mut request: Request<Body>,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        let request = match kept {
-            Some(connection) => match self.send_on(connection, request).await {
-                Ok(answer) => return Ok(answer),
-                Err(mut failed) => match failed.take_message() {
-                    Some(unsent) => unsent,
-                    None => return Err(SendError::Http(failed.into_error())),
-                },
-            },
-            None => request,
+        // One place that sends, awaited in a loop, rather than one for each connection:
+        // each await of it would keep room for its future in every request's.
+        let mut fresh = kept.is_none();
+        let mut connection = match kept {
+            Some(connection) => connection,
+            None => self.connect_boxed().await?,
         };
-        let connection = self.connect().await?;
-        self.send_on(connection, request).await.map_err(|err| SendError::Http(err.into_error()))
+        loop {
+            let mut failed = match self.send_on(connection, request).await {
+                Ok(answer) => return Ok(answer),
+                Err(failed) => failed,
+            };
+            match failed.take_message() {
+                Some(unsent) if !fresh => request = unsent,
+                _ => return Err(SendError::Http(failed.into_error())),
+            }
+            connection = self.connect_boxed().await?;
+            fresh = true;
+        }
+    }
+
+    /// [`Self::connect`], boxed: connecting is rare, and its future would otherwise make
+    /// every request's larger, and moved as a whole.
+    async fn connect_boxed(&self) -> Result<Connection, SendError> {
+        Box::pin(self.connect()).await
     }
 
     /// Sends `request` on `connection`, driving it until the answer's head arrives.

@@ -335,6 +335,19 @@ impl Verifier {
         let now = unix_now();
         // A remembered token must not outlive a key set that is due for a refetch: the
         // refetch is what drops a withdrawn key (and empties the cache).
+        if !self.keys_are_stale()
+            && let Some(identity) = self.inner.cache.get(token, now)
+        {
+            return Ok(identity);
+        }
+        // Boxed: the future of a verification that may fetch the key set is large, and
+        // every request would otherwise carry its room, and move it, for nothing.
+        Box::pin(self.verify_anew(token, now)).await
+    }
+
+    /// [`Self::verify`] past the remembered tokens: refetches a stale key set, then checks
+    /// the token.
+    async fn verify_anew(&self, token: &str, now: u64) -> Result<Identity, AuthError> {
         if self.keys_are_stale() {
             self.refresh_for_unknown_kid().await;
         }

@@ -13,6 +13,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use futures::FutureExt as _;
+use futures::future::{Either, ready};
 use http::{Method, StatusCode};
 use opentelemetry::trace::SpanContext;
 use opentelemetry::trace::TraceContextExt as _;
@@ -249,9 +250,7 @@ where
         let config = self.config;
         Box::pin(async move {
             let answer = crate::request_id::with_request_id(req, |req| {
-                observe(config, req, |req| {
-                    within(config.request_timeout, unless_panicked(async move { inner.call(req).await }))
-                })
+                observe(config, req, |req| within(config.request_timeout, unless_panicked(&mut inner, req)))
             });
             Ok(answer.await)
         })
@@ -385,27 +384,39 @@ impl Answered {
     }
 }
 
-/// `answer`, or an opaque 500 problem if it panics: inside the request's span and
-/// series, so the 500 is counted, logged and answered with the request's id.
-async fn unless_panicked(answer: impl Future<Output = Result<Response, Infallible>>) -> Result<Response, Infallible> {
-    match AssertUnwindSafe(answer).catch_unwind().await {
-        Ok(answer) => answer,
-        Err(_) => {
-            tracing::error!("handler panicked");
-            Ok(Problem::internal().into_response())
-        }
+/// What `inner` answers `req`, or an opaque 500 problem if it panics: inside the request's
+/// span and series, so the 500 is counted, logged and answered with the request's id.
+///
+/// This and [`within`] are combinators, not `async fn`s: an `async fn` keeps room for the
+/// future it is given and for the one it awaits, so each would double the request's
+/// future, and every move of it.
+fn unless_panicked<S>(inner: &mut S, req: Request) -> impl Future<Output = Response> + use<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    let answered = |answer: Result<Result<Response, Infallible>, _>| match answer {
+        Ok(Ok(response)) => response,
+        Ok(Err(never)) => match never {},
+        Err(_) => panicked(),
+    };
+    match std::panic::catch_unwind(AssertUnwindSafe(|| inner.call(req))) {
+        Ok(answer) => Either::Left(AssertUnwindSafe(answer).catch_unwind().map(answered)),
+        Err(_) => Either::Right(ready(panicked())),
     }
 }
 
+fn panicked() -> Response {
+    tracing::error!("handler panicked");
+    Problem::internal().into_response()
+}
+
 /// `answer`, or a 503 once it has taken longer than `limit`.
-async fn within(limit: Duration, answer: impl Future<Output = Result<Response, Infallible>>) -> Response {
-    match tokio::time::timeout(limit, answer).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(never)) => match never {},
-        Err(_) => {
+fn within(limit: Duration, answer: impl Future<Output = Response>) -> impl Future<Output = Response> {
+    tokio::time::timeout(limit, answer).map(move |answer| {
+        answer.unwrap_or_else(|_| {
             Problem::unavailable(format!("the request took longer than {} ms", limit.as_millis()), 1).into_response()
-        }
-    }
+        })
+    })
 }
 
 fn truncated(text: &str, max: usize) -> &str {
