@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod problem;
 pub mod propagation;
 pub mod request_id;
+mod request_scope;
 pub mod retry;
 pub mod runtime;
 pub mod server;

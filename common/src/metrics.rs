@@ -56,17 +56,6 @@ pub async fn render() -> Response {
     response
 }
 
-/// Where the inner [`record_route`] layer leaves the matched route for the
-/// outer observing middleware (which runs before routing and cannot see it).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RouteSlot(pub(crate) std::sync::Arc<OnceLock<MatchedPath>>);
-
-impl RouteSlot {
-    pub(crate) fn route(&self) -> Option<MatchedPath> {
-        self.0.get().cloned()
-    }
-}
-
 /// The label of a request method: one of RFC 9110's methods and PATCH (RFC 5789), or
 /// `_OTHER` (as OpenTelemetry's semantic conventions say), so that a client inventing
 /// methods cannot invent series.
@@ -134,7 +123,8 @@ pub(crate) fn record_request(service: &'static str, method: &Method, route: &str
     registry.write().unwrap_or_else(PoisonError::into_inner).entry(key).or_default().insert(route.to_owned(), series);
 }
 
-/// Route layer: tells the observing middleware which route matched. A plain service
+/// Route layer: tells the observing layer, through the request's scope, which route
+/// matched. A plain service
 /// rather than a `from_fn` middleware, so a request pays no boxed future for it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecordRouteLayer;
@@ -161,8 +151,8 @@ impl<S: tower::Service<Request>> tower::Service<Request> for RecordRoute<S> {
     }
 
     fn call(&mut self, req: Request) -> S::Future {
-        if let (Some(slot), Some(path)) = (req.extensions().get::<RouteSlot>(), req.extensions().get::<MatchedPath>()) {
-            let _ = slot.0.set(path.clone());
+        if let Some(path) = req.extensions().get::<MatchedPath>() {
+            crate::request_scope::set_route(path);
         }
         self.0.call(req)
     }

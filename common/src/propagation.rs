@@ -209,24 +209,19 @@ pub(crate) fn own_context<'a>(span: &SpanRef<'a, impl LookupSpan<'a>>) -> Option
     span.extensions().get::<OwnContext>().map(|own| own.0.clone())
 }
 
-tokio::task_local! {
-    /// The trace context of a request served without a request span (see
-    /// [`within_own_context`]).
-    static SCOPED: SpanContext;
-}
-
 /// Runs `work` with `context` as its trace context, for a request whose span nobody
 /// would record (no exporter, and a log level above info): [`inject_http`],
 /// [`current_as_map`] and the JSON log lines read it as they read a span's own context,
 /// and the request pays for no span in the registry, nor for entering and leaving one on
 /// every poll.
+#[cfg(test)]
 pub(crate) async fn within_own_context<F: Future>(context: SpanContext, work: F) -> F::Output {
-    SCOPED.scope(context, work).await
+    crate::request_scope::RequestScope::new(None, Some(context)).run(work).await
 }
 
-/// The trace context set by [`within_own_context`] for the task polling now, if any.
+/// The trace context of the request the calling task serves without a span, if any.
 pub(crate) fn scoped_context() -> Option<SpanContext> {
-    SCOPED.try_with(SpanContext::clone).ok()
+    crate::request_scope::context()
 }
 
 /// The current trace context: the one a request was given without a span, or the

@@ -5,16 +5,10 @@ use std::cell::Cell;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::Request;
-use axum::middleware::Next;
-use axum::response::Response;
 use http::HeaderValue;
 use http::header::HeaderName;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-tokio::task_local! {
-    static CURRENT: RequestId;
-}
 
 /// The id of the request being served.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +31,7 @@ impl RequestId {
 
     /// The id of the request this task is serving, if any.
     pub fn current() -> Option<String> {
-        CURRENT.try_with(|id| id.0.clone()).ok()
-    }
-
-    /// Runs `fut` with `id` as the current request id (for workers that act on behalf of a request).
-    pub async fn scope<F: Future>(id: RequestId, fut: F) -> F::Output {
-        CURRENT.scope(id, fut).await
+        crate::request_scope::request_id().map(|id| id.0)
     }
 }
 
@@ -71,29 +60,14 @@ fn splitmix64(state: &Cell<u64>) -> u64 {
     z ^ (z >> 31)
 }
 
-/// Middleware: settles the request id before anything else runs.
-pub async fn request_id(req: Request, next: Next) -> Response {
-    with_request_id(req, |req| next.run(req)).await
-}
-
-/// What [`request_id`] does, around `inner` rather than the next layer: the id goes into
-/// the request's headers and extensions, is current while `inner` runs, and goes on the
-/// answer.
-pub async fn with_request_id<F, Fut>(mut req: Request, inner: F) -> Response
-where
-    F: FnOnce(Request) -> Fut,
-    Fut: Future<Output = Response>,
-{
+/// The request's id: a sane one it carries, else a new one. It goes into the request's
+/// headers (for whoever it is passed on to) and comes back as a header value for the
+/// answer; `None` for an id that cannot be a header value.
+pub(crate) fn settle(req: &mut Request) -> Option<(RequestId, HeaderValue)> {
     let id = RequestId::sanitize(req.headers().get(&X_REQUEST_ID)).unwrap_or_else(RequestId::generate);
-    if let Ok(value) = HeaderValue::from_str(&id.0) {
-        req.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
-        req.extensions_mut().insert(id.clone());
-        let mut response = CURRENT.scope(id, inner(req)).await;
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-        response
-    } else {
-        inner(req).await
-    }
+    let value = HeaderValue::from_str(&id.0).ok()?;
+    req.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
+    Some((id, value))
 }
 
 #[cfg(test)]

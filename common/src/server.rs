@@ -25,10 +25,11 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 use crate::health::Health;
 use crate::http::MAX_BODY_BYTES;
 use crate::listener::{App, ConnectionThreads};
-use crate::metrics::{RecordRouteLayer, RouteSlot, UNMATCHED_ROUTE, record_request};
+use crate::metrics::{RecordRouteLayer, UNMATCHED_ROUTE, record_request};
 use crate::problem::Problem;
 use crate::propagation;
-use crate::request_id::RequestId;
+use crate::request_id::{RequestId, X_REQUEST_ID};
+use crate::request_scope::RequestScope;
 use crate::settings::ServerSettings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -249,20 +250,19 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let config = self.config;
         Box::pin(async move {
-            let answer = crate::request_id::with_request_id(req, |req| {
-                observe(config, req, |req| within(config.request_timeout, unless_panicked(&mut inner, req)))
-            });
-            Ok(answer.await)
+            Ok(observe(config, req, |req| within(config.request_timeout, unless_panicked(&mut inner, req))).await)
         })
     }
 }
 
-/// The request span, the RED series and the returned `traceparent`, around `inner`.
+/// The request id, the request span, the RED series and the returned `traceparent`,
+/// around `inner`; all of it inside the request's scope.
 async fn observe<F, Fut>(config: StackConfig, mut req: Request, inner: F) -> Response
 where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
+    let (id, id_header) = crate::request_id::settle(&mut req).unzip();
     let path = req.uri().path();
     let answered = Answered {
         service: config.service,
@@ -272,45 +272,40 @@ where
     };
     let own_context = (config.leaf_request_span && !crate::telemetry::exporting())
         .then(|| propagation::own_context_for_http(req.headers()));
-    let slot = RouteSlot::default();
-    req.extensions_mut().insert(slot.clone());
     // Without an exporter and info lines, nothing would read a leaf request's span: its
-    // trace context alone is kept, for the task.
-    let carrier = match &own_context {
-        Some(context) if !crate::telemetry::request_spans_recorded() => Carrier::Task(context.clone()),
-        context => Carrier::Span(request_span(&config, &req, context.clone())),
+    // trace context alone is kept, in the request's scope.
+    let span = match &own_context {
+        Some(_) if !crate::telemetry::request_spans_recorded() => None,
+        context => Some(request_span(&config, &req, id.as_ref(), context.clone())),
     };
+    let scope = RequestScope::new(id, own_context.clone().filter(|_| span.is_none()));
 
     let answer = async move {
         let mut response = inner(req).await;
-        answered.record(slot.route(), response.status());
+        answered.record(crate::request_scope::route(), response.status());
         match &own_context {
             Some(context) => propagation::write_context(response.headers_mut(), context),
             None => propagation::inject_http(response.headers_mut()),
         }
         response
     };
-    match carrier {
-        Carrier::Span(span) => answer.instrument(span).await,
-        Carrier::Task(context) => propagation::within_own_context(context, answer).await,
+    let mut response = match span {
+        Some(span) => scope.run(answer.instrument(span)).await,
+        None => scope.run(answer).await,
+    };
+    if let Some(value) = id_header {
+        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
     }
-}
-
-/// What carries a request's trace context while it is served.
-enum Carrier {
-    /// Its span.
-    Span(Span),
-    /// Its task, with no span (see [`StackConfig::leaf_request_span`]).
-    Task(SpanContext),
+    response
 }
 
 /// The span of `req`, a child of the trace context it carries, or carrying `own_context`
 /// (a leaf span without an exporter: see [`StackConfig`]).
-fn request_span(config: &StackConfig, req: &Request, own_context: Option<SpanContext>) -> Span {
+fn request_span(config: &StackConfig, req: &Request, id: Option<&RequestId>, own_context: Option<SpanContext>) -> Span {
     let method = req.method();
     let method_label = crate::metrics::method_label(method);
     let path = req.uri().path();
-    let request_id = req.extensions().get::<RequestId>().map_or("", |id| id.0.as_str());
+    let request_id = id.map_or("", |id| id.0.as_str());
     macro_rules! request_span {
         ($target:expr) => {
             tracing::info_span!(

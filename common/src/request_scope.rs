@@ -1,0 +1,56 @@
+//! What the task serving a request knows of it while it is served: its id, its trace
+//! context when it has no span, and the route that matched. One task-local for the
+//! three: each task-local costs every poll of the request's future a swap in and out,
+//! and a request's extensions cost an allocation and a hash for each value put in them.
+
+use std::cell::OnceCell;
+
+use axum::extract::MatchedPath;
+use opentelemetry::trace::SpanContext;
+
+use crate::request_id::RequestId;
+
+tokio::task_local! {
+    static REQUEST: RequestScope;
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct RequestScope {
+    id: Option<RequestId>,
+    /// Set for a request served without a span (see `StackConfig::leaf_request_span`).
+    context: Option<SpanContext>,
+    /// Set by the route layer once the router has matched the request.
+    route: OnceCell<MatchedPath>,
+}
+
+impl RequestScope {
+    pub(crate) fn new(id: Option<RequestId>, context: Option<SpanContext>) -> Self {
+        Self { id, context, route: OnceCell::new() }
+    }
+
+    /// Runs `work` in this scope.
+    pub(crate) async fn run<F: Future>(self, work: F) -> F::Output {
+        REQUEST.scope(self, work).await
+    }
+}
+
+/// The id of the request the calling task is serving.
+pub(crate) fn request_id() -> Option<RequestId> {
+    REQUEST.try_with(|scope| scope.id.clone()).ok().flatten()
+}
+
+/// The trace context of the request the calling task is serving without a span.
+pub(crate) fn context() -> Option<SpanContext> {
+    REQUEST.try_with(|scope| scope.context.clone()).ok().flatten()
+}
+
+/// Notes the route that matched the request the calling task is serving.
+pub(crate) fn set_route(route: &MatchedPath) {
+    let _ = REQUEST.try_with(|scope| scope.route.set(route.clone()));
+}
+
+/// The route that matched the request the calling task is serving, once it has.
+pub(crate) fn route() -> Option<MatchedPath> {
+    REQUEST.try_with(|scope| scope.route.get().cloned()).ok().flatten()
+}
