@@ -40,27 +40,46 @@ static HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
     header::UPGRADE,
 ];
 
+/// Where `name` is in [`HOP_BY_HOP`]. Told by its text: a name's length rules out all
+/// but one or two of them at once, where comparing header names would compare each.
+fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
+    Some(match name.as_str() {
+        "connection" => 0,
+        "keep-alive" => 1,
+        "proxy-authenticate" => 2,
+        "proxy-authorization" => 3,
+        "te" => 4,
+        "trailer" => 5,
+        "transfer-encoding" => 6,
+        "upgrade" => 7,
+        _ => return None,
+    })
+}
+
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none, or only `Connection`: one pass over their few names finds
     // those present, and only those are looked up again to be removed.
     let mut present = [false; HOP_BY_HOP_COUNT];
     for name in headers.keys() {
-        if let Some(at) = HOP_BY_HOP.iter().position(|hop| hop == name) {
+        if let Some(at) = hop_by_hop_index(name) {
             present[at] = true;
         }
     }
     if !present.contains(&true) {
         return;
     }
-    // Names `Connection` adds to the standard ones (rare): collected before removing.
+    // Names `Connection` adds to the standard ones (rare): collected before removing. Its
+    // usual options, `keep-alive` and `close`, are told by their text, with no header
+    // name made of them.
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .filter(|name| !HOP_BY_HOP.contains(name))
+        .map(str::trim)
+        .filter(|option| !is_standard_connection_option(option))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect();
     for (hop, _) in HOP_BY_HOP.iter().zip(present).filter(|(_, present)| *present) {
         headers.remove(hop);
@@ -68,6 +87,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in &named {
         headers.remove(name);
     }
+}
+
+/// `close`, or a name the standard hop-by-hop list removes anyway, in any case.
+fn is_standard_connection_option(option: &str) -> bool {
+    option.eq_ignore_ascii_case("close") || HOP_BY_HOP.iter().any(|hop| option.eq_ignore_ascii_case(hop.as_str()))
 }
 
 /// The address a request came from (the peer, or the last `X-Forwarded-For`
@@ -457,6 +481,16 @@ mod tests {
     }
 
     #[test]
+    fn each_hop_by_hop_name_is_told_by_its_text_and_no_other_name_is() {
+        for (at, name) in HOP_BY_HOP.iter().enumerate() {
+            assert_eq!(hop_by_hop_index(name), Some(at), "{name}");
+        }
+        for name in [header::CONTENT_TYPE, header::HOST, HeaderName::from_static("x-upgrade"), header::TRAILER] {
+            assert_eq!(hop_by_hop_index(&name).is_some(), HOP_BY_HOP.contains(&name), "{name}");
+        }
+    }
+
+    #[test]
     fn the_upstream_learns_the_client_address_after_any_proxy_before_it_and_never_the_host() {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, HeaderValue::from_static("shop.example"));
@@ -512,5 +546,12 @@ mod tests {
         strip_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key(header::AUTHORIZATION));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Keep-Alive, Close, X-Custom-Hop"));
+        headers.insert("x-custom-hop", HeaderValue::from_static("1"));
+        headers.insert(header::ACCEPT, HeaderValue::from_static("*/*"));
+        strip_hop_by_hop(&mut headers);
+        assert_eq!(headers.keys().collect::<Vec<_>>(), [header::ACCEPT]);
     }
 }

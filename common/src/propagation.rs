@@ -182,6 +182,16 @@ struct OwnContext(SpanContext);
 /// span builder, attributes and sampling it does for every span.
 pub(crate) fn own_context_for_http(headers: &HeaderMap) -> SpanContext {
     let ids = RandomIdGenerator::default();
+    // Most requests from outside carry no trace context: no parsing for them.
+    if !headers.contains_key(&TRACEPARENT_HEADER) {
+        return SpanContext::new(
+            ids.new_trace_id(),
+            ids.new_span_id(),
+            TraceFlags::SAMPLED,
+            false,
+            TraceState::default(),
+        );
+    }
     let parent = extract_http(headers);
     let parent = parent.span();
     let parent = parent.span_context();
