@@ -167,7 +167,12 @@ pub fn extract_http(headers: &HeaderMap) -> Context {
 /// Writes the current span's `traceparent` into outgoing headers, and its `tracestate`
 /// (or none: one that came in and was dropped as out of bounds is not passed on).
 pub fn inject_http(headers: &mut HeaderMap) {
-    write_context(headers, &current_context());
+    let scoped = crate::request_scope::with_context(|context, traceparent| {
+        write_context_as(headers, context, traceparent.cloned());
+    });
+    if scoped.is_none() {
+        write_context(headers, &current_context());
+    }
 }
 
 /// A span's trace context kept in the span itself rather than in an OpenTelemetry span
@@ -254,12 +259,21 @@ static TRACESTATE_HEADER: HeaderName = HeaderName::from_static(TRACESTATE);
 /// parsing (which every proxied request paid twice); an empty `tracestate` is removed
 /// rather than sent empty.
 pub(crate) fn write_context(headers: &mut HeaderMap, context: &SpanContext) {
+    write_context_as(headers, context, traceparent_value(context));
+}
+
+/// `context` as a `traceparent` value; `None` for an invalid context.
+pub(crate) fn traceparent_value(context: &SpanContext) -> Option<HeaderValue> {
     if !context.is_valid() {
-        return;
+        return None;
     }
-    if let Ok(value) = HeaderValue::from_bytes(&traceparent(context)) {
-        headers.insert(&TRACEPARENT_HEADER, value);
-    }
+    HeaderValue::from_bytes(&traceparent(context)).ok()
+}
+
+/// [`write_context`] with the `traceparent` value made already.
+fn write_context_as(headers: &mut HeaderMap, context: &SpanContext, traceparent: Option<HeaderValue>) {
+    let Some(value) = traceparent else { return };
+    headers.insert(&TRACEPARENT_HEADER, value);
     // The common case, no state, without building its (empty) text.
     if *context.trace_state() == TraceState::default() {
         headers.remove(&TRACESTATE_HEADER);

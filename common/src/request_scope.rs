@@ -6,6 +6,7 @@
 use std::cell::OnceCell;
 
 use axum::extract::MatchedPath;
+use http::HeaderValue;
 use opentelemetry::trace::SpanContext;
 
 use crate::request_id::RequestId;
@@ -20,13 +21,16 @@ pub(crate) struct RequestScope {
     id: Option<RequestId>,
     /// Set for a request served without a span (see `StackConfig::leaf_request_span`).
     context: Option<SpanContext>,
+    /// `context` as a `traceparent` value, made once: the request passes it on to the
+    /// service it calls and returns it to its caller.
+    traceparent: OnceCell<Option<HeaderValue>>,
     /// Set by the route layer once the router has matched the request.
     route: OnceCell<MatchedPath>,
 }
 
 impl RequestScope {
     pub(crate) fn new(id: Option<RequestId>, context: Option<SpanContext>) -> Self {
-        Self { id, context, route: OnceCell::new() }
+        Self { id, context, traceparent: OnceCell::new(), route: OnceCell::new() }
     }
 
     /// Runs `work` in this scope.
@@ -43,6 +47,17 @@ pub(crate) fn request_id() -> Option<RequestId> {
 /// The trace context of the request the calling task is serving without a span.
 pub(crate) fn context() -> Option<SpanContext> {
     REQUEST.try_with(|scope| scope.context.clone()).ok().flatten()
+}
+
+/// `f` of the trace context of the request the calling task is serving without a span,
+/// and of its `traceparent` value.
+pub(crate) fn with_context<R>(f: impl FnOnce(&SpanContext, Option<&HeaderValue>) -> R) -> Option<R> {
+    let scoped = REQUEST.try_with(|scope| {
+        let context = scope.context.as_ref()?;
+        let traceparent = scope.traceparent.get_or_init(|| crate::propagation::traceparent_value(context));
+        Some(f(context, traceparent.as_ref()))
+    });
+    scoped.ok().flatten()
 }
 
 /// Notes the route that matched the request the calling task is serving.

@@ -278,15 +278,13 @@ where
         Some(_) if !crate::telemetry::request_spans_recorded() => None,
         context => Some(request_span(&config, &req, id.as_ref(), context.clone())),
     };
-    let scope = RequestScope::new(id, own_context.clone().filter(|_| span.is_none()));
+    let scope = RequestScope::new(id, own_context.filter(|_| span.is_none()));
 
     let answer = async move {
         let mut response = inner(req).await;
         answered.record(crate::request_scope::route(), response.status());
-        match &own_context {
-            Some(context) => propagation::write_context(response.headers_mut(), context),
-            None => propagation::inject_http(response.headers_mut()),
-        }
+        // The request's own context, or its span's: what its span or scope carries.
+        propagation::inject_http(response.headers_mut());
         response
     };
     let mut response = match span {
