@@ -332,6 +332,12 @@ impl Verifier {
     ///
     /// A token that verified is remembered until its `exp` (see [`TokenCache`]).
     pub async fn verify(&self, token: &str) -> Result<Identity, AuthError> {
+        self.verify_shared(token).await.map(Arc::unwrap_or_clone)
+    }
+
+    /// [`Self::verify`], the identity shared with the remembered token rather than copied
+    /// out of it: for a caller that only reads it (the gateway, on every request).
+    pub async fn verify_shared(&self, token: &str) -> Result<Arc<Identity>, AuthError> {
         let now = unix_now();
         // A remembered token must not outlive a key set that is due for a refetch: the
         // refetch is what drops a withdrawn key (and empties the cache).
@@ -347,7 +353,7 @@ impl Verifier {
 
     /// [`Self::verify`] past the remembered tokens: refetches a stale key set, then checks
     /// the token.
-    async fn verify_anew(&self, token: &str, now: u64) -> Result<Identity, AuthError> {
+    async fn verify_anew(&self, token: &str, now: u64) -> Result<Arc<Identity>, AuthError> {
         if self.keys_are_stale() {
             self.refresh_for_unknown_kid().await;
         }
@@ -355,7 +361,7 @@ impl Verifier {
             return Ok(identity);
         }
         let claims: Claims = self.decode(token, &[self.inner.expectations.audience.as_str()]).await?;
-        let identity = Identity::of(&claims.registered.sub, &claims.email, claims.name, claims.roles)?;
+        let identity = Arc::new(Identity::of(&claims.registered.sub, &claims.email, claims.name, claims.roles)?);
         self.inner.cache.insert(token, &identity, claims.registered.exp, now);
         Ok(identity)
     }
@@ -433,13 +439,13 @@ struct TokenCache {
 }
 
 struct Verified {
-    identity: Identity,
+    identity: Arc<Identity>,
     exp: u64,
 }
 
 impl TokenCache {
     /// The identity of `token` if it verified before and has not expired at `now`.
-    fn get(&self, token: &str, now: u64) -> Option<Identity> {
+    fn get(&self, token: &str, now: u64) -> Option<Arc<Identity>> {
         let mut entries = self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let verified = entries.get(token)?;
         if now < verified.exp {
@@ -451,7 +457,7 @@ impl TokenCache {
 
     /// Remembers a token that just verified. When full, expired entries go first, and
     /// if none has expired everything goes (at most one re-verification per token).
-    fn insert(&self, token: &str, identity: &Identity, exp: u64, now: u64) {
+    fn insert(&self, token: &str, identity: &Arc<Identity>, exp: u64, now: u64) {
         if token.len() > MAX_CACHED_TOKEN_BYTES || exp <= now {
             return;
         }
@@ -832,13 +838,13 @@ mod tests {
         jsonwebtoken::encode(&header, &claims, &key).unwrap()
     }
 
-    fn identity() -> Identity {
-        Identity {
+    fn identity() -> Arc<Identity> {
+        Arc::new(Identity {
             user_id: uuid::Uuid::now_v7().into(),
             email: contracts::Email::parse("c@example.com").unwrap(),
             name: None,
             roles: vec![],
-        }
+        })
     }
 
     #[tokio::test]

@@ -4,6 +4,8 @@
 
 mod docs;
 
+use std::sync::Arc;
+
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::response::Response;
@@ -90,10 +92,10 @@ async fn gate(state: &AppState, service: Service, access: Access, mut req: Reque
 }
 
 /// The caller named by the request's bearer token, and the request.
-async fn authenticate(state: &AppState, req: Request) -> Result<(Identity, Request), ApiError> {
+async fn authenticate(state: &AppState, req: Request) -> Result<(Arc<Identity>, Request), ApiError> {
     let (parts, body) = req.into_parts();
     let token = bearer_token(&parts)?;
-    let identity = state.verifier.verify(token).await.map_err(|err| {
+    let identity = state.verifier.verify_shared(token).await.map_err(|err| {
         tracing::debug!(error = %err, "token refused");
         ApiError::from(err)
     })?;
