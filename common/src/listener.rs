@@ -24,15 +24,16 @@ use std::cell::Cell;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+use std::pin::{Pin, pin};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request};
 use axum::response::Response;
+use futures::task::AtomicWaker;
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -279,36 +280,109 @@ impl Connection {
         builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
+        let signals = Arc::new(Signals::default());
+        let signal_waker = Waker::from(signals.clone());
         let mut draining = false;
+        let mut pressure_open = true;
         loop {
             let deadline = clock.arm();
-            tokio::select! {
-                result = connection.as_mut() => {
+            let mut deadline_passed = pin!(sleep_until(deadline));
+            let mut clock_changed = pin!(clock.changed.notified());
+            let mut pressure = pin!(self.pressure.changed());
+            let mut cancelled = pin!(self.shutdown.cancelled());
+            // Each round polls its new signals once, to register them.
+            signals.woken.store(true, AtomicOrdering::Release);
+            let event = std::future::poll_fn(|cx| {
+                if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Ended(result));
+                }
+                signals.task.register(cx.waker());
+                if !signals.woken.swap(false, AtomicOrdering::AcqRel) {
+                    return Poll::Pending;
+                }
+                let cx = &mut Context::from_waker(&signal_waker);
+                if deadline_passed.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::DeadlinePassed);
+                }
+                if clock_changed.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::ClockChanged);
+                }
+                if !draining
+                    && pressure_open
+                    && let Poll::Ready(changed) = pressure.as_mut().poll(cx)
+                {
+                    return Poll::Ready(Event::Pressure { open: changed.is_ok() });
+                }
+                if !draining && cancelled.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Shutdown);
+                }
+                Poll::Pending
+            })
+            .await;
+            match event {
+                Event::Ended(result) => {
                     if let Err(err) = result {
                         tracing::debug!(peer = %self.peer, error = %err, "connection ended with an error");
                     }
                     return;
                 }
-                () = sleep_until(deadline) => {
+                Event::DeadlinePassed => {
                     if clock.deadline().is_some_and(|deadline| deadline <= Instant::now()) {
                         tracing::debug!(peer = %self.peer, phase = clock.phase_name(), "closing a connection past its deadline");
                         return;
                     }
                 }
-                () = clock.changed.notified() => {}
-                Ok(()) = self.pressure.changed(), if !draining => {
-                    if clock.is_stale() {
+                Event::ClockChanged => {}
+                Event::Pressure { open } => {
+                    pressure_open = open;
+                    if open && clock.is_stale() {
                         tracing::debug!(peer = %self.peer, phase = clock.phase_name(), "closing a connection to make room");
                         return;
                     }
                 }
-                () = self.shutdown.cancelled(), if !draining => {
+                Event::Shutdown => {
                     // Finishes the request in flight, if any, then closes.
                     connection.as_mut().graceful_shutdown();
                     draining = true;
                 }
             }
         }
+    }
+}
+
+/// What ends a round of a connection's loop.
+enum Event {
+    /// The connection is done.
+    Ended(Result<(), hyper::Error>),
+    /// The timer of its phase's deadline fired (maybe early: see [`ClockState::armed`]).
+    DeadlinePassed,
+    /// Its deadline moved sooner than its timer.
+    ClockChanged,
+    /// The listener is at its cap (`open`), or has stopped watching it.
+    Pressure {
+        open: bool,
+    },
+    Shutdown,
+}
+
+/// The waker a connection's signals (its timer, its clock, the listener's pressure and
+/// shutdown) are polled with: it notes that one of them woke the task. The task is woken
+/// about four times a request by its own I/O, and then polls only its connection, not
+/// the four signals as well.
+#[derive(Default)]
+struct Signals {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for Signals {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, AtomicOrdering::Release);
+        self.task.wake();
     }
 }
 
