@@ -621,9 +621,10 @@ struct ConnectionService<A> {
 }
 
 impl<A: App> hyper::service::Service<http::Request<Incoming>> for ConnectionService<A> {
-    type Response = Response;
+    // Not boxed again into a `Body`: hyper takes any body.
+    type Response = http::Response<InFlightBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
     fn call(&self, mut req: http::Request<Incoming>) -> Self::Future {
         let in_flight = InFlight::start(self.clock.clone());
@@ -631,7 +632,7 @@ impl<A: App> hyper::service::Service<http::Request<Incoming>> for ConnectionServ
         let app = self.app.clone();
         Box::pin(async move {
             let response = app.oneshot(req.map(Body::new)).await?;
-            Ok(response.map(|body| Body::new(InFlightBody { body, _in_flight: in_flight })))
+            Ok(response.map(|body| InFlightBody { body, _in_flight: in_flight }))
         })
     }
 }
