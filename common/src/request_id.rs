@@ -10,28 +10,39 @@ use http::header::HeaderName;
 
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The id of the request being served.
+/// The id of the request being served, kept as the header value it travels in: it is
+/// read as text far less often than it is sent.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(pub String);
+pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// Accepts a client's id if it is 1-128 characters of `A-Z a-z 0-9 - _ . :`.
     pub fn sanitize(raw: Option<&HeaderValue>) -> Option<Self> {
-        let value = raw?.to_str().ok()?;
-        let sane = !value.is_empty()
-            && value.len() <= 128
-            && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
-        sane.then(|| Self(value.to_owned()))
+        let value = raw?;
+        let bytes = value.as_bytes();
+        let sane = !bytes.is_empty()
+            && bytes.len() <= 128
+            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'));
+        sane.then(|| Self(value.clone()))
     }
 
     /// A fresh UUIDv7.
     pub fn generate() -> Self {
-        Self(uuid_v7().to_string())
+        let mut text = [0; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid_v7().hyphenated().encode_lower(&mut text);
+        // A UUID's text is always a header value: the fallback is never taken.
+        Self(HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static("0")))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only ever made of visible ASCII (see `sanitize` and `generate`).
+        self.0.to_str().unwrap_or_default()
     }
 
     /// The id of the request this task is serving, if any.
     pub fn current() -> Option<String> {
-        crate::request_scope::request_id().map(|id| id.0)
+        crate::request_scope::request_id().map(|id| id.as_str().to_owned())
     }
 }
 
@@ -60,14 +71,20 @@ fn splitmix64(state: &Cell<u64>) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The request's id: a sane one it carries, else a new one. It goes into the request's
-/// headers (for whoever it is passed on to) and comes back as a header value for the
-/// answer; `None` for an id that cannot be a header value.
-pub(crate) fn settle(req: &mut Request) -> Option<(RequestId, HeaderValue)> {
-    let id = RequestId::sanitize(req.headers().get(&X_REQUEST_ID)).unwrap_or_else(RequestId::generate);
-    let value = HeaderValue::from_str(&id.0).ok()?;
-    req.headers_mut().insert(X_REQUEST_ID.clone(), value.clone());
-    Some((id, value))
+/// The request's id: a sane one it carries, else a new one, which then goes into its
+/// headers too (for whoever it is passed on to).
+pub(crate) fn settle(req: &mut Request) -> RequestId {
+    if let Some(id) = RequestId::sanitize(req.headers().get(&X_REQUEST_ID)) {
+        return id;
+    }
+    let id = RequestId::generate();
+    req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
+    id
+}
+
+/// The id as the header value of the answer.
+pub(crate) fn header_value(id: &RequestId) -> HeaderValue {
+    id.0.clone()
 }
 
 #[cfg(test)]
@@ -77,13 +94,14 @@ mod tests {
     #[test]
     fn a_sane_client_id_is_kept() {
         let value = HeaderValue::from_static("abc-123_x.y:z");
-        assert_eq!(RequestId::sanitize(Some(&value)), Some(RequestId("abc-123_x.y:z".into())));
+        assert_eq!(RequestId::sanitize(Some(&value)).unwrap().as_str(), "abc-123_x.y:z");
     }
 
     #[test]
     fn generated_ids_are_distinct_uuid_v7s_of_the_current_millisecond() {
         let before = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
-        let ids: std::collections::HashSet<String> = (0..10_000).map(|_| RequestId::generate().0).collect();
+        let ids: std::collections::HashSet<String> =
+            (0..10_000).map(|_| RequestId::generate().as_str().to_owned()).collect();
         let after = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
         assert_eq!(ids.len(), 10_000);
         for id in ids.iter().take(100) {

@@ -262,7 +262,7 @@ where
     F: FnOnce(Request) -> Fut,
     Fut: Future<Output = Response>,
 {
-    let (id, id_header) = crate::request_id::settle(&mut req).unzip();
+    let id = crate::request_id::settle(&mut req);
     let path = req.uri().path();
     let answered = Answered {
         service: config.service,
@@ -276,9 +276,10 @@ where
     // trace context alone is kept, in the request's scope.
     let span = match &own_context {
         Some(_) if !crate::telemetry::request_spans_recorded() => None,
-        context => Some(request_span(&config, &req, id.as_ref(), context.clone())),
+        context => Some(request_span(&config, &req, &id, context.clone())),
     };
-    let scope = RequestScope::new(id, own_context.filter(|_| span.is_none()));
+    let id_header = crate::request_id::header_value(&id);
+    let scope = RequestScope::new(Some(id), own_context.filter(|_| span.is_none()));
 
     let answer = async move {
         let mut response = inner(req).await;
@@ -291,19 +292,17 @@ where
         Some(span) => scope.run(answer.instrument(span)).await,
         None => scope.run(answer).await,
     };
-    if let Some(value) = id_header {
-        response.headers_mut().insert(X_REQUEST_ID.clone(), value);
-    }
+    response.headers_mut().insert(X_REQUEST_ID.clone(), id_header);
     response
 }
 
 /// The span of `req`, a child of the trace context it carries, or carrying `own_context`
 /// (a leaf span without an exporter: see [`StackConfig`]).
-fn request_span(config: &StackConfig, req: &Request, id: Option<&RequestId>, own_context: Option<SpanContext>) -> Span {
+fn request_span(config: &StackConfig, req: &Request, id: &RequestId, own_context: Option<SpanContext>) -> Span {
     let method = req.method();
     let method_label = crate::metrics::method_label(method);
     let path = req.uri().path();
-    let request_id = id.map_or("", |id| id.0.as_str());
+    let request_id = id.as_str();
     macro_rules! request_span {
         ($target:expr) => {
             tracing::info_span!(
