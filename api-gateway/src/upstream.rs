@@ -22,7 +22,7 @@ use http::header::HeaderValue;
 use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use hyper::body::{Body as HttpBody, Frame, Incoming, SizeHint};
-use hyper::client::conn::{TrySendError, http1};
+use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use url::Url;
@@ -146,22 +146,37 @@ impl Pool {
     }
 
     /// Sends `request` on `kept`, or on a new connection when there is none or `kept`
-    /// turns out closed before the request was written.
+    /// turns out closed before the request was written; drives the connection until the
+    /// answer's head arrives.
     async fn send_on_kept(
         &self,
         kept: Option<Connection>,
         mut request: Request<Body>,
     ) -> Result<Response<UpstreamBody>, SendError> {
-        // One place that sends, awaited in a loop, rather than one for each connection:
-        // each await of it would keep room for its future in every request's.
+        // One loop, no nested `async fn`s: each would keep room for its own copy of the
+        // request and the connection in every request's future.
         let mut fresh = kept.is_none();
         let mut connection = match kept {
             Some(connection) => connection,
             None => self.connect_boxed().await?,
         };
         loop {
-            let mut failed = match self.send_on(connection, request).await {
-                Ok(answer) => return Ok(answer),
+            let mut answer = std::pin::pin!(connection.sender.try_send_request(request));
+            let head = std::future::poll_fn(|cx| {
+                connection.drive(cx);
+                answer.as_mut().poll(cx)
+            })
+            .await;
+            let mut failed = match head {
+                Ok(head) => {
+                    let pool = self.clone();
+                    return Ok(head.map(|body| UpstreamBody {
+                        body,
+                        ended: false,
+                        connection: Some(connection),
+                        pool,
+                    }));
+                }
                 Err(failed) => failed,
             };
             match failed.take_message() {
@@ -177,21 +192,6 @@ impl Pool {
     /// every request's larger, and moved as a whole.
     async fn connect_boxed(&self) -> Result<Connection, SendError> {
         Box::pin(self.connect()).await
-    }
-
-    /// Sends `request` on `connection`, driving it until the answer's head arrives.
-    async fn send_on(
-        &self,
-        mut connection: Connection,
-        request: Request<Body>,
-    ) -> Result<Response<UpstreamBody>, TrySendError<Request<Body>>> {
-        let mut answer = std::pin::pin!(connection.sender.try_send_request(request));
-        let head = std::future::poll_fn(|cx| {
-            connection.drive(cx);
-            answer.as_mut().poll(cx)
-        })
-        .await?;
-        Ok(head.map(|body| UpstreamBody { body, ended: false, connection: Some(connection), pool: self.clone() }))
     }
 
     /// The idle list of the calling thread.
