@@ -16,7 +16,7 @@ use axum::response::Response;
 use common::breaker::{Outcome, Permit};
 use common::http::MAX_BODY_BYTES;
 use http::StatusCode;
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::header::{self, Entry, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::{Body as HttpBody, Frame};
 
@@ -192,18 +192,27 @@ fn upstream_request(
     Ok((http::Request::from_parts(parts, Body::new(body)), sent))
 }
 
-/// Hop-by-hop headers and `Host` removed; `X-Forwarded-For` (appended to),
-/// `X-Forwarded-Proto` and the trace context set.
+/// Hop-by-hop headers removed; `X-Forwarded-For` (appended to), `X-Forwarded-Proto` and
+/// the trace context set. (`Host` is the upstream's own, set by its pool.)
 fn forwarding_headers(headers: &mut HeaderMap, client: Option<IpAddr>) {
     strip_hop_by_hop(headers);
-    headers.remove(header::HOST);
     if let Some(ip) = client {
-        let value = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            Some(previous) => HeaderValue::from_str(&format!("{previous}, {ip}")),
-            None => ip_header_value(ip),
-        };
-        if let Ok(value) = value {
-            headers.insert(&X_FORWARDED_FOR, value);
+        // One lookup for reading and writing it.
+        match headers.entry(&X_FORWARDED_FOR) {
+            Entry::Occupied(mut previous) => {
+                let value = match previous.get().to_str() {
+                    Ok(text) => HeaderValue::try_from(format!("{text}, {ip}")),
+                    Err(_) => ip_header_value(ip),
+                };
+                if let Ok(value) = value {
+                    previous.insert(value);
+                }
+            }
+            Entry::Vacant(vacant) => {
+                if let Ok(value) = ip_header_value(ip) {
+                    vacant.insert(value);
+                }
+            }
         }
     }
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static("http"));
@@ -491,14 +500,12 @@ mod tests {
     }
 
     #[test]
-    fn the_upstream_learns_the_client_address_after_any_proxy_before_it_and_never_the_host() {
+    fn the_upstream_learns_the_client_address_after_any_proxy_before_it() {
         let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("shop.example"));
         headers.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.7"));
         forwarding_headers(&mut headers, Some("10.0.0.2".parse().unwrap()));
         assert_eq!(headers[&X_FORWARDED_FOR], "203.0.113.7, 10.0.0.2");
         assert_eq!(headers[&X_FORWARDED_PROTO], "http");
-        assert!(!headers.contains_key(header::HOST));
 
         let mut headers = HeaderMap::new();
         forwarding_headers(&mut headers, Some("10.0.0.2".parse().unwrap()));

@@ -138,9 +138,11 @@ impl Pool {
     /// request was written, hands the request to a new connection: the upstream never
     /// saw it, so sending it again cannot do anything twice.
     pub async fn send(&self, mut request: Request<Body>) -> Result<Response<UpstreamBody>, SendError> {
-        if let Some(host) = &self.0.host_header {
-            request.headers_mut().insert(http::header::HOST, host.clone());
-        }
+        // The upstream's own name, never the client's `Host`.
+        match &self.0.host_header {
+            Some(host) => request.headers_mut().insert(http::header::HOST, host.clone()),
+            None => request.headers_mut().remove(http::header::HOST),
+        };
         let kept = self.checkout().await;
         self.send_on_kept(kept, request).await
     }
@@ -375,6 +377,26 @@ mod tests {
         assert_eq!(host("http://127.0.0.1:8082"), "127.0.0.1:8082");
         assert_eq!(host("http://product-service"), "product-service");
         assert_eq!(host("http://[::1]:8082/svc"), "[::1]:8082");
+    }
+
+    #[tokio::test]
+    async fn the_upstream_hears_its_own_host_never_the_clients() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Url = format!("http://{}", listener.local_addr().unwrap()).parse().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                let host = req.headers().get_all(http::header::HOST).iter().map(|v| v.to_str().unwrap().to_owned());
+                let hosts: Vec<String> = host.collect();
+                Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(hosts.join(",")))))
+            });
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+        });
+        let pool = Pool::new(&url, PoolConfig { connect_timeout: Duration::from_secs(1), threads: 0 });
+        let mut request = get();
+        request.headers_mut().insert(http::header::HOST, HeaderValue::from_static("shop.example"));
+        let body = pool.send(request).await.unwrap().into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(body, url.authority());
     }
 
     #[tokio::test]
