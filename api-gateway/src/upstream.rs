@@ -241,7 +241,8 @@ impl Pool {
             Err(_) => return Err(SendError::Connect(io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))),
         };
         stream.set_nodelay(true).map_err(SendError::Connect)?;
-        let (sender, io) = http1::handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
+        let (sender, io) =
+            http1::Builder::new().writev(false).handshake(TokioIo::new(stream)).await.map_err(SendError::Http)?;
         Ok(Connection { sender, io: Some(Box::pin(io)) })
     }
 }

@@ -277,7 +277,7 @@ impl Connection {
         let mut builder = http1::Builder::new();
         // The clock bounds the head and the idle wait separately; hyper's header timeout
         // would also cut every kept-alive connection after the header-read time.
-        builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true);
+        builder.timer(TokioTimer::new()).header_read_timeout(None).keep_alive(true).writev(false);
         let connection = builder.serve_connection(io, service);
         tokio::pin!(connection);
         let signals = Arc::new(Signals::default());
