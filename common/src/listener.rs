@@ -285,40 +285,8 @@ impl Connection {
         let mut draining = false;
         let mut pressure_open = true;
         loop {
-            let deadline = clock.arm();
-            let mut deadline_passed = pin!(sleep_until(deadline));
-            let mut clock_changed = pin!(clock.changed.notified());
-            let mut pressure = pin!(self.pressure.changed());
-            let mut cancelled = pin!(self.shutdown.cancelled());
-            // Each round polls its new signals once, to register them.
-            signals.woken.store(true, AtomicOrdering::Release);
-            let event = std::future::poll_fn(|cx| {
-                if let Poll::Ready(result) = connection.as_mut().poll(cx) {
-                    return Poll::Ready(Event::Ended(result));
-                }
-                signals.task.register(cx.waker());
-                if !signals.woken.swap(false, AtomicOrdering::AcqRel) {
-                    return Poll::Pending;
-                }
-                let cx = &mut Context::from_waker(&signal_waker);
-                if deadline_passed.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::DeadlinePassed);
-                }
-                if clock_changed.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::ClockChanged);
-                }
-                if !draining
-                    && pressure_open
-                    && let Poll::Ready(changed) = pressure.as_mut().poll(cx)
-                {
-                    return Poll::Ready(Event::Pressure { open: changed.is_ok() });
-                }
-                if !draining && cancelled.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Shutdown);
-                }
-                Poll::Pending
-            })
-            .await;
+            let watch = Watch { pressure: !draining && pressure_open, shutdown: !draining };
+            let event = self.next_event(connection.as_mut(), &clock, (&signals, &signal_waker), watch).await;
             match event {
                 Event::Ended(result) => {
                     if let Err(err) = result {
@@ -348,6 +316,61 @@ impl Connection {
             }
         }
     }
+}
+
+impl Connection {
+    /// One round of a connection's loop: serves it until it ends or one of its signals
+    /// fires, which this round registers anew.
+    async fn next_event<C>(
+        &mut self,
+        mut connection: Pin<&mut C>,
+        clock: &Clock,
+        (signals, signal_waker): (&Signals, &Waker),
+        watch: Watch,
+    ) -> Event
+    where
+        C: Future<Output = Result<(), hyper::Error>>,
+    {
+        let mut deadline_passed = pin!(sleep_until(clock.arm()));
+        let mut clock_changed = pin!(clock.changed.notified());
+        let mut pressure = pin!(self.pressure.changed());
+        let mut cancelled = pin!(self.shutdown.cancelled());
+        // Each round polls its new signals once, to register them.
+        signals.woken.store(true, AtomicOrdering::Release);
+        std::future::poll_fn(|cx| {
+            if let Poll::Ready(result) = connection.as_mut().poll(cx) {
+                return Poll::Ready(Event::Ended(result));
+            }
+            signals.task.register(cx.waker());
+            if !signals.woken.swap(false, AtomicOrdering::AcqRel) {
+                return Poll::Pending;
+            }
+            let cx = &mut Context::from_waker(signal_waker);
+            if deadline_passed.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::DeadlinePassed);
+            }
+            if clock_changed.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::ClockChanged);
+            }
+            if watch.pressure
+                && let Poll::Ready(changed) = pressure.as_mut().poll(cx)
+            {
+                return Poll::Ready(Event::Pressure { open: changed.is_ok() });
+            }
+            if watch.shutdown && cancelled.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Event::Shutdown);
+            }
+            Poll::Pending
+        })
+        .await
+    }
+}
+
+/// Which of the listener's signals a connection still waits for.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    pressure: bool,
+    shutdown: bool,
 }
 
 /// What ends a round of a connection's loop.

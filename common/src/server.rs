@@ -52,9 +52,9 @@ pub struct StackConfig {
 
 /// Wraps a service's router in the standard stack and adds `/health/*` and `/metrics`.
 ///
-/// Outermost first: panic → 500 problem, request id, span + RED metrics (with the
-/// caller's `traceparent` as parent), request timeout → 503, body limit → 413, body
-/// read timeout → 408, routes; unknown paths answer a 404 problem.
+/// Outermost first: request id, span + RED metrics (with the caller's `traceparent` as
+/// parent), request timeout → 503, panic → 500 problem, body limit → 413, body read
+/// timeout → 408, routes; unknown paths answer a 404 problem.
 pub fn stack(routes: Router, health: Health, config: StackConfig) -> Router {
     layered(routes.merge(ops_routes(health, config.service)), config, Identity::new())
 }
