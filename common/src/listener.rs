@@ -316,9 +316,7 @@ impl Connection {
             }
         }
     }
-}
 
-impl Connection {
     /// One round of a connection's loop: serves it until it ends or one of its signals
     /// fires, which this round registers anew.
     async fn next_event<C>(
