@@ -110,7 +110,7 @@ impl JsonLines {
     {
         let leaf = ctx.lookup_current();
         if leaf.is_none()
-            && let Some(scoped) = crate::propagation::scoped_context()
+            && let Some(scoped) = crate::request_scope::context()
         {
             return Some((scoped.trace_id().to_string(), scoped.span_id().to_string()));
         }

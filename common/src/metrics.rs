@@ -124,8 +124,8 @@ pub(crate) fn record_request(service: &'static str, method: &Method, route: &str
 }
 
 /// Route layer: tells the observing layer, through the request's scope, which route
-/// matched. A plain service
-/// rather than a `from_fn` middleware, so a request pays no boxed future for it.
+/// matched. A plain service rather than a `from_fn` middleware, so a request pays no
+/// boxed future for it.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RecordRouteLayer;
 

@@ -234,15 +234,10 @@ pub(crate) async fn within_own_context<F: Future>(context: SpanContext, work: F)
     crate::request_scope::RequestScope::new(None, Some(context)).run(work).await
 }
 
-/// The trace context of the request the calling task serves without a span, if any.
-pub(crate) fn scoped_context() -> Option<SpanContext> {
-    crate::request_scope::context()
-}
-
 /// The current trace context: the one a request was given without a span, or the
 /// current span's own, or its OpenTelemetry span's.
 fn current_context() -> SpanContext {
-    if let Some(context) = scoped_context() {
+    if let Some(context) = crate::request_scope::context() {
         return context;
     }
     let span = tracing::Span::current();
@@ -347,7 +342,7 @@ mod tests {
         let sent = outgoing["traceparent"].to_str().unwrap();
         assert_eq!(&sent[..36], &PARENT[..36], "same trace");
         assert_eq!(&sent[36..52], context.span_id().to_string(), "the request's own span id");
-        assert!(scoped_context().is_none(), "the context ends with the request");
+        assert!(crate::request_scope::context().is_none(), "the context ends with the request");
         let mut after = HeaderMap::new();
         inject_http(&mut after);
         assert!(after.get("traceparent").is_none());

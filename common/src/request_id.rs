@@ -40,6 +40,11 @@ impl RequestId {
         self.0.to_str().unwrap_or_default()
     }
 
+    /// The id as the header value it travels in.
+    pub fn header_value(&self) -> HeaderValue {
+        self.0.clone()
+    }
+
     /// The id of the request this task is serving, if any.
     pub fn current() -> Option<String> {
         crate::request_scope::request_id().map(|id| id.as_str().to_owned())
@@ -80,11 +85,6 @@ pub(crate) fn settle(req: &mut Request) -> RequestId {
     let id = RequestId::generate();
     req.headers_mut().insert(X_REQUEST_ID.clone(), id.0.clone());
     id
-}
-
-/// The id as the header value of the answer.
-pub(crate) fn header_value(id: &RequestId) -> HeaderValue {
-    id.0.clone()
 }
 
 #[cfg(test)]

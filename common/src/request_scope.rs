@@ -16,7 +16,7 @@ tokio::task_local! {
 }
 
 /// See the module documentation.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct RequestScope {
     id: Option<RequestId>,
     /// Set for a request served without a span (see `StackConfig::leaf_request_span`).

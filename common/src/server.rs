@@ -278,7 +278,7 @@ where
         Some(_) if !crate::telemetry::request_spans_recorded() => None,
         context => Some(request_span(&config, &req, &id, context.clone())),
     };
-    let id_header = crate::request_id::header_value(&id);
+    let id_header = id.header_value();
     let scope = RequestScope::new(Some(id), own_context.filter(|_| span.is_none()));
 
     let answer = async move {
